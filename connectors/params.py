@@ -1,0 +1,54 @@
+"""The YAML keys of a metric, one pydantic model per source.
+
+Each source declares what its `metric:` block accepts in `connectors/<source>/params.py`
+(pydantic only: no HTTP, so the OKR model can load it cheaply). The OKR model in
+`pipelines/okrs.py` builds its metric union from these models through the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Aggregate = Literal["sum", "latest", "mean", "mean_7d", "min", "max"]
+
+
+class MetricParams(BaseModel):
+    """Base class of a source's metric keys; `source` is the discriminator."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    aggregate: Aggregate | None = None
+
+    # The aggregate a KR gets when its YAML names none.
+    default_aggregate: ClassVar[str] = "sum"
+
+    def query_params(self) -> dict[str, Any]:
+        """The keys that decide what is fetched (not how it is aggregated)."""
+        return self.model_dump(exclude={"source", "aggregate"}, exclude_defaults=True)
+
+    def ratio_parts(self) -> tuple[MetricParams, MetricParams] | None:
+        """For a metric that is itself a ratio (Jira's `resolved_within`): numerator, denominator."""
+        return None
+
+    def metric_key(self, *, timezone: str = "UTC", quarter: str = "", kr_id: str = "") -> str:
+        """A stable, readable id of the daily series this metric yields.
+
+        KRs that share a query share a key, so the query is fetched once per run.
+        """
+        parts = []
+        for name, value in sorted(self.query_params().items()):
+            if isinstance(value, list | tuple):
+                text = ",".join(
+                    v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in value
+                )
+            elif isinstance(value, dict):
+                text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            else:
+                text = str(value)
+            parts.append(f"{name}={text}")
+        key = f"{self.source}:" + ";".join(parts)
+        return key if timezone == "UTC" else f"{key}@{timezone}"
