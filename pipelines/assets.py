@@ -1,0 +1,174 @@
+"""Dagster assets: one observation asset per source, then `kr_scores` and `objective_scores`.
+
+Every asset is daily-partitioned with a single-run backfill policy and works on
+`context.partition_time_window`, so one run covers a day, the nightly trailing
+window, or a whole quarter. Asset bodies are thin: the work lives in
+`pipelines.observations` and `pipelines.compute`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from connectors.registry import Source
+from pipelines.compute import compute_kr_scores, compute_objective_scores
+from pipelines.observations import collect_source
+from pipelines.partitions import daily_partitions
+
+FETCH_CHECK = "fetched_without_errors"
+
+
+def window_days(context: AssetExecutionContext) -> tuple[date, date]:
+    """The first and last day (inclusive) of the run's partition window."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+def observation_asset_key(source: str) -> AssetKey:
+    return AssetKey(["observations", source])
+
+
+def build_observation_asset(source: Source) -> AssetsDefinition:
+    """The asset that fetches one source's series for the window and stores them."""
+    key = observation_asset_key(source.name)
+
+    @asset(
+        key=key,
+        group_name=source.name,
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        required_resource_keys={"okr_definitions", "warehouse", f"{source.name}_source"},
+        check_specs=[
+            AssetCheckSpec(
+                FETCH_CHECK,
+                asset=key,
+                description=f"Every {source.name} series the KRs need was fetched.",
+            )
+        ],
+        description=f"Daily series from {source.name} for every KR that uses it "
+        "(table metric_observations).",
+        kinds={"python"},
+    )
+    def _observations(context: AssetExecutionContext):
+        start, end = window_days(context)
+        resource = getattr(context.resources, f"{source.name}_source")
+        connector_class = source.connector_class()
+        settings = resource.settings()
+        skip_reason = connector_class.missing_settings(settings)
+        connector = None if skip_reason else connector_class.from_settings(settings)
+        result = collect_source(
+            source.name,
+            connector,
+            skip_reason,
+            context.resources.okr_definitions.load(),
+            start,
+            end,
+            context.resources.warehouse.open(),
+            context.run_id,
+            progress=context.log.info,
+        )
+        for metric_key, reason in result.failures.items():
+            context.log.error(f"{source.name}: {metric_key}: {reason}")
+        yield MaterializeResult(
+            metadata={
+                "window": f"{start}..{end}",
+                "series_requested": result.requested,
+                "rows_written": result.rows,
+                "skipped": result.skipped or "",
+                "failed_series": len(result.failures),
+            }
+        )
+        yield AssetCheckResult(
+            check_name=FETCH_CHECK,
+            passed=result.ok,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "skipped": result.skipped or "",
+                "failures": MetadataValue.json(result.failures),
+            },
+        )
+
+    return _observations
+
+
+def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:
+    observation_keys = [observation_asset_key(source.name) for source in sources]
+
+    @asset(
+        key=AssetKey(["okr", "kr_scores"]),
+        group_name="okr",
+        deps=observation_keys,
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        required_resource_keys={"okr_definitions", "warehouse"},
+        description="One row per key result per as-of day (table kr_scores).",
+        kinds={"python"},
+    )
+    def kr_scores(context: AssetExecutionContext) -> MaterializeResult:
+        start, end = window_days(context)
+        result = compute_kr_scores(
+            context.resources.okr_definitions.load(),
+            context.resources.warehouse.open(),
+            start,
+            end,
+            context.run_id,
+            progress=context.log.info,
+        )
+        if result.unscored and not result.quarters:
+            raise Failure("; ".join(result.unscored.values()))
+        for reason in result.unscored.values():
+            context.log.warning(reason)
+        return MaterializeResult(
+            metadata={
+                "window": f"{start}..{end}",
+                "rows_written": result.rows,
+                "quarters": ", ".join(result.quarters),
+                "stale_rows": result.stale,
+                "statuses": MetadataValue.json(result.status_counts),
+                "unscored": MetadataValue.json(result.unscored),
+            }
+        )
+
+    @asset(
+        key=AssetKey(["okr", "objective_scores"]),
+        group_name="okr",
+        deps=[kr_scores],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        required_resource_keys={"okr_definitions", "warehouse"},
+        description="One row per objective per as-of day (table objective_scores).",
+        kinds={"python"},
+    )
+    def objective_scores(context: AssetExecutionContext) -> MaterializeResult:
+        start, end = window_days(context)
+        result = compute_objective_scores(
+            context.resources.okr_definitions.load(),
+            context.resources.warehouse.open(),
+            start,
+            end,
+            context.run_id,
+            progress=context.log.info,
+        )
+        return MaterializeResult(
+            metadata={
+                "window": f"{start}..{end}",
+                "rows_written": result.rows,
+                "quarters": ", ".join(result.quarters),
+            }
+        )
+
+    return [kr_scores, objective_scores]

@@ -1,0 +1,107 @@
+"""Score the days of a window from the stored observations, quarter by quarter.
+
+Called by the `kr_scores` and `objective_scores` assets. Each day is scored with its
+own quarter's definitions, from observations dated that day or earlier only, and
+each quarter's days are replaced in the warehouse in one transaction. Days whose
+quarter has no valid definitions are left alone and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from pipelines.okrs import Definitions
+from pipelines.quarters import Quarter, days_between, quarters_between
+from pipelines.scoring import score_key_results, score_objectives
+from warehouse.store import Warehouse
+
+log = logging.getLogger("okr_metrics")
+
+
+@dataclass
+class ScoreResult:
+    rows: int = 0
+    quarters: list[str] = field(default_factory=list)
+    unscored: dict[str, str] = field(default_factory=dict)  # quarter -> why
+    status_counts: dict[str, int] = field(default_factory=dict)
+    stale: int = 0
+
+
+def _quarter_windows(start: date, end: date) -> list[tuple[Quarter, date, date]]:
+    return [
+        (quarter, max(start, quarter.start), min(end, quarter.end))
+        for quarter in quarters_between(start, end)
+    ]
+
+
+def missing_definitions(definitions: Definitions, quarter: Quarter) -> str:
+    root = definitions.root or "okr_defs"
+    broken = [p for p in definitions.errors if p.path.endswith(f"{quarter}.yaml")]
+    if broken:
+        return f"definitions for {quarter} have errors (run `okr lint`): {broken[0]}"
+    return f"no definitions for {quarter} (expected {root}/{quarter}.yaml)"
+
+
+def compute_kr_scores(
+    definitions: Definitions,
+    warehouse: Warehouse,
+    start: date,
+    end: date,
+    run_id: str,
+    progress: Callable[[str], None] = log.info,
+) -> ScoreResult:
+    result = ScoreResult()
+    for quarter, first, last in _quarter_windows(start, end):
+        okr_file = definitions.for_quarter(quarter)
+        if okr_file is None:
+            result.unscored[str(quarter)] = missing_definitions(definitions, quarter)
+            progress(f"kr_scores: {first}..{last} not scored: {result.unscored[str(quarter)]}")
+            continue
+        _, key_results = okr_file.scoring_inputs()
+        keys = okr_file.series_by_key().keys()
+        # Observations after `last` are never read: no look-ahead.
+        observations = warehouse.read_observations(keys, quarter.start, last)
+        scores = score_key_results(
+            key_results, quarter, observations, days_between(first, last), okr_file.thresholds
+        )
+        result.rows += warehouse.replace_kr_scores(scores, first, last, run_id)
+        result.quarters.append(str(quarter))
+        result.stale += int(scores["stale"].sum())
+        for status, count in scores["status"].value_counts().items():
+            result.status_counts[status] = result.status_counts.get(status, 0) + int(count)
+        progress(f"kr_scores: {quarter} {first}..{last}: {len(scores)} rows")
+    return result
+
+
+def compute_objective_scores(
+    definitions: Definitions,
+    warehouse: Warehouse,
+    start: date,
+    end: date,
+    run_id: str,
+    progress: Callable[[str], None] = log.info,
+) -> ScoreResult:
+    result = ScoreResult()
+    for quarter, first, last in _quarter_windows(start, end):
+        okr_file = definitions.for_quarter(quarter)
+        if okr_file is None:
+            result.unscored[str(quarter)] = missing_definitions(definitions, quarter)
+            continue
+        objectives, key_results = okr_file.scoring_inputs()
+        kr_rows = warehouse.read_kr_scores(first, last, quarter=str(quarter))
+        scores = (
+            score_objectives(objectives, key_results, kr_rows)
+            if not kr_rows.empty
+            else pd.DataFrame()
+        )
+        if scores.empty:
+            continue
+        result.rows += warehouse.replace_objective_scores(scores, first, last, run_id)
+        result.quarters.append(str(quarter))
+        progress(f"objective_scores: {quarter} {first}..{last}: {len(scores)} rows")
+    return result

@@ -1,0 +1,118 @@
+"""Collect one source's daily series for a date window and store them.
+
+Plain Python, called by the source's Dagster observation asset: it works out which
+series the definitions need in the window (each shared query once), asks the
+connector for each over the whole window (one windowed query per metric, never one
+per day), and replaces those days in `metric_observations`. A metric that fails is
+reported and leaves its stored rows alone; the other metrics go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from connectors.base import Connector, SourceError
+from connectors.params import MetricParams
+from pipelines.okrs import Definitions
+from pipelines.quarters import quarters_between
+from warehouse.store import Warehouse
+
+log = logging.getLogger("okr_metrics")
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """One series to fetch: its key, its query, and the days the definitions need."""
+
+    metric_key: str
+    params: MetricParams
+    timezone: str
+    start: date
+    end: date
+
+
+@dataclass
+class CollectResult:
+    source: str
+    requested: int = 0
+    rows: int = 0
+    skipped: str | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.skipped is None
+
+
+def series_requests(
+    definitions: Definitions, source: str, start: date, end: date
+) -> list[SeriesRequest]:
+    """The series of `source` that the quarters touching start..end need, each once."""
+    windows: dict[str, SeriesRequest] = {}
+    for quarter in quarters_between(start, end):
+        okr_file = definitions.for_quarter(quarter)
+        if okr_file is None:
+            continue
+        first, last = max(start, quarter.start), min(end, quarter.end)
+        for metric_key, params in okr_file.series_by_key().items():
+            if params.source != source:
+                continue
+            known = windows.get(metric_key)
+            if known is not None:
+                first, last = min(first, known.start), max(last, known.end)
+            windows[metric_key] = SeriesRequest(metric_key, params, okr_file.timezone, first, last)
+    return sorted(windows.values(), key=lambda request: request.metric_key)
+
+
+def collect_source(
+    source: str,
+    connector: Connector | None,
+    skip_reason: str | None,
+    definitions: Definitions,
+    start: date,
+    end: date,
+    warehouse: Warehouse,
+    run_id: str,
+    progress: Callable[[str], None] = log.info,
+) -> CollectResult:
+    requests = series_requests(definitions, source, start, end)
+    result = CollectResult(source, requested=len(requests))
+    if not requests:
+        progress(f"{source}: no key result uses this source from {start} to {end}")
+        return result
+    if connector is None:
+        result.skipped = skip_reason or "not configured"
+        progress(
+            f"{source}: skipped ({result.skipped}); its {len(requests)} series keep their "
+            "stored values and their KRs are flagged stale"
+        )
+        return result
+    for index, request in enumerate(requests, start=1):
+        began = time.monotonic()
+        try:
+            series = connector.daily_series(
+                request.params, request.start, request.end, request.timezone
+            )
+        except SourceError as error:
+            result.failures[request.metric_key] = error.reason
+            progress(f"{source} [{index}/{len(requests)}] {request.metric_key}: FAILED: {error.reason}")
+            continue
+        frame = pd.DataFrame(
+            {"metric_key": request.metric_key, "date": series["date"], "value": series["value"]}
+        )
+        frame = frame[(frame["date"] >= request.start) & (frame["date"] <= request.end)]
+        written = warehouse.replace_observations(
+            source, frame, [request.metric_key], request.start, request.end, run_id
+        )
+        result.rows += written
+        progress(
+            f"{source} [{index}/{len(requests)}] {request.metric_key}: {written} days "
+            f"{request.start}..{request.end} in {time.monotonic() - began:.1f}s"
+        )
+    return result

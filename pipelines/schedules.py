@@ -1,0 +1,64 @@
+"""The nightly schedule: at 02:00 UTC, yesterday plus a trailing window for late data."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+
+from dagster import (
+    JobDefinition,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from pipelines.partitions import FIRST_DAY
+
+DEFAULT_TRAILING_DAYS = 3
+
+
+def trailing_days() -> int:
+    """How many days each nightly run re-pulls, ending yesterday (`OKR_TRAILING_DAYS`)."""
+    raw = os.environ.get("OKR_TRAILING_DAYS", str(DEFAULT_TRAILING_DAYS))
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"OKR_TRAILING_DAYS must be a whole number of days, got {raw!r}") from None
+    if days < 1:
+        raise ValueError(f"OKR_TRAILING_DAYS must be at least 1, got {days}")
+    return days
+
+
+def nightly_window(as_of: date, days: int) -> tuple[date, date]:
+    """The days a nightly run for `as_of` covers: `days` days ending on `as_of`."""
+    first = max(as_of - timedelta(days=days - 1), date.fromisoformat(FIRST_DAY))
+    return first, as_of
+
+
+def partition_range_tags(start: date, end: date) -> dict[str, str]:
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+    }
+
+
+def build_nightly_schedule(job: JobDefinition) -> ScheduleDefinition:
+    @schedule(
+        name="nightly",
+        job=job,
+        cron_schedule="0 2 * * *",
+        execution_timezone="UTC",
+        description="Scores yesterday at 02:00 UTC and re-pulls the trailing days "
+        "(OKR_TRAILING_DAYS, default 3) for late and revised data.",
+    )
+    def nightly(context: ScheduleEvaluationContext) -> RunRequest:
+        yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
+        start, end = nightly_window(yesterday, trailing_days())
+        return RunRequest(run_key=f"nightly-{end}", tags=partition_range_tags(start, end))
+
+    return nightly
