@@ -8,6 +8,7 @@ window, or a whole quarter. Asset bodies are thin: the work lives in
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 
 from dagster import (
@@ -30,6 +31,18 @@ from pipelines.observations import collect_source
 from pipelines.partitions import daily_partitions
 
 FETCH_CHECK = "fetched_without_errors"
+
+progress_log = logging.getLogger("okr_metrics")
+
+
+def _progress(context: AssetExecutionContext):
+    """Report a step to the Dagster run log and to the `okr` command's progress lines."""
+
+    def report(message: str) -> None:
+        context.log.info(message)
+        progress_log.info(message)
+
+    return report
 
 
 def window_days(context: AssetExecutionContext) -> tuple[date, date]:
@@ -79,7 +92,7 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
             end,
             context.resources.warehouse.open(),
             context.run_id,
-            progress=context.log.info,
+            progress=_progress(context),
         )
         for metric_key, reason in result.failures.items():
             context.log.error(f"{source.name}: {metric_key}: {reason}")
@@ -126,7 +139,7 @@ def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:
             start,
             end,
             context.run_id,
-            progress=context.log.info,
+            progress=_progress(context),
         )
         if result.unscored and not result.quarters:
             raise Failure("; ".join(result.unscored.values()))
@@ -161,7 +174,7 @@ def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:
             start,
             end,
             context.run_id,
-            progress=context.log.info,
+            progress=_progress(context),
         )
         return MaterializeResult(
             metadata={

@@ -1,0 +1,147 @@
+"""Render a quarter's scorecard, as of one day, from the warehouse (`okr scorecard`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from warehouse.store import Warehouse
+
+KR_COLUMNS = [
+    "objective_id",
+    "kr_id",
+    "kr_title",
+    "owner",
+    "kr_type",
+    "value",
+    "start",
+    "target",
+    "progress",
+    "score",
+    "expected_progress",
+    "status",
+    "stale",
+    "last_observed",
+    "forecast_value",
+    "forecast_score",
+    "forecast_method",
+]
+
+
+class ScorecardError(Exception):
+    pass
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: Any) -> str:
+    if _missing(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def _score(value: Any) -> str:
+    return "-" if _missing(value) else f"{value:.2f}"
+
+
+def _jsonable(value: Any) -> Any:
+    if _missing(value):
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def load_scorecard(
+    warehouse: Warehouse, quarter: str | None, as_of: date | None
+) -> tuple[str, date, pd.DataFrame, pd.DataFrame]:
+    if as_of is None:
+        newest = warehouse.latest_as_of(quarter)
+        if newest is None:
+            where = f" for {quarter}" if quarter else ""
+            raise ScorecardError(f"no scores in the warehouse{where}; run `okr run` or `okr backfill` first")
+        quarter, as_of = newest
+    objectives = warehouse.read_objective_scores(as_of, as_of, quarter=quarter)
+    key_results = warehouse.read_kr_scores(as_of, as_of, quarter=quarter)
+    if key_results.empty:
+        raise ScorecardError(f"no scores as of {as_of}" + (f" in {quarter}" if quarter else ""))
+    quarter = quarter or key_results["quarter"].iloc[0]
+    return quarter, as_of, objectives, key_results
+
+
+def render_scorecard(
+    warehouse: Warehouse,
+    quarter: str | None = None,
+    as_of: date | None = None,
+    output_format: str = "table",
+) -> str:
+    quarter, as_of, objectives, key_results = load_scorecard(warehouse, quarter, as_of)
+    if output_format == "csv":
+        frame = key_results.assign(quarter=quarter, as_of=as_of)
+        return frame[["quarter", "as_of", *KR_COLUMNS]].to_csv(index=False).rstrip("\n")
+    if output_format == "json":
+        return json.dumps(_as_json(quarter, as_of, objectives, key_results), indent=2)
+    return _as_table(quarter, as_of, objectives, key_results)
+
+
+def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame):
+    result = {"quarter": quarter, "as_of": as_of.isoformat(), "objectives": []}
+    for _, objective in objectives.iterrows():
+        krs = key_results[key_results["objective_id"] == objective["objective_id"]]
+        result["objectives"].append(
+            {
+                **{
+                    key: _jsonable(objective[key])
+                    for key in ("objective_id", "title", "owner", "aligns_to", "score", "coverage", "status")
+                },
+                "key_results": [
+                    {key: _jsonable(row[key]) for key in KR_COLUMNS if key != "objective_id"}
+                    for _, row in krs.iterrows()
+                ],
+            }
+        )
+    return result
+
+
+def _as_table(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame) -> str:
+    lines = [f"Scorecard {quarter} as of {as_of}", ""]
+    header = f"  {'key result':<30} {'value':>10} {'target':>10} {'score':>6}  {'status':<10} note"
+    order = list(objectives["objective_id"]) if not objectives.empty else []
+    order += [o for o in key_results["objective_id"].unique() if o not in order]
+    by_id = {row["objective_id"]: row for _, row in objectives.iterrows()}
+    for objective_id in order:
+        objective = by_id.get(objective_id)
+        if objective is not None:
+            coverage = "" if _missing(objective["coverage"]) else f"{objective['coverage']:.0%} with data"
+            lines.append(
+                f"{objective_id}: {objective['title']}  "
+                f"[score {_score(objective['score'])}, {objective['status']}, {coverage}]"
+            )
+        else:
+            lines.append(objective_id)
+        lines.append(header)
+        for _, kr in key_results[key_results["objective_id"] == objective_id].iterrows():
+            notes = []
+            if kr["stale"]:
+                seen = kr["last_observed"]
+                notes.append(f"stale (last data {seen})" if not _missing(seen) and seen else "stale")
+            if not _missing(kr["forecast_value"]):
+                notes.append(f"forecast {_number(kr['forecast_value'])}")
+            lines.append(
+                f"  {kr['kr_id']:<30} {_number(kr['value']):>10} {_number(kr['target']):>10} "
+                f"{_score(kr['score']):>6}  {kr['status']:<10} {', '.join(notes)}".rstrip()
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
