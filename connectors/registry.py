@@ -61,7 +61,9 @@ def sources() -> dict[str, Source]:
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         source = entry_point.load()
         if not isinstance(source, Source):
-            raise TypeError(f"entry point {entry_point.name!r} must point at a connectors.registry.Source")
+            raise TypeError(
+                f"entry point {entry_point.name!r} must point at a connectors.registry.Source"
+            )
         found[source.name] = source
     return found
 

@@ -60,7 +60,9 @@ class RunOutcome:
     success: bool
     start: date
     end: date
-    sources: dict[str, str] = field(default_factory=dict)  # source -> ok | skipped: ... | failed: ...
+    sources: dict[str, str] = field(
+        default_factory=dict
+    )  # source -> ok | skipped: ... | failed: ...
     failure: str | None = None
 
     @property

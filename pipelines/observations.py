@@ -101,7 +101,9 @@ def collect_source(
             )
         except SourceError as error:
             result.failures[request.metric_key] = error.reason
-            progress(f"{source} [{index}/{len(requests)}] {request.metric_key}: FAILED: {error.reason}")
+            progress(
+                f"{source} [{index}/{len(requests)}] {request.metric_key}: FAILED: {error.reason}"
+            )
             continue
         frame = pd.DataFrame(
             {"metric_key": request.metric_key, "date": series["date"], "value": series["value"]}

@@ -184,7 +184,9 @@ class OkrFile(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Oslo)") from None
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Europe/Oslo)"
+            ) from None
         return value
 
     @property
@@ -288,8 +290,12 @@ class _LineLoader(yaml.SafeLoader):
         return sequence
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence)
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping
+)
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _LineLoader.construct_sequence
+)
 # Keep dates and quarters as text: `quarter: 2026-Q4` must not depend on YAML's date guessing.
 _LineLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -386,7 +392,10 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
     for key, line in loader.duplicate_keys:
         problems.append(Problem(display, line, f"{key}: duplicate key"))
     if not isinstance(raw, dict):
-        return None, [*problems, Problem(display, 1, "expected a mapping with quarter and objectives")]
+        return None, [
+            *problems,
+            Problem(display, 1, "expected a mapping with quarter and objectives"),
+        ]
     problems += _check_ids(raw, display)
     try:
         okr_file = OkrFile.model_validate(raw)
@@ -403,7 +412,11 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
     if stem_quarter and path.stem != str(okr_file.quarter):
         line = raw.key_lines.get("quarter", 1)
         problems.append(
-            Problem(display, line, f"quarter: {okr_file.quarter} does not match the file name {path.name}")
+            Problem(
+                display,
+                line,
+                f"quarter: {okr_file.quarter} does not match the file name {path.name}",
+            )
         )
     problems += _best_practice(okr_file, raw, display)
     has_errors = any(p.severity == "error" for p in problems)
@@ -493,7 +506,11 @@ def load_definitions(path: str | Path) -> Definitions:
             continue
         if okr_file.quarter in found.files:
             found.problems.append(
-                Problem(display, 1, f"quarter: {okr_file.quarter} is already defined in {found.paths[okr_file.quarter]}")
+                Problem(
+                    display,
+                    1,
+                    f"quarter: {okr_file.quarter} is already defined in {found.paths[okr_file.quarter]}",
+                )
             )
             continue
         found.files[okr_file.quarter] = okr_file

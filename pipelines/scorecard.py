@@ -71,7 +71,9 @@ def load_scorecard(
         newest = warehouse.latest_as_of(quarter)
         if newest is None:
             where = f" for {quarter}" if quarter else ""
-            raise ScorecardError(f"no scores in the warehouse{where}; run `okr run` or `okr backfill` first")
+            raise ScorecardError(
+                f"no scores in the warehouse{where}; run `okr run` or `okr backfill` first"
+            )
         quarter, as_of = newest
     objectives = warehouse.read_objective_scores(as_of, as_of, quarter=quarter)
     key_results = warehouse.read_kr_scores(as_of, as_of, quarter=quarter)
@@ -104,7 +106,15 @@ def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: p
             {
                 **{
                     key: _jsonable(objective[key])
-                    for key in ("objective_id", "title", "owner", "aligns_to", "score", "coverage", "status")
+                    for key in (
+                        "objective_id",
+                        "title",
+                        "owner",
+                        "aligns_to",
+                        "score",
+                        "coverage",
+                        "status",
+                    )
                 },
                 "key_results": [
                     {key: _jsonable(row[key]) for key in KR_COLUMNS if key != "objective_id"}
@@ -115,7 +125,9 @@ def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: p
     return result
 
 
-def _as_table(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame) -> str:
+def _as_table(
+    quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame
+) -> str:
     lines = [f"Scorecard {quarter} as of {as_of}", ""]
     header = f"  {'key result':<30} {'value':>10} {'target':>10} {'score':>6}  {'status':<10} note"
     order = list(objectives["objective_id"]) if not objectives.empty else []
@@ -124,7 +136,9 @@ def _as_table(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: 
     for objective_id in order:
         objective = by_id.get(objective_id)
         if objective is not None:
-            coverage = "" if _missing(objective["coverage"]) else f"{objective['coverage']:.0%} with data"
+            coverage = (
+                "" if _missing(objective["coverage"]) else f"{objective['coverage']:.0%} with data"
+            )
             lines.append(
                 f"{objective_id}: {objective['title']}  "
                 f"[score {_score(objective['score'])}, {objective['status']}, {coverage}]"
@@ -136,7 +150,9 @@ def _as_table(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: 
             notes = []
             if kr["stale"]:
                 seen = kr["last_observed"]
-                notes.append(f"stale (last data {seen})" if not _missing(seen) and seen else "stale")
+                notes.append(
+                    f"stale (last data {seen})" if not _missing(seen) and seen else "stale"
+                )
             if not _missing(kr["forecast_value"]):
                 notes.append(f"forecast {_number(kr['forecast_value'])}")
             lines.append(

@@ -78,7 +78,12 @@ metric_observations = Table(
     "metric_observations",
     metadata,
     Column("source", String(50), nullable=False),
-    Column("metric_key", String(1000), nullable=False, comment="the query, e.g. github:count=releases;repo=acme/app"),
+    Column(
+        "metric_key",
+        String(1000),
+        nullable=False,
+        comment="the query, e.g. github:count=releases;repo=acme/app",
+    ),
     Column("date", Date, nullable=False),
     Column("value", Float, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),

@@ -163,7 +163,9 @@ class Warehouse:
         """Replace every objective row with as_of from `start` through `end`."""
         return self._replace_window(objective_scores, scores, start, end, run_id)
 
-    def _replace_window(self, table, frame: pd.DataFrame, start: date, end: date, run_id: str) -> int:
+    def _replace_window(
+        self, table, frame: pd.DataFrame, start: date, end: date, run_id: str
+    ) -> int:
         self.ensure_schema()
         frame = frame.copy()
         frame["run_id"] = run_id

@@ -19,7 +19,9 @@ class JiraMetric(MetricParams):
     @model_validator(mode="after")
     def _one_measure(self) -> JiraMetric:
         if (self.count is None) == (self.measure is None):
-            raise ValueError("give exactly one of `count: created | resolved` or `measure: resolved_within`")
+            raise ValueError(
+                "give exactly one of `count: created | resolved` or `measure: resolved_within`"
+            )
         if self.count == "resolved_within" and self.hours is None:
             raise ValueError("`count: resolved_within` is internal; use `measure: resolved_within`")
         if self.measure == "resolved_within" and self.hours is None:
@@ -32,6 +34,8 @@ class JiraMetric(MetricParams):
         if self.measure != "resolved_within":
             return None
         # Issues resolved that day within `hours` of creation, over all issues resolved that day.
-        numerator = JiraMetric(source="jira", jql=self.jql, count="resolved_within", hours=self.hours)
+        numerator = JiraMetric(
+            source="jira", jql=self.jql, count="resolved_within", hours=self.hours
+        )
         denominator = JiraMetric(source="jira", jql=self.jql, count="resolved")
         return numerator, denominator

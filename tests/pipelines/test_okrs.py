@@ -46,7 +46,14 @@ def test_sample_definitions_are_clean_and_cover_the_spec():
         "maintain_below",
         "milestone",
     }
-    assert {kr.aggregate for kr in key_results} == {"sum", "latest", "mean", "mean_7d", "min", "max"}
+    assert {kr.aggregate for kr in key_results} == {
+        "sum",
+        "latest",
+        "mean",
+        "mean_7d",
+        "min",
+        "max",
+    }
     sources = set().union(*(kr.sources for kr in key_results))
     assert sources == {"google_analytics", "jira", "github", "salesforce", "hubspot", "manual"}
     assert any(kr.is_ratio for kr in key_results)
@@ -182,7 +189,9 @@ def test_quarter_must_match_file_name(tmp_path):
         + VALID_KR.format(id="a")
         + VALID_KR.format(id="b"),
     )
-    assert problems_of(path) == [f"{path}:1: quarter: 2026-Q3 does not match the file name 2026-Q4.yaml"]
+    assert problems_of(path) == [
+        f"{path}:1: quarter: 2026-Q3 does not match the file name 2026-Q4.yaml"
+    ]
 
 
 def test_best_practice_breaches_are_warnings(tmp_path, capsys):

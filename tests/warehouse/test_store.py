@@ -52,7 +52,9 @@ def test_rewriting_a_window_replaces_rows(warehouse):
     warehouse.replace_kr_scores(kr_rows(days(1, 5)), date(2026, 10, 1), date(2026, 10, 5), "run-2")
     assert warehouse.count_rows("kr_scores") == 10
     # An overlapping window replaces only its own days.
-    warehouse.replace_kr_scores(kr_rows(days(4, 6), value=100.0), date(2026, 10, 4), date(2026, 10, 6), "run-3")
+    warehouse.replace_kr_scores(
+        kr_rows(days(4, 6), value=100.0), date(2026, 10, 4), date(2026, 10, 6), "run-3"
+    )
     frame = warehouse.read_kr_scores()
     assert len(frame) == 12
     by_day = frame[frame["kr_id"] == "a"].set_index("as_of")
@@ -63,9 +65,13 @@ def test_rewriting_a_window_replaces_rows(warehouse):
 
 
 def test_missing_values_become_null(warehouse):
-    warehouse.replace_kr_scores(kr_rows(days(1, 1), value=None), date(2026, 10, 1), date(2026, 10, 1), "r")
+    warehouse.replace_kr_scores(
+        kr_rows(days(1, 1), value=None), date(2026, 10, 1), date(2026, 10, 1), "r"
+    )
     with warehouse.engine.connect() as connection:
-        nulls = connection.execute(text("SELECT COUNT(*) FROM kr_scores WHERE value IS NULL")).scalar()
+        nulls = connection.execute(
+            text("SELECT COUNT(*) FROM kr_scores WHERE value IS NULL")
+        ).scalar()
     assert nulls == 2
 
 
@@ -84,13 +90,17 @@ def test_latest_views_pick_the_newest_day(warehouse):
 
 def test_observations_replace_only_their_keys_and_days(warehouse):
     def series(key: str, first: int, last: int, value: float) -> pd.DataFrame:
-        return pd.DataFrame(
-            {"metric_key": key, "date": days(first, last), "value": value}
-        )
+        return pd.DataFrame({"metric_key": key, "date": days(first, last), "value": value})
 
-    warehouse.replace_observations("github", series("k1", 1, 5, 1.0), ["k1"], date(2026, 10, 1), date(2026, 10, 5), "r1")
-    warehouse.replace_observations("github", series("k2", 1, 5, 2.0), ["k2"], date(2026, 10, 1), date(2026, 10, 5), "r1")
-    warehouse.replace_observations("github", series("k1", 4, 5, 9.0), ["k1"], date(2026, 10, 4), date(2026, 10, 5), "r2")
+    warehouse.replace_observations(
+        "github", series("k1", 1, 5, 1.0), ["k1"], date(2026, 10, 1), date(2026, 10, 5), "r1"
+    )
+    warehouse.replace_observations(
+        "github", series("k2", 1, 5, 2.0), ["k2"], date(2026, 10, 1), date(2026, 10, 5), "r1"
+    )
+    warehouse.replace_observations(
+        "github", series("k1", 4, 5, 9.0), ["k1"], date(2026, 10, 4), date(2026, 10, 5), "r2"
+    )
     frame = warehouse.read_observations(["k1", "k2"], date(2026, 10, 1), date(2026, 10, 5))
     assert len(frame) == 10
     k1 = frame[frame["metric_key"] == "k1"]["value"].tolist()

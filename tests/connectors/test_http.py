@@ -1,0 +1,419 @@
+"""The shared HTTP client: retries, rate limits, errors, redaction, paginators."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import socket
+import time
+import traceback
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from connectors.base import SourceError
+from connectors.http import (
+    AfterCursorPaginator,
+    HttpClient,
+    LinkHeaderPaginator,
+    NextTokenPaginator,
+    NextUrlPaginator,
+    OffsetPaginator,
+    Paginator,
+)
+
+FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
+TOKEN = "ghp_s3cr3tT0kenValue42"
+NOW = 1_800_000_000.0
+
+
+class Sleeps(list):
+    """An injected `sleep` that records the waits instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def client(httpserver: HTTPServer, sleeps: Sleeps) -> HttpClient:
+    return make_client(httpserver, sleeps)
+
+
+def make_client(httpserver: HTTPServer, sleeps: Sleeps, **options) -> HttpClient:
+    options = {
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+        "secrets": [TOKEN],
+        "token_env": "GITHUB_TOKEN",
+        "sleep": sleeps,
+        "clock": lambda: NOW,
+        "jitter": lambda: 0.0,
+        **options,
+    }
+    return HttpClient("github", httpserver.url_for("/"), **options)
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def sequence(*responses: Response):
+    """A handler answering with each response in turn (the last one again when exhausted)."""
+    remaining = list(responses)
+
+    def handler(request: Request) -> Response:
+        return remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+    return handler
+
+
+# --- retries -------------------------------------------------------------------------------
+
+
+def test_retries_server_errors_then_succeeds(httpserver, client, sleeps, caplog):
+    httpserver.expect_request("/flaky").respond_with_handler(
+        sequence(
+            json_response({"message": "Server Error"}, 500),
+            json_response({"message": "Bad Gateway"}, 502),
+            json_response({"ok": True}),
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="okr_metrics.http"):
+        assert client.request_json("GET", "/flaky") == {"ok": True}
+    # Exponential backoff: 1 s then 2 s, scaled by the jitter into [0.5, 1].
+    assert sleeps == [0.5, 1.0]
+    retries = [r for r in caplog.records if r.name == "okr_metrics.http"]
+    assert len(retries) == 2
+    assert "HTTP 500" in retries[0].getMessage() and "retrying in 0.5 s" in retries[0].getMessage()
+
+
+def test_backoff_grows_and_gives_up_with_the_last_problem(httpserver, sleeps):
+    client = make_client(httpserver, sleeps, max_attempts=4, jitter=lambda: 1.0)
+    httpserver.expect_request("/down").respond_with_json({"message": "Unavailable"}, status=503)
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/down")
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert str(failure.value) == (
+        "github: gave up after 4 attempts on GET /down: last server error (HTTP 503)"
+    )
+
+
+def test_429_waits_retry_after_seconds(httpserver, client, sleeps):
+    httpserver.expect_request("/limited").respond_with_handler(
+        sequence(
+            json_response({"message": "slow down"}, 429, {"Retry-After": "7"}),
+            json_response([1, 2]),
+        )
+    )
+    assert client.request_json("GET", "/limited") == [1, 2]
+    assert sleeps == [7.0]
+
+
+def test_429_waits_until_a_retry_after_date(httpserver, client, sleeps):
+    later = email.utils.formatdate(NOW + 12, usegmt=True)
+    httpserver.expect_request("/limited").respond_with_handler(
+        sequence(json_response({}, 429, {"Retry-After": later}), json_response([]))
+    )
+    client.request("GET", "/limited")
+    assert sleeps == [12.0]
+
+
+def test_403_with_no_remaining_rate_limit_waits_until_reset(httpserver, client, sleeps):
+    exhausted = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 42)}
+    httpserver.expect_request("/repos/a/b/pulls").respond_with_handler(
+        sequence(
+            json_response({"message": "API rate limit exceeded for user ID 1."}, 403, exhausted),
+            json_response([]),
+        )
+    )
+    assert client.request_json("GET", "/repos/a/b/pulls") == []
+    assert sleeps == [42.0]
+
+
+def test_429_without_hints_backs_off(httpserver, client, sleeps):
+    httpserver.expect_request("/limited").respond_with_handler(
+        sequence(json_response({}, 429), json_response([]))
+    )
+    client.request("GET", "/limited")
+    assert sleeps == [0.5]
+
+
+def test_a_wait_beyond_max_wait_fails_instead_of_hanging(httpserver, client, sleeps):
+    httpserver.expect_request("/limited").respond_with_json(
+        {"message": "rate limited"}, status=429, headers={"Retry-After": "3600"}
+    )
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/limited")
+    assert sleeps == []
+    message = str(failure.value)
+    assert "rate limited (HTTP 429)" in message
+    assert "3600 s" in message and "max_wait 300 s" in message
+
+
+def test_timeouts_are_retried_then_fail_clearly(httpserver, sleeps):
+    client = make_client(httpserver, sleeps, timeout=(1, 0.1), max_attempts=2)
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.25)
+        return json_response([])
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/slow")
+    assert len(sleeps) == 1
+    assert str(failure.value) == (
+        "github: gave up after 2 attempts on GET /slow: last timeout (limit connect 1 s, read 0.1 s)"
+    )
+
+
+def test_connection_errors_are_retried_then_fail_clearly(sleeps):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HttpClient(
+        "github",
+        f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        max_attempts=3,
+        sleep=sleeps,
+    )
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/anything", params={"access_token": TOKEN})
+    assert len(sleeps) == 2
+    assert "gave up after 3 attempts on GET /anything: last connection error" in str(failure.value)
+    # Nothing of the request (its URL, its headers) hangs off the error.
+    assert failure.value.__cause__ is None and failure.value.__context__ is None
+    assert TOKEN not in "".join(traceback.format_exception(failure.value))
+
+
+# --- errors that are not retried --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_authentication_errors_name_the_token_variable(httpserver, client, sleeps, status):
+    httpserver.expect_request("/user").respond_with_json(
+        {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+        status=status,
+    )
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/user")
+    assert str(failure.value).startswith(
+        f"github: authentication failed (HTTP {status}): check GITHUB_TOKEN"
+    )
+    assert "Bad credentials" in str(failure.value)
+    assert sleeps == []
+
+
+def test_not_found_names_the_path(httpserver, client):
+    httpserver.expect_request("/repos/acme/gone/pulls").respond_with_json(
+        {"message": "Not Found"}, status=404
+    )
+    with pytest.raises(SourceError) as failure:
+        client.request("GET", "/repos/acme/gone/pulls", params={"per_page": 100})
+    assert failure.value.source == "github"
+    assert failure.value.reason.startswith("not found (HTTP 404): /repos/acme/gone/pulls")
+
+
+def test_other_client_errors_quote_the_api(httpserver, client):
+    errors = json.loads((FIXTURES / "github" / "errors.json").read_text())
+    recorded = next(i for i in errors if i["status"] == 422)
+    httpserver.expect_request("/labels").respond_with_json(recorded["response"], status=422)
+    with pytest.raises(SourceError) as failure:
+        client.request("POST", "/labels", json={"name": "x", "color": "nope"})
+    assert str(failure.value) == (
+        "github: request failed (HTTP 422) on POST /labels (the API says: Validation Failed)"
+    )
+
+
+def test_malformed_json_is_a_clear_error(httpserver, client):
+    httpserver.expect_request("/broken").respond_with_data(
+        '[{"number": 1', content_type="application/json"
+    )
+    with pytest.raises(SourceError) as failure:
+        client.request_json("GET", "/broken")
+    assert str(failure.value) == "github: malformed response body from /broken"
+
+
+# --- redaction --------------------------------------------------------------------------------
+
+
+def test_the_token_never_leaks_even_when_the_server_echoes_it(httpserver, sleeps, caplog):
+    client = make_client(httpserver, sleeps, max_attempts=2)
+
+    def echo(status: int):
+        def handler(request: Request) -> Response:
+            said = f"you sent {request.headers.get('Authorization')} to {request.full_path}"
+            return json_response({"message": said}, status, {"Retry-After": "1"})
+
+        return handler
+
+    caplog.set_level(logging.DEBUG)
+    messages = []
+    for status in (401, 404, 422, 429, 500):
+        path = f"/echo/{status}/{TOKEN}"
+        httpserver.expect_request(path).respond_with_handler(echo(status))
+        with pytest.raises(SourceError) as failure:
+            client.request("GET", path, params={"q": TOKEN})
+        messages.append(str(failure.value))
+        assert "***" in str(failure.value)
+        assert failure.value.__cause__ is None
+        assert TOKEN not in "".join(traceback.format_exception(failure.value))
+    assert all(TOKEN not in message for message in messages)
+    # Every log line of this process (the test server's own access log aside).
+    ours = [r for r in caplog.records if not r.name.startswith("werkzeug")]
+    assert any(r.name.startswith("urllib3") for r in ours)
+    assert all(TOKEN not in r.getMessage() for r in ours)
+    assert "you sent *** to /echo/401/***" in messages[0]
+    assert "retrying" in caplog.text
+
+
+# --- pagination --------------------------------------------------------------------------------
+
+
+def test_link_header_pages_are_followed_as_given_and_fetched_lazily(httpserver, client):
+    def page(number: int, next_path: str | None) -> Response:
+        headers = {"Link": f'<{httpserver.url_for(next_path)}>; rel="next"'} if next_path else {}
+        return json_response([{"n": number}], 200, headers)
+
+    httpserver.expect_request("/repos/a/b/issues").respond_with_response(
+        page(1, "/repositories/7/issues?per_page=1&page=2")
+    )
+    httpserver.expect_request("/repositories/7/issues").respond_with_handler(
+        lambda request: page(
+            int(request.args["page"]),
+            "/repositories/7/issues?per_page=1&page=3" if request.args["page"] == "2" else None,
+        )
+    )
+    pages = client.paginate(
+        "GET", "/repos/a/b/issues", params={"per_page": 1}, paginator=LinkHeaderPaginator()
+    )
+    assert next(pages) == [{"n": 1}]
+    assert len(httpserver.log) == 1  # the next page is fetched only when asked for
+    assert list(pages) == [[{"n": 2}], [{"n": 3}]]
+    queries = [request.query_string.decode() for request, _ in httpserver.log]
+    assert queries == ["per_page=1", "per_page=1&page=2", "per_page=1&page=3"]
+
+
+def test_a_repeated_next_link_is_a_loop(httpserver, client):
+    again = httpserver.url_for("/items?page=2")
+    httpserver.expect_request("/items").respond_with_json(
+        [{"n": 1}], headers={"Link": f'<{again}>; rel="next"'}
+    )
+    with pytest.raises(SourceError, match="pagination loop"):
+        list(client.paginate("GET", "/items", paginator=LinkHeaderPaginator()))
+
+
+def test_links_to_another_host_are_not_followed(httpserver, client):
+    httpserver.expect_request("/items").respond_with_json(
+        [{"n": 1}], headers={"Link": '<https://evil.example.com/items?page=2>; rel="next"'}
+    )
+    with pytest.raises(SourceError, match="refusing to follow a link to another host"):
+        list(client.paginate("GET", "/items", paginator=LinkHeaderPaginator()))
+
+
+def test_next_token_paginator_jira_shape(httpserver, client):
+    pages = {
+        None: {"issues": [{"key": "A-1"}, {"key": "A-2"}], "nextPageToken": "t2", "isLast": False},
+        "t2": {"issues": [{"key": "A-3"}], "nextPageToken": "t3"},
+        "t3": {"issues": [{"key": "A-4"}], "isLast": True},
+    }
+    httpserver.expect_request("/rest/api/3/search/jql").respond_with_handler(
+        lambda request: json_response(pages[request.args.get("nextPageToken")])
+    )
+    found = client.paginate(
+        "GET",
+        "/rest/api/3/search/jql",
+        params={"jql": "project = A", "maxResults": 2},
+        paginator=NextTokenPaginator(),
+        records=lambda body: body["issues"],
+    )
+    assert [issue["key"] for page in found for issue in page] == ["A-1", "A-2", "A-3", "A-4"]
+    assert all(request.args["jql"] == "project = A" for request, _ in httpserver.log)
+
+
+def test_next_token_paginator_detects_a_repeated_token(httpserver, client):
+    httpserver.expect_request("/search").respond_with_json(
+        {"issues": [{"key": "A-1"}], "nextPageToken": "same"}
+    )
+    with pytest.raises(SourceError, match="pagination loop"):
+        list(
+            client.paginate(
+                "GET", "/search", paginator=NextTokenPaginator(), records=lambda b: b["issues"]
+            )
+        )
+
+
+def test_offset_paginator_ga4_shape(httpserver, client):
+    rows = [{"dimensionValues": [{"value": f"2026100{i}"}]} for i in range(1, 6)]
+
+    def run_report(request: Request) -> Response:
+        body = request.get_json()
+        offset, limit = body["offset"], body["limit"]
+        return json_response({"rows": rows[offset : offset + limit], "rowCount": len(rows)})
+
+    httpserver.expect_request("/v1beta/properties/1:runReport", method="POST").respond_with_handler(
+        run_report
+    )
+    found = client.paginate(
+        "POST",
+        "/v1beta/properties/1:runReport",
+        json={"metrics": [{"name": "activeUsers"}]},
+        paginator=OffsetPaginator(limit=2),
+        records=lambda body: body.get("rows", []),
+    )
+    assert sum(len(page) for page in found) == 5
+    offsets = [request.get_json()["offset"] for request, _ in httpserver.log]
+    assert offsets == [0, 2, 4]
+
+
+def test_next_url_paginator_salesforce_shape(httpserver, client):
+    base = "/services/data/v61.0/query"
+    httpserver.expect_request(base).respond_with_json(
+        {"done": False, "records": [{"Id": "1"}], "nextRecordsUrl": f"{base}/01gX-2000"}
+    )
+    httpserver.expect_request(f"{base}/01gX-2000").respond_with_json(
+        {"done": True, "records": [{"Id": "2"}]}
+    )
+    found = client.paginate(
+        "GET",
+        base,
+        params={"q": "SELECT Id FROM Opportunity"},
+        paginator=NextUrlPaginator(),
+        records=lambda body: body["records"],
+    )
+    assert [r["Id"] for page in found for r in page] == ["1", "2"]
+    assert httpserver.log[1][0].query_string == b""
+
+
+def test_after_cursor_paginator_hubspot_shape(httpserver, client):
+    pages = {
+        None: {"results": [{"id": "1"}], "paging": {"next": {"after": "1"}}},
+        "1": {"results": [{"id": "2"}], "paging": {"next": {"after": "2"}}},
+        "2": {"results": [{"id": "3"}]},
+    }
+    httpserver.expect_request("/crm/v3/objects/deals/search", method="POST").respond_with_handler(
+        lambda request: json_response(pages[request.get_json().get("after")])
+    )
+    found = client.paginate(
+        "POST",
+        "/crm/v3/objects/deals/search",
+        json={"filterGroups": [], "limit": 1},
+        paginator=AfterCursorPaginator(),
+        records=lambda body: body["results"],
+    )
+    assert [r["id"] for page in found for r in page] == ["1", "2", "3"]
+    assert [request.get_json().get("after") for request, _ in httpserver.log] == [None, "1", "2"]
+
+
+def test_paginator_base_class_needs_a_next_rule():
+    with pytest.raises(NotImplementedError):
+        Paginator().next_request(None, None, None)  # type: ignore[arg-type]

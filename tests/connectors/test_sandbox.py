@@ -1,0 +1,324 @@
+"""The sandbox server itself: GitHub's wire format, faults, the request log, determinism."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from connectors.github.sandbox import repository_id
+from connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
+
+AUTH = {"Authorization": "Bearer sandbox-token"}
+NOW = datetime(2026, 10, 15, 12, 0, tzinfo=timezone.utc)
+
+
+def get(sandbox, path: str, headers=AUTH, **params) -> requests.Response:
+    return requests.get(f"{sandbox.url}{path}", params=params, headers=headers, timeout=5)
+
+
+def control(sandbox, method: str, name: str, body=None) -> requests.Response:
+    return requests.request(method, f"{sandbox.url}/_sandbox/{name}", json=body, timeout=5)
+
+
+# --- GitHub's wire format ----------------------------------------------------------------------
+
+
+def test_no_token_is_githubs_401(sandbox):
+    response = get(sandbox, "/repos/acme/web/pulls", headers={})
+    assert response.status_code == 401
+    assert response.json() == {
+        "message": "Requires authentication",
+        "documentation_url": "https://docs.github.com/rest",
+        "status": "401",
+    }
+
+
+def test_a_bad_token_is_bad_credentials(sandbox):
+    response = get(sandbox, "/repos/acme/web/pulls", headers={"Authorization": "token invalid"})
+    assert response.status_code == 401
+    assert response.json()["message"] == "Bad credentials"
+
+
+def test_unknown_paths_are_githubs_404(sandbox):
+    for path in (
+        "/nope",
+        "/repos/acme/web/commits",
+        f"/repositories/{repository_id('x/never')}/issues",
+    ):
+        response = get(sandbox, path)
+        assert response.status_code == 404, path
+        assert response.json()["message"] == "Not Found"
+        assert response.json()["documentation_url"].startswith("https://docs.github.com/")
+
+
+def test_github_headers(sandbox):
+    response = get(sandbox, "/repos/acme/web/releases", per_page=5)
+    headers = response.headers
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["x-github-api-version-selected"] == "2022-11-28"
+    assert headers["x-ratelimit-limit"] == "5000"
+    assert int(headers["x-ratelimit-remaining"]) < 5000
+    assert int(headers["x-ratelimit-reset"]) > time.time()
+    assert headers["x-ratelimit-resource"] == "core"
+    assert int(headers["x-ratelimit-used"]) >= 1
+
+
+def test_link_header_shape_and_following_it_to_the_end(sandbox):
+    repo = "acme/linked"
+    sandbox.data.github.set_repo(
+        repo,
+        issues=[
+            {"created_at": f"2026-10-{day:02d}T10:00:00Z", "labels": ["bug"]} for day in range(1, 8)
+        ],
+    )
+    first = get(sandbox, f"/repos/{repo}/issues", state="all", per_page=3, labels="bug")
+    origin = f"{sandbox.url}/repositories/{repository_id(repo)}/issues"
+    assert first.headers["Link"] == (
+        f'<{origin}?state=all&per_page=3&labels=bug&page=2>; rel="next", '
+        f'<{origin}?state=all&per_page=3&labels=bug&page=3>; rel="last"'
+    )
+    middle = requests.get(first.links["next"]["url"], headers=AUTH, timeout=5)
+    assert [part.split("; ")[1] for part in middle.headers["Link"].split(", ")] == [
+        'rel="prev"',
+        'rel="next"',
+        'rel="last"',
+        'rel="first"',
+    ]
+    last = requests.get(middle.links["next"]["url"], headers=AUTH, timeout=5)
+    assert set(last.links) == {"prev", "first"}
+    numbers = [i["number"] for page in (first, middle, last) for i in page.json()]
+    assert numbers == [7, 6, 5, 4, 3, 2, 1]  # newest first
+
+
+def test_a_single_page_has_no_link_header(sandbox):
+    sandbox.data.github.set_repo("acme/one-page", releases=[{"created_at": "2026-10-01T00:00:00Z"}])
+    response = get(sandbox, "/repos/acme/one-page/releases")
+    assert "Link" not in response.headers
+    assert len(response.json()) == 1
+
+
+def test_set_repo_fills_in_githubs_fields(sandbox):
+    sandbox.data.github.set_repo(
+        "acme/fields",
+        pulls=[
+            {
+                "created_at": "2026-10-01T09:00:00Z",
+                "merged_at": "2026-10-02T10:00:00Z",
+                "labels": ["bug"],
+            }
+        ],
+        issues=[
+            {
+                "created_at": "2026-10-01T08:00:00Z",
+                "closed_at": "2026-10-03T08:00:00Z",
+                "state_reason": "not_planned",
+            }
+        ],
+        releases=[{"created_at": "2026-10-01T10:00:00Z", "published_at": None}],
+    )
+    (pull,) = get(sandbox, "/repos/acme/fields/pulls", state="all").json()
+    assert pull["number"] == 2 and pull["state"] == "closed" and pull["draft"] is False
+    assert pull["merged_at"] == pull["closed_at"] == pull["updated_at"] == "2026-10-02T10:00:00Z"
+    assert pull["labels"][0]["name"] == "bug" and pull["user"]["login"]
+    assert pull["html_url"] == "https://github.com/acme/fields/pull/2"
+    assert pull["url"] == f"{sandbox.url}/repos/acme/fields/pulls/2"
+
+    listed = get(sandbox, "/repos/acme/fields/issues", state="all").json()
+    issue, pull_as_issue = sorted(listed, key=lambda item: item["number"])
+    assert issue["state_reason"] == "not_planned" and "pull_request" not in issue
+    assert pull_as_issue["pull_request"]["merged_at"] == "2026-10-02T10:00:00Z"
+
+    (release,) = get(sandbox, "/repos/acme/fields/releases").json()
+    assert release["draft"] is True and release["published_at"] is None
+    assert {"id", "tag_name", "name", "prerelease", "created_at"} <= set(release)
+
+
+def test_issue_filters(sandbox):
+    sandbox.data.github.set_repo(
+        "acme/filters",
+        issues=[
+            {"created_at": "2026-10-01T10:00:00Z", "labels": ["performance", "customer-reported"]},
+            {"created_at": "2026-10-02T10:00:00Z", "labels": ["performance"]},
+            {"created_at": "2026-10-03T10:00:00Z", "closed_at": "2026-10-04T10:00:00Z"},
+        ],
+    )
+
+    def numbers(**params):
+        return [i["number"] for i in get(sandbox, "/repos/acme/filters/issues", **params).json()]
+
+    assert numbers() == [2, 1]  # state=open by default, newest first
+    assert numbers(state="closed") == [3]
+    assert numbers(state="all", direction="asc") == [1, 2, 3]
+    assert numbers(state="all", labels="performance,customer-reported") == [1]
+    assert numbers(state="all", since="2026-10-02T00:00:00Z", sort="updated") == [3, 2]
+    assert get(sandbox, "/repos/acme/filters/issues", state="bogus").status_code == 422
+
+
+def test_per_page_is_capped_at_100(sandbox):
+    response = get(sandbox, "/repos/acme/web/pulls", state="all", per_page=500)
+    assert len(response.json()) == 100
+
+
+# --- faults and latency --------------------------------------------------------------------------
+
+
+def test_faults_through_the_control_endpoint(sandbox):
+    body = {
+        "faults": [
+            {"path_prefix": "/repos/acme/web/pulls", "status": 503, "times": 1},
+            {"path_prefix": "/repos/acme/web/pulls", "status": 429, "retry_after": 7, "times": 1},
+            {
+                "path_prefix": "/repos/acme/web/pulls",
+                "status": 403,
+                "ratelimit_reset_in": 30,
+                "times": 1,
+            },
+            {"path_prefix": "/repos/acme/web/pulls", "malformed": True, "times": 1},
+        ]
+    }
+    assert control(sandbox, "POST", "faults", body).json()["added"] == 4
+    assert len(control(sandbox, "GET", "faults").json()["faults"]) == 4
+
+    unavailable = get(sandbox, "/repos/acme/web/pulls")
+    assert unavailable.status_code == 503 and "message" in unavailable.json()
+    limited = get(sandbox, "/repos/acme/web/pulls")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+    exhausted = get(sandbox, "/repos/acme/web/pulls")
+    assert exhausted.status_code == 403
+    assert exhausted.headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(exhausted.headers["x-ratelimit-reset"]) - time.time() <= 31
+    assert exhausted.json()["message"].startswith("API rate limit exceeded")
+    malformed = get(sandbox, "/repos/acme/web/pulls")
+    assert malformed.status_code == 200
+    with pytest.raises(ValueError):
+        malformed.json()
+    assert get(sandbox, "/repos/acme/web/pulls").status_code == 200  # every fault used up
+
+
+def test_faults_without_times_stay_until_cleared(sandbox):
+    sandbox.add_fault(path_prefix="/repos/acme/web/releases", status=500)
+    assert [get(sandbox, "/repos/acme/web/releases").status_code for _ in range(3)] == [500] * 3
+    assert get(sandbox, "/repos/acme/web/pulls").status_code == 200  # other paths unaffected
+    control(sandbox, "DELETE", "faults")
+    assert get(sandbox, "/repos/acme/web/releases").status_code == 200
+
+
+def test_a_bad_fault_is_refused(sandbox):
+    response = control(sandbox, "POST", "faults", {"faults": [{"path_prefix": "/", "statuz": 500}]})
+    assert response.status_code == 400 and "statuz" in response.json()["message"]
+
+
+def test_delay_and_latency(sandbox):
+    sandbox.add_fault(path_prefix="/repos/acme/web/releases", delay_seconds=0.2, times=1)
+    started = time.perf_counter()
+    assert get(sandbox, "/repos/acme/web/releases").status_code == 200
+    assert time.perf_counter() - started >= 0.2
+
+    control(sandbox, "POST", "faults", {"latency_seconds": 0.1})
+    started = time.perf_counter()
+    get(sandbox, "/repos/acme/web/releases")
+    assert time.perf_counter() - started >= 0.1
+
+
+# --- the request log -----------------------------------------------------------------------------
+
+
+def test_request_counter(sandbox):
+    get(sandbox, "/repos/acme/web/pulls", state="closed")
+    get(sandbox, "/repos/acme/web/issues")
+    get(sandbox, "/nope")
+    assert sandbox.request_count() == 3
+    assert sandbox.request_count("/repos/acme/web/") == 2
+    assert sandbox.requests[0] == ("GET", "/repos/acme/web/pulls", {"state": "closed"})
+
+    log = control(sandbox, "GET", "requests").json()  # control requests are not counted
+    assert log["count"] == 3
+    assert log["requests"][1] == {"method": "GET", "path": "/repos/acme/web/issues", "query": {}}
+
+    control(sandbox, "POST", "reset")
+    assert sandbox.request_count() == 0
+
+
+# --- determinism and the plug-in design ------------------------------------------------------------
+
+
+def test_two_sandboxes_serve_identical_data():
+    bodies = []
+    for _ in range(2):
+        with Sandbox(data=SandboxData(now=NOW)) as server:
+            responses = [
+                get(server, "/repos/acme/same/issues", state="all", per_page=100, page=page)
+                for page in (1, 5)
+            ]
+            responses.append(get(server, "/repos/acme/same/releases"))
+            # The URLs name the server's own port; every other byte must match.
+            bodies.append([r.text.replace(server.url, "SANDBOX") for r in responses])
+            generated = server.data.github.pulls("acme/same")
+    assert bodies[0] == bodies[1]
+    assert all(len(body) > 1000 for body in bodies[0])
+    other = Sandbox(data=SandboxData(now=NOW), sources=["connectors.github.sandbox:register"])
+    try:
+        assert other.data.github.pulls("acme/other") != generated
+    finally:
+        other.stop()
+
+
+def test_generated_data_looks_like_a_busy_repository():
+    data = Sandbox(data=SandboxData(now=NOW), sources=["connectors.github.sandbox:register"])
+    try:
+        github = data.data.github
+        pulls, issues, releases = (
+            github.pulls("acme/busy"),
+            github.issues("acme/busy"),
+            github.releases("acme/busy"),
+        )
+    finally:
+        data.stop()
+    stamps = [
+        item[name]
+        for item in pulls + issues + releases
+        for name in ("created_at", "updated_at", "closed_at", "merged_at", "published_at")
+        if item.get(name)
+    ]
+    assert min(stamps).startswith("2025-01-01") and max(stamps) <= "2026-10-15T12:00:00Z"
+    in_q3 = [p for p in pulls if "2026-07-01" <= (p["merged_at"] or "") < "2026-10-01"]
+    assert 150 < len(in_q3) < 400  # a few hundred a quarter: several pages of 100
+    pairs = [
+        i
+        for i in issues
+        if {lb["name"] for lb in i["labels"]} == {"performance", "customer-reported"}
+    ]
+    assert 0.2 < len(pairs) / len(issues) < 0.4
+    assert {i["state_reason"] for i in issues} == {"completed", "not_planned", None}
+    assert any(r["draft"] and r["published_at"] is None for r in releases)
+    published = [r for r in releases if not r["draft"]]
+    assert 40 < len(published) < 80  # about one every ten days over 21 months
+
+
+def test_a_source_plugs_in_with_its_own_routes():
+    def search(request: SandboxRequest) -> SandboxResponse:
+        return SandboxResponse(
+            201,
+            {
+                "object": request.path_params["object"],
+                "limit": request.body["limit"],
+                "q": request.query.get("q"),
+                "token": request.token,
+            },
+            {"X-Sandbox": "yes"},
+        )
+
+    with Sandbox(sources=[]) as server:
+        server.router.add("POST", "/crm/v3/objects/{object}/search", search)
+        response = requests.post(
+            f"{server.url}/crm/v3/objects/deals/search?q=x",
+            json={"limit": 5},
+            headers={"Authorization": "Bearer abc"},
+            timeout=5,
+        )
+        assert response.status_code == 201 and response.headers["X-Sandbox"] == "yes"
+        assert response.json() == {"object": "deals", "limit": 5, "q": "x", "token": "abc"}
+        assert server.request_count("/crm/") == 1
