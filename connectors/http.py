@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import logging
+import os
 import random
 import time
 import weakref
@@ -66,6 +67,19 @@ class _RedactSecrets(logging.Filter):
 _TRANSPORT_REDACTION = _RedactSecrets()
 for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry"):
     logging.getLogger(_name).addFilter(_TRANSPORT_REDACTION)
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -294,10 +308,10 @@ class HttpClient:
         secrets: Iterable[str | None] = (),
         token_env: str | None = None,
         timeout: float | tuple[float, float] = (5, 30),
-        max_attempts: int = 5,
-        backoff_base: float = 1.0,
+        max_attempts: int | None = None,
+        backoff_base: float | None = None,
         backoff_max: float = 60.0,
-        max_wait: float = 300.0,
+        max_wait: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
@@ -307,6 +321,13 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.token_env = token_env
         self.timeout = timeout
+        # Operators tune retries for every source at once through the environment.
+        if max_attempts is None:
+            max_attempts = int(_env_number("OKR_HTTP_MAX_ATTEMPTS", 5))
+        if backoff_base is None:
+            backoff_base = _env_number("OKR_HTTP_BACKOFF_SECONDS", 1.0)
+        if max_wait is None:
+            max_wait = _env_number("OKR_HTTP_MAX_WAIT_SECONDS", 300.0)
         self.max_attempts = max(1, max_attempts)
         self.backoff_base, self.backoff_max, self.max_wait = backoff_base, backoff_max, max_wait
         self.sleep, self.clock, self.jitter = sleep, clock, jitter

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -93,7 +94,7 @@ def run_window(start: date, end: date) -> RunOutcome:
     from pipelines.definitions import JOB_NAME, build_definitions
     from pipelines.schedules import partition_range_tags
 
-    job = build_definitions().get_job_def(JOB_NAME)
+    job = build_definitions().resolve_job_def(JOB_NAME)
     days = (end - start).days + 1
     progress_log.info(f"run: {start}..{end} ({days} day{'s' * (days != 1)}) in one Dagster run")
     with dagster_instance() as instance:
@@ -124,7 +125,23 @@ def run_window(start: date, end: date) -> RunOutcome:
     return outcome
 
 
-def report(outcome: RunOutcome) -> None:
+def unconnected_sources(definitions, start: date, end: date) -> list[str]:
+    """Sources the KRs of start..end use that have no connector yet."""
+    from connectors.registry import connected_sources
+    from pipelines.quarters import quarters_between
+
+    used = set()
+    for quarter in quarters_between(start, end):
+        okr_file = definitions.for_quarter(quarter)
+        if okr_file is not None:
+            used |= {params.source for params in okr_file.series_by_key().values()}
+    return sorted(used - set(connected_sources()))
+
+
+def report(outcome: RunOutcome, definitions=None) -> None:
+    if definitions is not None:
+        for source in unconnected_sources(definitions, outcome.start, outcome.end):
+            outcome.sources.setdefault(source, "skipped: no connector installed")
     for source, state in sorted(outcome.sources.items()):
         progress_log.info(f"source {source}: {state}")
     if outcome.failure:
@@ -176,7 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     definitions = load_definitions(args.defs)
     _check_definitions(definitions, as_of, as_of)
     outcome = run_window(start, end)
-    report(outcome)
+    report(outcome, definitions)
     return outcome.exit_code
 
 
@@ -209,20 +226,29 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     definitions = load_definitions(args.defs)
     _check_definitions(definitions, start, end)
     outcome = run_window(start, end)
-    report(outcome)
+    report(outcome, definitions)
     return outcome.exit_code
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
+    from pipelines.okrs import load_definitions
     from pipelines.scorecard import ScorecardError, render_scorecard
     from warehouse.store import Warehouse
 
+    # The definitions only order the output; the numbers come from the warehouse.
+    order = [
+        item.id
+        for okr_file in load_definitions(args.defs).files.values()
+        for objective in okr_file.objectives
+        for item in (objective, *objective.key_results)
+    ]
     try:
         text = render_scorecard(
             Warehouse(),
             quarter=str(args.quarter) if args.quarter else None,
             as_of=args.as_of,
             output_format=args.format,
+            order=order,
         )
     except ScorecardError as error:
         raise UsageError(str(error)) from None
@@ -265,8 +291,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.sandbox import Sandbox
     from pipelines.quarters import Quarter
 
+    from pipelines.okrs import load_definitions
+
     end = yesterday()
     quarter = Quarter.containing(end)
+    defined = [q for q in load_definitions(args.defs).files if q.start <= end]
+    if quarter not in defined and defined:
+        # No definitions for this quarter yet: show the newest quarter that has them.
+        quarter = max(defined)
+        progress_log.info(f"demo: no definitions for {Quarter.containing(end)}; using {quarter}")
     with Sandbox() as sandbox:
         progress_log.info(f"demo: sandbox APIs on {sandbox.url}")
         point_sources_at(sandbox.url)
@@ -318,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", dest="date_to", type=_date, help="last day, YYYY-MM-DD")
     backfill.set_defaults(handler=cmd_backfill)
 
-    scorecard = commands.add_parser("scorecard", help="print objectives and KRs from the warehouse")
+    scorecard = with_defs(
+        commands.add_parser("scorecard", help="print objectives and KRs from the warehouse")
+    )
     scorecard.add_argument("--quarter", type=_quarter, help="default: the newest scored quarter")
     scorecard.add_argument("--as-of", type=_date, help="default: the newest scored day")
     scorecard.add_argument("--format", choices=["table", "json", "csv"], default="table")
@@ -337,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster flags single-run backfill policies as beta; that is not the user's concern.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     progress_log.setLevel(logging.INFO)
     if getattr(args, "defs", None):

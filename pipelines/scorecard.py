@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -47,7 +48,7 @@ def _number(value: Any) -> str:
         return f"{value:,.0f}"
     if value == int(value):
         return f"{value:.0f}"
-    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
 
 
 def _score(value: Any) -> str:
@@ -83,13 +84,32 @@ def load_scorecard(
     return quarter, as_of, objectives, key_results
 
 
+def _in_definition_order(
+    objectives: pd.DataFrame, key_results: pd.DataFrame, order: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Objectives and KRs as the YAML lists them; ids it does not know go last, by name."""
+    rank = {item_id: index for index, item_id in enumerate(order)}
+
+    def sort(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        keys = [frame[column].map(lambda i: (rank.get(i, len(rank)), i)) for column in columns]
+        positions = sorted(range(len(frame)), key=lambda row: tuple(k.iloc[row] for k in keys))
+        return frame.iloc[positions].reset_index(drop=True)
+
+    return sort(objectives, ["objective_id"]), sort(key_results, ["objective_id", "kr_id"])
+
+
 def render_scorecard(
     warehouse: Warehouse,
     quarter: str | None = None,
     as_of: date | None = None,
     output_format: str = "table",
+    order: Sequence[str] = (),
 ) -> str:
+    """The scorecard as text; `order` lists objective and KR ids in the definitions' order."""
     quarter, as_of, objectives, key_results = load_scorecard(warehouse, quarter, as_of)
+    objectives, key_results = _in_definition_order(objectives, key_results, order)
     if output_format == "csv":
         frame = key_results.assign(quarter=quarter, as_of=as_of)
         return frame[["quarter", "as_of", *KR_COLUMNS]].to_csv(index=False).rstrip("\n")
