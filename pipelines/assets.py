@@ -6,7 +6,6 @@ window, or a whole quarter. Asset bodies are thin: the work lives in
 `pipelines.observations` and `pipelines.compute`.
 """
 
-
 import logging
 from datetime import date, timedelta
 

@@ -76,15 +76,19 @@ class RunOutcome:
 
 
 def dagster_instance():
-    """The persistent Dagster instance: `DAGSTER_HOME`, else `.okr/dagster` with ./dagster.yaml."""
+    """The persistent Dagster instance: `DAGSTER_HOME`, else `.okr/dagster`.
+
+    The folder is created when missing and gets a copy of ./dagster.yaml when it has
+    none (`.okr/dagster`, which the project owns, always gets the current one).
+    """
     from dagster import DagsterInstance
 
-    if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
-    home = Path(".okr/dagster").resolve()
+    own_home = not os.environ.get("DAGSTER_HOME")
+    home = Path(os.environ.get("DAGSTER_HOME") or ".okr/dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    if Path("dagster.yaml").is_file():
-        shutil.copyfile("dagster.yaml", home / "dagster.yaml")
+    settings = home / "dagster.yaml"
+    if Path("dagster.yaml").is_file() and (own_home or not settings.exists()):
+        shutil.copyfile("dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
 
@@ -289,9 +293,8 @@ def point_sources_at(url: str) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.sandbox import Sandbox
-    from pipelines.quarters import Quarter
-
     from pipelines.okrs import load_definitions
+    from pipelines.quarters import Quarter
 
     end = yesterday()
     quarter = Quarter.containing(end)

@@ -1,6 +1,5 @@
 """The nightly schedule: at 02:00 UTC, yesterday plus a trailing window for late data."""
 
-
 import os
 from datetime import date, timedelta
 

@@ -141,7 +141,13 @@ def test_materializes_a_range_and_scores_by_hand(pipeline):
     # The draft never counts; the release is published 10-03.
     release = [rows["release", date(2026, 10, d)] for d in range(1, 6)]
     assert [r["value"] for r in release] == [0, 0, 1, 1, 1]
-    assert [r["status"] for r in release] == ["on_track", "on_track", "achieved", "achieved", "achieved"]
+    assert [r["status"] for r in release] == [
+        "on_track",
+        "on_track",
+        "achieved",
+        "achieved",
+        "achieved",
+    ]
 
     # Days with at least one merge among 0, 2, 1, 0, 1: 3 of 5; value is the latest day's 1.
     daily = rows["prs-daily", LAST]

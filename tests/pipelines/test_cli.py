@@ -1,0 +1,186 @@
+"""The `okr` command: runs, backfills, scorecards, exit codes, and `okr demo` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import build_schedule_context
+
+from pipelines.cli import EXIT_OK, EXIT_USAGE, main
+from pipelines.definitions import JOB_NAME, build_definitions
+from pipelines.okrs import load_definitions
+from pipelines.quarters import Quarter
+from warehouse.store import Warehouse
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE_ENV = (
+    "GITHUB_API_URL",
+    "GITHUB_TOKEN",
+    "JIRA_BASE_URL",
+    "JIRA_EMAIL",
+    "JIRA_API_TOKEN",
+    "GA_API_URL",
+    "GA_ACCESS_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "SALESFORCE_INSTANCE_URL",
+    "SALESFORCE_ACCESS_TOKEN",
+    "HUBSPOT_API_URL",
+    "HUBSPOT_ACCESS_TOKEN",
+)
+
+
+@pytest.fixture
+def workspace(tmp_path, sandbox, monkeypatch) -> Warehouse:
+    """The sample definitions, GitHub on the sandbox, a scratch warehouse and Dagster home."""
+    for name in SOURCE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    monkeypatch.setenv("OKR_DEFS", str(REPO / "okr_defs"))
+    monkeypatch.setenv("OKR_WAREHOUSE_URL", url)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("GITHUB_API_URL", sandbox.url)
+    monkeypatch.setenv("GITHUB_TOKEN", "sandbox-token")
+    return Warehouse(url)
+
+
+def kr_count(quarter: Quarter) -> int:
+    return sum(1 for _ in load_definitions(REPO / "okr_defs").for_quarter(quarter).key_results)
+
+
+def test_backfill_a_quarter_in_one_run(workspace, caplog):
+    caplog.set_level("INFO", logger="okr_metrics")
+    assert main(["backfill", "2026-Q3"]) == EXIT_OK
+    scores = workspace.read_kr_scores(quarter="2026-Q3")
+    assert scores["as_of"].nunique() == 92
+    assert scores["as_of"].min() == date(2026, 7, 1) and scores["as_of"].max() == date(2026, 9, 30)
+    assert len(scores) == 92 * kr_count(Quarter(2026, 3))
+    assert scores["run_id"].nunique() == 1
+    github = scores[scores["kr_id"] == "dashboard-merged-prs"]
+    assert github["value"].notna().all() and not github["stale"].any()
+    jira = scores[scores["kr_id"] == "support-tickets-created"]
+    assert (jira["status"] == "no_data").all() and jira["stale"].all()
+    assert "source github: ok" in caplog.messages
+    assert "source jira: skipped: no connector installed" in caplog.messages
+
+
+def test_run_twice_leaves_row_counts_unchanged(workspace):
+    assert main(["run", "--date", "2026-10-20"]) == EXIT_OK
+    counts = [
+        workspace.count_rows(t) for t in ("kr_scores", "objective_scores", "metric_observations")
+    ]
+    assert counts[0] == 3 * kr_count(Quarter(2026, 4))  # 10-18..10-20, the trailing window
+    assert main(["run", "--date", "2026-10-20"]) == EXIT_OK
+    again = [
+        workspace.count_rows(t) for t in ("kr_scores", "objective_scores", "metric_observations")
+    ]
+    assert again == counts
+
+
+def test_scorecard_formats(workspace, capsys):
+    assert main(["run", "--date", "2026-10-20", "--trailing-days", "1"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["scorecard", "--format", "json"]) == EXIT_OK
+    card = json.loads(capsys.readouterr().out)
+    assert card["quarter"] == "2026-Q4" and card["as_of"] == "2026-10-20"
+    q4 = load_definitions(REPO / "okr_defs").for_quarter(Quarter(2026, 4))
+    assert [o["objective_id"] for o in card["objectives"]] == [o.id for o in q4.objectives]
+    assert main(["scorecard", "--format", "csv", "--as-of", "2026-10-20"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("quarter,as_of,objective_id,kr_id")
+    assert len(lines) == 1 + kr_count(Quarter(2026, 4))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "2025-Q2"], "no definitions for 2025-Q2 (expected"),
+        (["backfill", "--from", "2026-10-05", "--to", "2026-10-01"], "is after --to"),
+        (["backfill"], "give a QUARTER"),
+        (["run", "--date", "2999-01-01"], "the newest day that can be scored"),
+        (["scorecard"], "no scores in the warehouse"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(workspace, capsys, argv, message):
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_nightly_schedule_targets_yesterday_and_the_trailing_days(monkeypatch):
+    monkeypatch.delenv("OKR_TRAILING_DAYS", raising=False)
+    defs = build_definitions()
+    schedule = defs.resolve_schedule_def("nightly")
+    assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.job_name == JOB_NAME
+    context = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-10-31"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-02"
+    monkeypatch.setenv("OKR_TRAILING_DAYS", "1")
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-02"
+
+
+def test_dagster_definitions_validate(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    shutil.copyfile(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_okr_demo_subprocess(tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in SOURCE_ENV and key not in ("OKR_DEFS", "DAGSTER_HOME")
+    }
+    env["OKR_WAREHOUSE_URL"] = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "okr"), "demo"],
+        cwd=REPO,
+        env={**env, "DAGSTER_HOME": str(tmp_path / "dagster")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    definitions = load_definitions(REPO / "okr_defs")
+    quarter = Quarter.containing(yesterday)
+    if definitions.for_quarter(quarter) is None:
+        quarter = max(q for q in definitions.files if q.start <= yesterday)
+    okr_file = definitions.for_quarter(quarter)
+    for objective in okr_file.objectives:
+        assert f"{objective.id}: {objective.title}" in result.stdout
+        for key_result in objective.key_results:
+            assert f"  {key_result.id} " in result.stdout
+    scores = Warehouse(env["OKR_WAREHOUSE_URL"]).read_kr_scores(quarter=str(quarter))
+    last = min(yesterday, quarter.end)
+    days = (last - quarter.start).days + 1
+    assert len(scores) == days * kr_count(quarter)
+    assert scores["as_of"].min() == quarter.start and scores["as_of"].max() == last
+    sources = {kr.id: kr.sources for _, kr in okr_file.key_results}
+    github = scores[scores["kr_id"].map(lambda kr_id: sources[kr_id] == {"github"})]
+    others = scores[scores["kr_id"].map(lambda kr_id: "github" not in sources[kr_id])]
+    assert len(github) and github["value"].notna().all()
+    assert (others["status"] == "no_data").all()
+    assert "sandbox-token" not in result.stdout + result.stderr
