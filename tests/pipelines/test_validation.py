@@ -1,0 +1,132 @@
+"""Great Expectations validation of daily series: defaults by kind, declared expectations."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipelines.validation import DeclaredExpectation, validate_series
+
+START, END = date(2026, 10, 1), date(2026, 10, 31)
+
+
+def series(*rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["date", "value"])
+
+
+def reasons(report) -> dict[str, str]:
+    return {f"{row.date}={row.raw_value}": row.reason for row in report.rejected.itertuples()}
+
+
+def test_a_clean_count_series_passes():
+    report = validate_series(
+        series((date(2026, 10, 1), 0), (date(2026, 10, 2), 3)), "count", START, END
+    )
+    assert report.passed
+    assert report.valid["value"].tolist() == [0.0, 3.0]
+    assert report.valid["date"].tolist() == [date(2026, 10, 1), date(2026, 10, 2)]
+    assert all(outcome.success for outcome in report.outcomes)
+
+
+def test_bad_count_rows_are_rejected_with_reasons():
+    report = validate_series(
+        series(
+            (date(2026, 10, 1), 4),  # fine
+            (date(2026, 10, 2), -2),  # negative
+            (date(2026, 10, 3), 2.5),  # not whole
+            (date(2026, 10, 4), 1),  # duplicated date
+            (date(2026, 10, 4), 2),
+            (date(2026, 11, 5), 1),  # outside the window
+            (date(2026, 10, 6), "n/a"),  # garbage
+            ("not-a-date", 1),
+        ),
+        "count",
+        START,
+        END,
+    )
+    assert report.valid["date"].tolist() == [date(2026, 10, 1)]
+    assert reasons(report) == {
+        "2026-10-02=-2": "value >= 0 (a count): got '-2' on 2026-10-02",
+        "2026-10-03=2.5": "value is a whole number (a count): got '2.5' on 2026-10-03",
+        "2026-10-04=1": "one row per date: got '1' on 2026-10-04",
+        "2026-10-04=2": "one row per date: got '2' on 2026-10-04",
+        "2026-11-05=1": "date within 2026-10-01..2026-10-31: got '1' on 2026-11-05",
+        "2026-10-06=n/a": "value is a number: got 'n/a' on 2026-10-06",
+        "not-a-date=1": "date is a calendar date: got '1' on not-a-date",
+    }
+    failed = {o.expectation: o.unexpected_count for o in report.outcomes if not o.success}
+    assert failed["one row per date"] == 2
+    assert "7 of 8 rows rejected" in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "ok"),
+    [
+        ("share", 1.7, False),
+        ("share", 1.0, True),
+        ("share", 0.0, True),
+        ("share", -0.1, False),
+        ("duration", -1, False),
+        ("duration", 301.5, True),
+        ("amount", -120.0, True),  # refunds: amounts may be negative
+        ("value", 1e9, True),
+        ("count", float("inf"), False),
+    ],
+)
+def test_defaults_by_kind(kind, value, ok):
+    report = validate_series(series((date(2026, 10, 1), value)), kind, START, END)
+    assert report.passed is ok
+
+
+def test_declared_bounds_and_gx_expectations():
+    declared = [
+        DeclaredExpectation(
+            "expect_column_values_to_be_between", {"min_value": 0.99, "max_value": 1}
+        ),
+    ]
+    report = validate_series(
+        series((date(2026, 10, 1), 0.999), (date(2026, 10, 2), 0.5)), "share", START, END, declared
+    )
+    assert report.valid["value"].tolist() == [0.999]
+    assert reasons(report) == {
+        "2026-10-02=0.5": "expect_column_values_to_be_between(min_value=0.99, max_value=1): got '0.5' on 2026-10-02"
+    }
+
+
+def test_a_failed_whole_series_expectation_rejects_every_row():
+    declared = [DeclaredExpectation("expect_column_mean_to_be_between", {"min_value": 5})]
+    report = validate_series(
+        series((date(2026, 10, 1), 1), (date(2026, 10, 2), 2)), "count", START, END, declared
+    )
+    assert report.valid.empty and len(report.rejected) == 2
+    (outcome,) = [o for o in report.outcomes if not o.success]
+    assert outcome.examples == ["observed 1.5"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (
+            DeclaredExpectation("expect_the_moon", {}),
+            "unknown Great Expectations expectation 'expect_the_moon'",
+        ),
+        (
+            DeclaredExpectation("expect_column_values_to_be_between", {"minimum": 1}),
+            "bad arguments for expect_column_values_to_be_between: minimum",
+        ),
+    ],
+)
+def test_bad_declared_expectations_are_one_line_errors(declared, message):
+    report = validate_series(series((date(2026, 10, 1), 1)), "count", START, END, [declared])
+    assert report.error.startswith(message) and "\n" not in report.error
+    assert not report.passed and report.valid.empty
+
+
+def test_an_unexpected_shape_is_an_error_not_a_number():
+    report = validate_series(
+        pd.DataFrame({"day": [date(2026, 10, 1)], "count": [3]}), "count", START, END
+    )
+    assert report.error == "unexpected shape: columns ['count', 'day'], expected date and value"
+    assert report.valid.empty
