@@ -12,6 +12,7 @@ KRs carry their last value, flagged stale).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -263,15 +264,13 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from connectors.sandbox import Sandbox
 
-    sandbox = Sandbox(port=args.port)
-    sandbox.start()
-    print(f"sandbox serving the sample APIs on {sandbox.url} (Ctrl-C to stop)", flush=True)
     try:
-        sandbox.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+        sandbox = Sandbox(port=args.port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror}") from None
+    print(f"sandbox serving the sample APIs on {sandbox.url} (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        sandbox.serve_forever()
     return EXIT_OK
 
 
