@@ -296,7 +296,9 @@ class HttpClient:
 
     `secrets` are values (tokens) that must never appear in a message; the value of an
     `Authorization` header is always one. `token_env` names the variable an
-    authentication error tells the user to check.
+    authentication error tells the user to check. `error_reason(response)` lets a source
+    read its own error bodies first: it returns a one-line reason to fail with at once
+    (never retried), or None for the usual handling.
     """
 
     def __init__(
@@ -316,8 +318,10 @@ class HttpClient:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         session: requests.Session | None = None,
+        error_reason: Callable[[requests.Response], str | None] | None = None,
     ) -> None:
         self.source = source
+        self.error_reason = error_reason
         self.base_url = base_url.rstrip("/")
         self.token_env = token_env
         self.timeout = timeout
@@ -494,6 +498,9 @@ class HttpClient:
         status = response.status_code
         if status < 400:
             return response
+        reason = self.error_reason(response) if self.error_reason else None
+        if reason:
+            raise SourceError(self.source, self.redact(reason))
         if self._is_rate_limited(response):
             return _Retry(f"rate limited (HTTP {status})", self._rate_limit_wait(response))
         if status >= 500:

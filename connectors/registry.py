@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,17 +35,41 @@ class Source:
 
 
 BUILTIN_SOURCES = (
-    Source("google_analytics", "connectors.google_analytics.params:GoogleAnalyticsMetric"),
-    Source("jira", "connectors.jira.params:JiraMetric"),
+    Source(
+        "google_analytics",
+        "connectors.google_analytics.params:GoogleAnalyticsMetric",
+        connector="connectors.google_analytics.client:GoogleAnalyticsConnector",
+        sandbox="connectors.google_analytics.sandbox:register",
+    ),
+    Source(
+        "jira",
+        "connectors.jira.params:JiraMetric",
+        connector="connectors.jira.client:JiraConnector",
+        sandbox="connectors.jira.sandbox:register",
+    ),
     Source(
         "github",
         "connectors.github.params:GitHubMetric",
         connector="connectors.github.client:GitHubConnector",
         sandbox="connectors.github.sandbox:register",
     ),
-    Source("salesforce", "connectors.salesforce.params:SalesforceMetric"),
-    Source("hubspot", "connectors.hubspot.params:HubSpotMetric"),
-    Source("manual", "connectors.manual.params:ManualMetric"),
+    Source(
+        "salesforce",
+        "connectors.salesforce.params:SalesforceMetric",
+        connector="connectors.salesforce.client:SalesforceConnector",
+        sandbox="connectors.salesforce.sandbox:register",
+    ),
+    Source(
+        "hubspot",
+        "connectors.hubspot.params:HubSpotMetric",
+        connector="connectors.hubspot.client:HubSpotConnector",
+        sandbox="connectors.hubspot.sandbox:register",
+    ),
+    Source(
+        "manual",
+        "connectors.manual.params:ManualMetric",
+        connector="connectors.manual.client:ManualConnector",
+    ),
 )
 
 
@@ -54,18 +78,63 @@ def _load(target: str):
     return getattr(importlib.import_module(module_name), attribute)
 
 
+class RegistryError(Exception):
+    """A connector package's entry point is broken; the message names the entry point."""
+
+
 @cache
 def sources() -> dict[str, Source]:
-    """Every known source by name: built-in first, then entry points."""
+    """Every known source by name: built-in first, then entry points.
+
+    Cached for the life of the process: a package installed later is seen by the next
+    process (or after `sources.cache_clear()`).
+    """
     found = {source.name: source for source in BUILTIN_SOURCES}
+    added_by: dict[str, str] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        source = entry_point.load()
-        if not isinstance(source, Source):
-            raise TypeError(
-                f"entry point {entry_point.name!r} must point at a connectors.registry.Source"
+        source = _source_of(entry_point)
+        if source.name in found:
+            owner = added_by.get(source.name, "okr-metrics itself (a built-in source)")
+            raise RegistryError(
+                f"{_describe(entry_point)} adds source {source.name!r}, which {owner} "
+                "already provides; uninstall one of the two packages"
             )
         found[source.name] = source
+        added_by[source.name] = _distribution(entry_point)
     return found
+
+
+def _distribution(entry_point: EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    return f"package {dist.name}" if dist is not None else "an unknown package"
+
+
+def _describe(entry_point: EntryPoint) -> str:
+    return (
+        f"entry point {entry_point.name!r} = {entry_point.value!r} of {_distribution(entry_point)} "
+        f"(group {ENTRY_POINT_GROUP!r})"
+    )
+
+
+def _source_of(entry_point: EntryPoint) -> Source:
+    """Load one entry point and check it is a `Source` named like the entry point."""
+    try:
+        source = entry_point.load()
+    except Exception as error:
+        raise RegistryError(
+            f"{_describe(entry_point)} cannot be loaded: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(source, Source):
+        raise RegistryError(
+            f"{_describe(entry_point)} must point at a connectors.registry.Source, "
+            f"not a {type(source).__name__}"
+        )
+    if source.name != entry_point.name:
+        raise RegistryError(
+            f"{_describe(entry_point)} points at Source {source.name!r}: "
+            "name the entry point after its source"
+        )
+    return source
 
 
 def connected_sources() -> dict[str, Source]:

@@ -63,6 +63,9 @@ def series_requests(
         for metric_key, params in okr_file.series_by_key().items():
             if params.source != source:
                 continue
+            if "checkins_path" in getattr(params, "pipeline_fields", ()) and definitions.root:
+                checkins = definitions.root / "checkins" / f"{quarter}.csv"
+                params = params.model_copy(update={"checkins_path": str(checkins)})
             known = windows.get(metric_key)
             if known is not None:
                 first, last = min(first, known.start), max(last, known.end)

@@ -41,6 +41,8 @@ class GitHubConnector(Connector):
     env: ClassVar[SourceEnv] = SourceEnv(
         base_url="GITHUB_API_URL", default_base_url="https://api.github.com", token="GITHUB_TOKEN"
     )
+    # Items per page: GitHub's maximum. The contract tests shrink it to cross pages.
+    page_size: ClassVar[int] = PER_PAGE
 
     def __init__(self, client: HttpClient) -> None:
         self.client = client
@@ -93,7 +95,7 @@ class GitHubConnector(Connector):
         # at or after its merge, so once a whole page predates the window, stop.
         pages = self._pages(
             f"{self._repo_path(metric)}/pulls",
-            {"state": "closed", "sort": "updated", "direction": "desc", "per_page": PER_PAGE},
+            {"state": "closed", "sort": "updated", "direction": "desc", "per_page": self.page_size},
         )
         for page in pages:
             for pull in page:
@@ -119,7 +121,7 @@ class GitHubConnector(Connector):
             "state": "all",
             "sort": "updated",
             "direction": "desc",
-            "per_page": PER_PAGE,
+            "per_page": self.page_size,
             "since": _iso(window_start),
         }
         if metric.labels:
@@ -134,7 +136,7 @@ class GitHubConnector(Connector):
         if metric.labels:
             raise SourceError(self.source, "`labels` do not apply to `count: releases`")
         stop_before = window_start - RELEASE_DRAFT_LOOKBACK
-        pages = self._pages(f"{self._repo_path(metric)}/releases", {"per_page": PER_PAGE})
+        pages = self._pages(f"{self._repo_path(metric)}/releases", {"per_page": self.page_size})
         for page in pages:
             for release in page:
                 if not release.get("draft") and release.get("published_at"):

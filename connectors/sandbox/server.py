@@ -9,7 +9,7 @@ The sandbox also records every API request (for tests that count pages), injects
 faults (5xx, 429 with Retry-After, 403 rate limits, malformed bodies, delays) and
 latency. Control endpoints, for tools that are not Python:
 
-- `GET /_sandbox/requests`: the recorded requests, as JSON
+- `GET /_sandbox/requests`: the recorded requests (and the JSON body of those that had one)
 - `POST /_sandbox/reset`: forget recorded requests, faults and latency
 - `GET /_sandbox/faults`, `POST /_sandbox/faults` (add: `{"faults": [...], "latency_seconds": x}`),
   `DELETE /_sandbox/faults`
@@ -233,6 +233,7 @@ class Sandbox:
         for target in sources if sources is not None else _registered_sandboxes():
             _load(target)(self.router, self.data)
         self.requests: list[RecordedRequest] = []
+        self._bodies: list[Any] = []  # the JSON body of each recorded request (None: none)
         self.faults: list[Fault] = []
         self.latency_seconds = 0.0
         self._lock = threading.Lock()
@@ -302,8 +303,18 @@ class Sandbox:
         """Forget recorded requests, faults and latency (not the data)."""
         with self._lock:
             self.requests.clear()
+            self._bodies.clear()
             self.faults.clear()
             self.latency_seconds = 0.0
+
+    def request_bodies(self, path_prefix: str | None = None) -> list[Any]:
+        """The decoded JSON bodies of the recorded requests (whose path starts with `path_prefix`)."""
+        with self._lock:
+            return [
+                body
+                for recorded, body in zip(self.requests, self._bodies, strict=True)
+                if path_prefix is None or recorded.path.startswith(path_prefix)
+            ]
 
     def request_count(self, path_prefix: str | None = None) -> int:
         """How many API requests arrived (whose path starts with `path_prefix`)."""
@@ -320,6 +331,7 @@ class Sandbox:
             return self._control(request)
         with self._lock:
             self.requests.append(RecordedRequest(request.method, request.path, dict(request.query)))
+            self._bodies.append(request.body)
             latency = self.latency_seconds
             fault = next(
                 (f for f in self.faults if f.applies_to(request.method, request.path)), None
@@ -359,7 +371,10 @@ class Sandbox:
         name = request.path[len(CONTROL_PREFIX) :].strip("/")
         if (request.method, name) == ("GET", "requests"):
             with self._lock:
-                recorded = [r._asdict() for r in self.requests]
+                recorded = [
+                    {**r._asdict(), **({"body": body} if body is not None else {})}
+                    for r, body in zip(self.requests, self._bodies, strict=True)
+                ]
             return SandboxResponse(200, {"count": len(recorded), "requests": recorded})
         if (request.method, name) == ("POST", "reset"):
             self.reset()

@@ -1,0 +1,335 @@
+"""The Google Analytics 4 connector: one metric of one property, per day.
+
+Built by the Dagster observation assets (through `connectors/registry.py`) from
+`GA_API_URL` and `GA_ACCESS_TOKEN`, or from a service-account file named by
+`GOOGLE_APPLICATION_CREDENTIALS` (through google-auth, imported only then; it is not
+a dependency of okr-metrics: `pip install google-auth` to use it).
+
+One metric is one report, `POST /v1beta/properties/{id}:runReport`, over the whole
+window: the `date` dimension, the metric, `dimensionFilter` from the KR's `filter`,
+`keepEmptyRows`, paged by `limit`/`offset` until `offset >= rowCount`, and
+`returnPropertyQuota`, whose remaining tokens are logged. Values arrive as strings and
+are cast by `metricHeaders[].type`; a day the report leaves out is a 0.
+
+GA reports days in the property's time zone, which the connector cannot change: the
+KR file's `timezone` should be the property's (the connector warns when the report
+says otherwise). Each day's value is GA's value for that day: a non-additive metric
+such as `activeUsers` is never summed across days here; the KR's `aggregate` decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+import pandas as pd
+import requests
+
+from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from connectors.google_analytics.params import GoogleAnalyticsMetric
+from connectors.http import HttpClient, OffsetPaginator, PageRequest
+from connectors.params import MetricParams
+
+log = logging.getLogger("okr_metrics.google_analytics")
+
+API_VERSION = "v1beta"
+SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
+# GA returns at most 250,000 rows a request; a report here has one row per day.
+PAGE_SIZE = 10_000
+INTEGER_TYPES = {"TYPE_INTEGER"}
+# The quotas logged after each report; with fewer daily tokens left, the line is a warning.
+TOKEN_QUOTAS = ("tokensPerDay", "tokensPerHour", "tokensPerProjectPerHour")
+LOW_QUOTA_TOKENS = 10_000
+
+
+def report_path(property_id: str) -> str:
+    return f"/{API_VERSION}/properties/{property_id}:runReport"
+
+
+def dimension_filter(allowed: Mapping[str, tuple[str, ...]]) -> dict[str, Any] | None:
+    """The `dimensionFilter` of a KR's `filter`: one `inListFilter` per dimension, all required.
+
+    Matching is case-sensitive: GA tells `Purchase` and `purchase` apart as events.
+    """
+    expressions = [
+        {
+            "filter": {
+                "fieldName": dimension,
+                "inListFilter": {"values": list(values), "caseSensitive": True},
+            }
+        }
+        for dimension, values in allowed.items()
+    ]
+    if not expressions:
+        return None
+    if len(expressions) == 1:
+        return expressions[0]
+    return {"andGroup": {"expressions": expressions}}
+
+
+def report_request(metric: GoogleAnalyticsMetric, start: date, end: date) -> dict[str, Any]:
+    """The runReport body of one metric over start..end (without `limit`/`offset`)."""
+    body: dict[str, Any] = {
+        "dateRanges": [{"startDate": start.isoformat(), "endDate": end.isoformat()}],
+        "dimensions": [{"name": "date"}],
+        "metrics": [{"name": metric.metric}],
+        # Days on which the metric is 0 come back too (a missing day is a 0 all the same).
+        "keepEmptyRows": True,
+        # A stable order, so that offset paging neither skips nor repeats a day.
+        "orderBys": [{"dimension": {"dimensionName": "date"}}],
+        "returnPropertyQuota": True,
+    }
+    found = dimension_filter(metric.filter)
+    if found is not None:
+        body["dimensionFilter"] = found
+    return body
+
+
+def cast_value(text: Any, metric_type: str) -> float:
+    """A metric value (a string on the wire) by its `MetricType`; the series holds floats."""
+    if metric_type in INTEGER_TYPES:
+        return float(int(str(text)))
+    value = float(str(text))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
+
+
+class _RowCountPaginator(OffsetPaginator):
+    """`offset` moves by the rows a page holds, until `offset >= rowCount`.
+
+    GA may return fewer rows than `limit` (it caps a page at 250,000) without the report
+    being over, so a short page alone does not end the paging.
+    """
+
+    def _next(
+        self, response: requests.Response, data: Any, request: PageRequest
+    ) -> PageRequest | None:
+        rows = _rows_of(data)
+        self.offset += len(rows)
+        total = int(data.get("rowCount") or 0) if isinstance(data, Mapping) else 0
+        if not rows or self.offset >= total:
+            return None
+        return PageRequest(
+            request.method, request.url, request.params, {**request.json, "offset": self.offset}
+        )
+
+
+def _rows_of(body: Any) -> list:
+    rows = body.get("rows") if isinstance(body, Mapping) else None
+    return rows if isinstance(rows, list) else []
+
+
+def _error_reason(response: requests.Response) -> str | None:
+    """Google's error bodies that deserve a clearer word than the usual handling."""
+    if response.status_code != 403:
+        return None
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, Mapping) or error.get("status") != "PERMISSION_DENIED":
+        return None
+    said = " ".join(str(error.get("message") or "").split())[:200]
+    return (
+        "permission denied (HTTP 403): the account behind the credentials cannot read this "
+        f"property; give it at least Viewer access in GA (the API says: {said})"
+    )
+
+
+class GoogleAnalyticsConnector(Connector):
+    """Daily values of a GA4 metric, from one windowed runReport per metric."""
+
+    source: ClassVar[str] = "google_analytics"
+    params_model: ClassVar[type[MetricParams]] = GoogleAnalyticsMetric
+    env: ClassVar[SourceEnv] = SourceEnv(
+        base_url="GA_API_URL",
+        default_base_url="https://analyticsdata.googleapis.com",
+        token="GA_ACCESS_TOKEN",
+        credentials_file="GOOGLE_APPLICATION_CREDENTIALS",
+    )
+    # Rows (days) a page asks for. The contract tests shrink it to cross pages.
+    page_size: ClassVar[int] = PAGE_SIZE
+
+    def __init__(
+        self,
+        client: HttpClient | None = None,
+        *,
+        settings: SourceSettings | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        # Without a token, the client is built on first use, from the service account.
+        self._client = client
+        self._settings = settings or SourceSettings()
+        self._client_options = dict(client_options or {})
+
+    @classmethod
+    def from_settings(
+        cls, settings: SourceSettings, **client_options: Any
+    ) -> GoogleAnalyticsConnector:
+        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
+        connector = cls(settings=settings, client_options=client_options)
+        if settings.token:
+            connector._client = connector._build_client(settings.token, cls.env.token)
+        return connector
+
+    @property
+    def client(self) -> HttpClient:
+        if self._client is None:
+            token = access_token_from_file(self._settings.credentials_file)
+            self._client = self._build_client(token, self.env.credentials_file)
+        return self._client
+
+    def _build_client(self, token: str | None, token_env: str | None) -> HttpClient:
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return HttpClient(
+            self.source,
+            self._settings.base_url or self.env.default_base_url or "",
+            headers=headers,
+            secrets=[token, self._settings.token],
+            token_env=token_env,
+            error_reason=_error_reason,
+            **self._client_options,
+        )
+
+    def daily_series(
+        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
+    ) -> pd.DataFrame:
+        if not isinstance(metric, GoogleAnalyticsMetric):
+            raise TypeError(
+                f"GoogleAnalyticsConnector needs a GoogleAnalyticsMetric, not {type(metric).__name__}"
+            )
+        if end < start:
+            raise ValueError(f"window ends ({end}) before it starts ({start})")
+        values: dict[date, float] = {}
+        for day, value in self._report_rows(metric, start, end, timezone):
+            if day in values:
+                raise SourceError(self.source, f"the report lists {day} twice")
+            values[day] = value
+        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        return pd.DataFrame(
+            {
+                "date": pd.Series(window, dtype=object),
+                "value": pd.Series([values.get(day, 0.0) for day in window], dtype=float),
+            }
+        )
+
+    def _report_rows(
+        self, metric: GoogleAnalyticsMetric, start: date, end: date, timezone: str
+    ) -> Iterator[tuple[date, float]]:
+        """(day, value) of every row of the report, cast by the metric's type."""
+        last_page: Mapping[str, Any] = {}
+        pages = self.client.paginate(
+            "POST",
+            report_path(metric.property),
+            json=report_request(metric, start, end),
+            paginator=_RowCountPaginator(self.page_size),
+            records=lambda body: [body],
+        )
+        for (page,) in pages:
+            if not isinstance(page, Mapping):
+                raise SourceError(self.source, "unexpected response body: expected a report")
+            metric_type = _metric_type(page, metric.metric)
+            for row in _rows_of(page):
+                yield self._row(row, metric_type)
+            last_page = page
+        self._check_time_zone(metric, last_page, timezone)
+        self._log_quota(metric, last_page)
+
+    def _row(self, row: Any, metric_type: str) -> tuple[date, float]:
+        try:
+            day_text = row["dimensionValues"][0]["value"]
+            value_text = row["metricValues"][0]["value"]
+        except (KeyError, IndexError, TypeError):
+            raise SourceError(self.source, f"unexpected report row: {str(row)[:120]}") from None
+        try:
+            day = datetime.strptime(day_text, "%Y%m%d").date()
+        except (TypeError, ValueError):
+            raise SourceError(self.source, f"unexpected date {day_text!r} in the report") from None
+        try:
+            return day, cast_value(value_text, metric_type)
+        except ValueError:
+            raise SourceError(
+                self.source, f"value {value_text!r} on {day} is not a {metric_type} number"
+            ) from None
+
+    def _check_time_zone(
+        self, metric: GoogleAnalyticsMetric, page: Mapping[str, Any], timezone: str
+    ) -> None:
+        reported = (page.get("metadata") or {}).get("timeZone")
+        if reported and reported != timezone:
+            log.warning(
+                "google_analytics: property %s reports days in %s, but the KR file's timezone "
+                "is %s; GA's days are the property's, so set the file's timezone to %s",
+                metric.property,
+                reported,
+                timezone,
+                reported,
+            )
+
+    def _log_quota(self, metric: GoogleAnalyticsMetric, page: Mapping[str, Any]) -> None:
+        """Log the property's token quotas left after this report (a warning when low)."""
+        quota = page.get("propertyQuota")
+        if not isinstance(quota, Mapping):
+            return
+        parts, low = [], False
+        for name in TOKEN_QUOTAS:
+            status = quota.get(name)
+            if not isinstance(status, Mapping):
+                continue
+            # proto3 JSON leaves out zeros: a missing count is a 0.
+            remaining = int(status.get("remaining", 0))
+            parts.append(f"{name} {remaining} left")
+            low = low or (name == "tokensPerDay" and remaining < LOW_QUOTA_TOKENS)
+        if parts:
+            log.log(
+                logging.WARNING if low else logging.INFO,
+                "google_analytics: property %s quota after %s: %s",
+                metric.property,
+                metric.metric,
+                ", ".join(parts),
+            )
+
+
+def _metric_type(page: Mapping[str, Any], name: str) -> str:
+    headers = page.get("metricHeaders") or []
+    for header in headers:
+        if isinstance(header, Mapping) and header.get("name") == name:
+            return str(header.get("type") or "TYPE_FLOAT")
+    if headers and isinstance(headers[0], Mapping):
+        return str(headers[0].get("type") or "TYPE_FLOAT")
+    return "TYPE_FLOAT"
+
+
+def access_token_from_file(path: str | None) -> str:
+    """An OAuth access token for the service account (or other Google credentials) in `path`."""
+    source = GoogleAnalyticsConnector.source
+    if not path:
+        raise SourceError(source, "GA_ACCESS_TOKEN and GOOGLE_APPLICATION_CREDENTIALS not set")
+    try:
+        import google.auth
+        import google.auth.transport.requests
+    except ImportError:
+        raise SourceError(
+            source, "install google-auth to use GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
+    failure: str | None = None
+    try:
+        credentials, _ = google.auth.load_credentials_from_file(path, scopes=[SCOPE])
+        credentials.refresh(google.auth.transport.requests.Request())
+        token = credentials.token
+    except Exception as error:  # google-auth's errors may quote the file: keep only the kind
+        failure = type(error).__name__
+    if failure is not None:
+        raise SourceError(
+            source,
+            f"cannot get an access token from GOOGLE_APPLICATION_CREDENTIALS ({failure}); "
+            "check that it names a readable service-account key file",
+        )
+    if not token:
+        raise SourceError(source, "the GOOGLE_APPLICATION_CREDENTIALS credentials gave no token")
+    return str(token)

@@ -1,0 +1,566 @@
+"""Google Analytics 4's part of the sandbox: the Data API's `runReport` for any property.
+
+`register(router, data)` (named in `connectors/registry.py`) serves
+`POST /v1beta/properties/{property}:runReport` in the Data API's wire format
+(https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/properties/runReport):
+`dimensionHeaders`, `metricHeaders` with their types, rows of string values, `rowCount`,
+`metadata`, `propertyQuota` when asked, `limit`/`offset` paging, `keepEmptyRows`
+(all-zero rows are left out otherwise), `orderBys`, dimension filters (`andGroup`,
+`orGroup`, `notExpression`, `inListFilter`, `stringFilter`, `emptyFilter`) and Google's
+error bodies (`{"error": {"code", "message", "status"}}`).
+
+A property's data is a list of facts, each a day, some dimension values and some
+metric values. A report groups the facts that pass its filter by the requested
+dimensions: additive metrics are summed, averages weighted by sessions. A user metric
+is simply its generated daily value per platform (the sandbox does not model users
+active on two platforms).
+
+Every numeric property id gets deterministic sample data on first request (seeded by
+the id), from 2025-01-01 up to the sandbox's horizon, with the dimensions `date`,
+`platform` (iOS, Android, web) and `eventName`. Tests replace a property with a few
+hand-written facts through `sandbox.data.google_analytics.set_rows(...)`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from connectors.sandbox.data import SandboxData
+from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+
+DOCS = "https://developers.google.com/analytics/devguides/reporting/data/v1"
+MAX_ROWS = 250_000
+DEFAULT_LIMIT = 10_000
+
+# The metrics the sandbox knows, with their MetricType. Those in WEIGHTED are averages,
+# combined weighted by the named metric; every other metric is summed.
+METRICS = {
+    "activeUsers": "TYPE_INTEGER",
+    "totalUsers": "TYPE_INTEGER",
+    "newUsers": "TYPE_INTEGER",
+    "sessions": "TYPE_INTEGER",
+    "screenPageViews": "TYPE_INTEGER",
+    "eventCount": "TYPE_INTEGER",
+    "averageSessionDuration": "TYPE_SECONDS",
+    "engagementRate": "TYPE_FLOAT",
+    "purchaseRevenue": "TYPE_CURRENCY",
+}
+WEIGHTED = {"averageSessionDuration": "sessions", "engagementRate": "sessions"}
+DIMENSIONS = {"date", "platform", "eventName", "country", "deviceCategory", "operatingSystem"}
+NOT_SET = "(not set)"
+
+# Standard (not 360) property quotas.
+QUOTAS = {
+    "tokensPerDay": 200_000,
+    "tokensPerHour": 40_000,
+    "concurrentRequests": 10,
+    "serverErrorsPerProjectPerHour": 10,
+    "potentiallyThresholdedRequestsPerHour": 120,
+    "tokensPerProjectPerHour": 14_000,
+}
+
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_JSON = {"Content-Type": "application/json; charset=UTF-8"}
+_AUTH_HELP = (
+    "Expected OAuth 2 access token, login cookie or other valid authentication credential. "
+    "See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Metric values of one day for one combination of dimension values."""
+
+    day: date
+    dimensions: Mapping[str, str]
+    metrics: Mapping[str, float]
+
+
+@dataclass
+class GaProperty:
+    property_id: str
+    facts: list[Fact] = field(default_factory=list)
+    time_zone: str = "UTC"
+    currency_code: str = "USD"
+    denied: bool = False
+    # Tokens spent per quota: (the hour or day they were spent in, how many).
+    tokens_used: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+class GoogleAnalyticsSandboxData:
+    """The properties the sandbox serves, generated on first request or set by tests."""
+
+    def __init__(self, data: SandboxData) -> None:
+        self.data = data
+        self._properties: dict[str, GaProperty] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def now(self) -> datetime:
+        return self.data.now
+
+    def property(self, property_id: str) -> GaProperty:
+        """The property, generated (seeded by its id) on first use."""
+        with self._lock:
+            found = self._properties.get(property_id)
+        if found is None:
+            generated = GaProperty(property_id, facts=self._generate(property_id))
+            with self._lock:
+                found = self._properties.setdefault(property_id, generated)
+        return found
+
+    def facts(self, property_id: str) -> list[Fact]:
+        return list(self.property(property_id).facts)
+
+    def set_rows(
+        self,
+        property_id: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        time_zone: str = "UTC",
+        currency_code: str = "USD",
+    ) -> GaProperty:
+        """Replace a property's data with hand-written facts.
+
+        Each row has a `date` (a date, `YYYY-MM-DD` or `YYYYMMDD`), metric values under
+        their API names (`activeUsers`, `eventCount`, ...) and dimension values under any
+        other key: `{"date": "2026-10-01", "platform": "iOS", "activeUsers": 120}`. Rows
+        for the same day and dimensions add up, as events do.
+        """
+        facts = []
+        for row in rows:
+            dimensions, metrics, day = {}, {}, None
+            for name, value in row.items():
+                if name == "date":
+                    day = _parse_day(value)
+                elif name in METRICS:
+                    metrics[name] = float(value)
+                else:
+                    dimensions[name] = str(value)
+            if day is None:
+                raise ValueError(f"a Google Analytics row needs a date: {row!r}")
+            facts.append(Fact(day, dimensions, metrics))
+        prop = GaProperty(property_id, facts, time_zone=time_zone, currency_code=currency_code)
+        with self._lock:
+            self._properties[property_id] = prop
+        return prop
+
+    def deny(self, property_id: str) -> None:
+        """Make the property answer 403 PERMISSION_DENIED, as one the account cannot read."""
+        self.property(property_id).denied = True
+
+    # -- generated sample data ----------------------------------------------------------
+
+    def _generate(self, property_id: str) -> list[Fact]:
+        """Daily facts from `first_day` through the horizon's day (partial on that day).
+
+        Mobile daily active users grow from about 5,000 (January 2025) to about 8,500
+        (July 2026), 10,000 (October 2026) and 11,700 (end of 2026); onboarding
+        completion, push opt-in and help-centre helpfulness rates improve from mid-2026.
+        """
+        rng = random.Random(f"google_analytics:{property_id}")
+        facts: list[Fact] = []
+        day, last = self.data.first_day, self.now.date()
+        midnight = datetime.combine(last, datetime.min.time(), tzinfo=self.now.tzinfo)
+        elapsed_today = (self.now - midnight).total_seconds() / 86400
+        while day <= last:
+            t = (day - self.data.first_day).days
+            share = elapsed_today if day == last else 1.0
+            facts.extend(_day_facts(rng, day, t, share))
+            day += timedelta(days=1)
+        return facts
+
+
+def _day_facts(rng: random.Random, day: date, t: int, share: float) -> list[Fact]:
+    mobile = 5000 - 2.058 * t + 0.01551 * t * t
+    mobile *= (0.92 if day.weekday() >= 5 else 1.0) * rng.uniform(0.97, 1.03) * share
+    users = {"iOS": mobile * 0.56, "Android": mobile * 0.44, "web": mobile * 0.22}
+    duration = 270 + 40 * min(t, 638) ** 2 / 638**2 + 1.3 * max(0, t - 638)
+    onboarding_rate = 0.62 + 0.18 * _ramp(t, 638, 92)
+    opt_in_rate = 0.55 + 0.10 * _ramp(t, 546, 184)
+    helpful_rate = 0.30 + 0.10 * _ramp(t, 546, 184)
+    facts = []
+    for platform, active in users.items():
+        sessions = active * rng.uniform(1.35, 1.5)
+        new_users = active * (0.10 if platform == "web" else 0.06) * rng.uniform(0.9, 1.1)
+        views = sessions * rng.uniform(6, 9)
+        seconds = duration * (0.6 if platform == "web" else 1.0) + rng.uniform(-15, 15)
+        dims = {"platform": platform}
+        facts.append(
+            Fact(
+                day,
+                dims,
+                {
+                    "activeUsers": round(active),
+                    "totalUsers": round(active * 1.04),
+                    "newUsers": round(new_users),
+                    "sessions": round(sessions),
+                    "screenPageViews": round(views),
+                    "averageSessionDuration": round(seconds, 6),
+                    "engagementRate": round(rng.uniform(0.55, 0.7), 6),
+                },
+            )
+        )
+        events = {
+            "session_start": sessions,
+            "page_view" if platform == "web" else "screen_view": views,
+            "article_view": active * (0.35 if platform == "web" else 0.07) * rng.uniform(0.9, 1.1),
+        }
+        if platform != "web":
+            started = new_users * rng.uniform(0.95, 1.0)
+            shown = new_users * rng.uniform(0.85, 0.95)
+            events |= {
+                "first_open": new_users,
+                "onboarding_start": started,
+                "onboarding_complete": started * (onboarding_rate + rng.uniform(-0.03, 0.03)),
+                "push_prompt_shown": shown,
+                "push_opt_in": shown * (opt_in_rate + rng.uniform(-0.03, 0.03)),
+            }
+        events["article_helpful"] = events["article_view"] * (
+            helpful_rate + rng.uniform(-0.03, 0.03)
+        )
+        for name, count in events.items():
+            facts.append(Fact(day, {**dims, "eventName": name}, {"eventCount": round(count)}))
+    return facts
+
+
+def _ramp(t: int, begin: int, length: int) -> float:
+    """0 before day `begin`, rising linearly to 1 over `length` days."""
+    return min(1.0, max(0.0, (t - begin) / length))
+
+
+def _parse_day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    return datetime.strptime(text, "%Y%m%d" if text.isdigit() else "%Y-%m-%d").date()
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A request the Data API answers with 400 INVALID_ARGUMENT."""
+
+
+def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
+    """The RunReportResponse of a request body (raises `BadRequest` for an invalid one)."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("Invalid JSON payload received. Expected a RunReportRequest object.")
+    start, end = _date_range(body.get("dateRanges"), today)
+    dimensions = [_name(d, "dimension") for d in body.get("dimensions") or []]
+    metrics = [_name(m, "metric") for m in body.get("metrics") or []]
+    if not metrics and not dimensions:
+        raise BadRequest("Must request at least one dimension or metric.")
+    known = DIMENSIONS | {name for fact in prop.facts for name in fact.dimensions}
+    for name in dimensions:
+        if name not in known:
+            raise BadRequest(f"Field {name} is not a valid dimension. {_SCHEMA_HELP}")
+    for name in metrics:
+        if name not in METRICS:
+            raise BadRequest(f"Field {name} is not a valid metric. {_SCHEMA_HELP}")
+    where = body.get("dimensionFilter")
+    if where is not None:
+        _check_filter(where, known)
+    limit = _count(body.get("limit"), "limit", DEFAULT_LIMIT)
+    offset = _count(body.get("offset"), "offset", 0)
+    if limit <= 0:
+        raise BadRequest("limit must be positive.")
+
+    groups: dict[tuple[str, ...], list[Fact]] = {}
+    for fact in prop.facts:
+        if not start <= fact.day <= end:
+            continue
+        values = _dimension_values(fact)
+        if where is not None and not _matches(where, values):
+            continue
+        groups.setdefault(tuple(values.get(name, NOT_SET) for name in dimensions), []).append(fact)
+    rows = []
+    for key, facts in groups.items():
+        numbers = [_aggregate(facts, name) for name in metrics]
+        if not body.get("keepEmptyRows") and all(n == 0 for n in numbers):
+            continue
+        rows.append((key, numbers))
+    rows = _ordered(rows, body.get("orderBys") or [], dimensions, metrics)
+
+    response: dict[str, Any] = {
+        "dimensionHeaders": [{"name": name} for name in dimensions],
+        "metricHeaders": [{"name": name, "type": METRICS[name]} for name in metrics],
+    }
+    page = rows[offset : offset + min(limit, MAX_ROWS)]
+    if page:
+        response["rows"] = [
+            {
+                "dimensionValues": [{"value": value} for value in key],
+                "metricValues": [
+                    {"value": _format(number, METRICS[name])}
+                    for name, number in zip(metrics, numbers, strict=True)
+                ],
+            }
+            for key, numbers in page
+        ]
+    # proto3 JSON leaves out zero values: an empty report has no rowCount.
+    if rows:
+        response["rowCount"] = len(rows)
+    response["metadata"] = {"currencyCode": prop.currency_code, "timeZone": prop.time_zone}
+    if body.get("returnPropertyQuota"):
+        response["propertyQuota"] = _spend_tokens(prop, 1 + len(rows) // 500)
+    response["kind"] = "analyticsData#runReport"
+    return response
+
+
+_SCHEMA_HELP = f"For a list of valid dimensions and metrics, see {DOCS}/api-schema"
+
+
+def _name(item: Any, kind: str) -> str:
+    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+        raise BadRequest(f"Each {kind} needs a name.")
+    return item["name"]
+
+
+def _date_range(ranges: Any, today: date) -> tuple[date, date]:
+    if not isinstance(ranges, list) or not ranges:
+        raise BadRequest("dateRanges must be specified.")
+    if len(ranges) > 1:
+        raise BadRequest("The sandbox serves one date range a report.")
+    found = ranges[0] if isinstance(ranges[0], Mapping) else {}
+    start, end = (_relative_day(found.get(k), today) for k in ("startDate", "endDate"))
+    if start > end:
+        raise BadRequest(f"The start date {start} is after the end date {end}.")
+    return start, end
+
+
+def _relative_day(text: Any, today: date) -> date:
+    if text == "today":
+        return today
+    if text == "yesterday":
+        return today - timedelta(days=1)
+    ago = re.fullmatch(r"(\d+)daysAgo", str(text))
+    if ago:
+        return today - timedelta(days=int(ago.group(1)))
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        raise BadRequest(f"Invalid date: {text!r}. Dates must be YYYY-MM-DD.") from None
+
+
+def _count(value: Any, name: str, default: int) -> int:
+    # int64 fields travel as strings in JSON; numbers are accepted too.
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid value at '{name}' (TYPE_INT64), {value!r}") from None
+    if number < 0:
+        raise BadRequest(f"{name} must not be negative.")
+    return number
+
+
+def _dimension_values(fact: Fact) -> dict[str, str]:
+    return {**fact.dimensions, "date": fact.day.strftime("%Y%m%d")}
+
+
+def _check_filter(expression: Any, known: set[str]) -> None:
+    """Reject what the Data API rejects: unknown fields and malformed expressions."""
+    if not isinstance(expression, Mapping) or len(expression) != 1:
+        raise BadRequest(
+            "A FilterExpression needs exactly one of andGroup, orGroup, notExpression or filter."
+        )
+    ((kind, inner),) = expression.items()
+    if kind in ("andGroup", "orGroup"):
+        for item in (inner or {}).get("expressions") or []:
+            _check_filter(item, known)
+    elif kind == "notExpression":
+        _check_filter(inner, known)
+    elif kind == "filter":
+        name = (inner or {}).get("fieldName")
+        if name not in known:
+            raise BadRequest(f"Field {name} is not a valid dimension. {_SCHEMA_HELP}")
+        kinds = [k for k in ("inListFilter", "stringFilter", "emptyFilter") if k in inner]
+        if len(kinds) != 1:
+            raise BadRequest(
+                "The sandbox evaluates inListFilter, stringFilter and emptyFilter on dimensions."
+            )
+        if kinds[0] == "inListFilter" and not (inner["inListFilter"] or {}).get("values"):
+            raise BadRequest("inListFilter.values must not be empty.")
+    else:
+        raise BadRequest(f"Unknown filter expression {kind!r}.")
+
+
+def _matches(expression: Mapping[str, Any], values: Mapping[str, str]) -> bool:
+    ((kind, inner),) = expression.items()
+    if kind == "andGroup":
+        return all(_matches(e, values) for e in inner.get("expressions") or [])
+    if kind == "orGroup":
+        return any(_matches(e, values) for e in inner.get("expressions") or [])
+    if kind == "notExpression":
+        return not _matches(inner, values)
+    value = values.get(inner["fieldName"], NOT_SET)
+    if "emptyFilter" in inner:
+        return value in ("", NOT_SET)
+    if "inListFilter" in inner:
+        spec = inner["inListFilter"]
+        if spec.get("caseSensitive"):
+            return value in spec.get("values", [])
+        return value.casefold() in {str(v).casefold() for v in spec.get("values", [])}
+    spec = inner["stringFilter"]
+    wanted = str(spec.get("value", ""))
+    if not spec.get("caseSensitive"):
+        value, wanted = value.casefold(), wanted.casefold()
+    match_type = spec.get("matchType", "EXACT")
+    tests = {
+        "EXACT": lambda: value == wanted,
+        "BEGINS_WITH": lambda: value.startswith(wanted),
+        "ENDS_WITH": lambda: value.endswith(wanted),
+        "CONTAINS": lambda: wanted in value,
+        "FULL_REGEXP": lambda: re.fullmatch(wanted, value) is not None,
+        "PARTIAL_REGEXP": lambda: re.search(wanted, value) is not None,
+    }
+    if match_type not in tests:
+        raise BadRequest(f"Unknown stringFilter matchType {match_type!r}.")
+    return tests[match_type]()
+
+
+def _aggregate(facts: list[Fact], name: str) -> float:
+    weight_name = WEIGHTED.get(name)
+    carrying = [fact for fact in facts if name in fact.metrics]
+    if weight_name is None:
+        return sum(fact.metrics[name] for fact in carrying)
+    weights = [fact.metrics.get(weight_name, 1.0) for fact in carrying]
+    if not sum(weights):
+        return 0.0
+    total = sum(fact.metrics[name] * w for fact, w in zip(carrying, weights, strict=True))
+    return total / sum(weights)
+
+
+def _ordered(
+    rows: list[tuple[tuple[str, ...], list[float]]],
+    order_bys: list[Any],
+    dimensions: list[str],
+    metrics: list[str],
+) -> list[tuple[tuple[str, ...], list[float]]]:
+    """Rows sorted by `orderBys` (default: by the dimension values, ascending)."""
+    rows = sorted(rows, key=lambda row: row[0])
+    for order in reversed(order_bys):
+        if not isinstance(order, Mapping):
+            raise BadRequest("Each orderBy must be an object.")
+        descending = bool(order.get("desc"))
+        if "dimension" in order:
+            name = (order["dimension"] or {}).get("dimensionName")
+            if name not in dimensions:
+                raise BadRequest(f"orderBys dimension {name} must be one of the dimensions.")
+            index = dimensions.index(name)
+            rows.sort(key=lambda row, i=index: row[0][i], reverse=descending)
+        elif "metric" in order:
+            name = (order["metric"] or {}).get("metricName")
+            if name not in metrics:
+                raise BadRequest(f"orderBys metric {name} must be one of the metrics.")
+            index = metrics.index(name)
+            rows.sort(key=lambda row, i=index: row[1][i], reverse=descending)
+        else:
+            raise BadRequest("An orderBy needs a dimension or a metric.")
+    return rows
+
+
+def _format(number: float, metric_type: str) -> str:
+    """Values travel as strings: integers without a decimal point, others as Go prints them."""
+    if metric_type == "TYPE_INTEGER":
+        return str(int(round(number)))
+    if number == int(number) and abs(number) < 1e15:
+        return str(int(number))
+    return repr(float(number))
+
+
+def _spend_tokens(prop: GaProperty, tokens: int) -> dict[str, Any]:
+    """Charge a request's tokens and return the PropertyQuota (zero counts left out)."""
+    hour = int(time.time() // 3600)
+    periods = {"tokensPerDay": hour // 24, "tokensPerHour": hour, "tokensPerProjectPerHour": hour}
+    quota = {}
+    for name, limit in QUOTAS.items():
+        consumed = 0
+        if name in periods:
+            period, spent = prop.tokens_used.get(name, (periods[name], 0))
+            spent = (spent if period == periods[name] else 0) + tokens
+            prop.tokens_used[name] = (periods[name], spent)
+            consumed, limit = tokens, limit - spent
+        status = {"consumed": consumed, "remaining": max(0, limit)}
+        quota[name] = {key: value for key, value in status.items() if value}
+    return quota
+
+
+# --- the HTTP side -----------------------------------------------------------------------
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Google's error body (https://cloud.google.com/apis/design/errors)."""
+    code = _STATUS.get(status, "UNKNOWN")
+    if status == 429:
+        message = (
+            "Exhausted property tokens per hour. This property has used more than its "
+            "hourly quota; try again later."
+        )
+    return {"error": {"code": status, "message": message, "status": code}}
+
+
+def check_auth(request: SandboxRequest) -> SandboxResponse | None:
+    """Google's answers to a missing or bad access token (`invalid` or `invalid-...`)."""
+    token = request.token
+    if token is None:
+        message = f"Request is missing required authentication credential. {_AUTH_HELP}"
+    elif token == "invalid" or token.startswith("invalid-"):
+        message = f"Request had invalid authentication credentials. {_AUTH_HELP}"
+    else:
+        return None
+    return SandboxResponse(401, error_body(401, message), {**_JSON, "WWW-Authenticate": "Bearer"})
+
+
+def register(router: Router, data: SandboxData) -> None:
+    """Serve runReport from `data.google_analytics` (what `okr sandbox` and the tests call)."""
+    analytics = data.source("google_analytics", GoogleAnalyticsSandboxData)
+
+    def report(request: SandboxRequest) -> SandboxResponse:
+        property_id = request.path_params["property"]
+        if not property_id.isdigit():
+            message = f"Invalid property id properties/{property_id}: it must be numeric."
+            return SandboxResponse(400, error_body(400, message), dict(_JSON))
+        prop = analytics.property(property_id)
+        if prop.denied:
+            message = (
+                "User does not have sufficient permissions for this property. To learn more "
+                f"about Property ID, see {DOCS}/property-id."
+            )
+            return SandboxResponse(403, error_body(403, message), dict(_JSON))
+        try:
+            body = run_report(prop, request.body, analytics.now.date())
+        except BadRequest as error:
+            return SandboxResponse(400, error_body(400, str(error)), dict(_JSON))
+        return SandboxResponse(200, body, dict(_JSON))
+
+    router.add(
+        "POST",
+        "/v1beta/properties/{property}:runReport",
+        report,
+        auth=check_auth,
+        error_body=error_body,
+    )

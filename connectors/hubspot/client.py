@@ -1,0 +1,239 @@
+"""The HubSpot connector: CRM records (deals by default) counted or summed per day.
+
+Built by the Dagster observation assets (through `connectors/registry.py`) from
+`HUBSPOT_API_URL` and `HUBSPOT_ACCESS_TOKEN` (a private app's token, sent as a bearer
+token); works against api.hubapi.com and the sandbox alike.
+
+One metric is one CRM search, `POST /crm/v3/objects/{object}/search`: one filter group
+holding the KR's `filters` and the date window (`date_property` from the first
+instant of `start` to the first instant after `end`, in epoch milliseconds in the KR
+file's time zone), sorted by the date property, 200 records a page, paged by
+`paging.next.after`. HubSpot's search never pages past its 10,000th result (it answers
+400), so a window with more results is split in halves, recursively, until each part
+fits: no record is lost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from connectors.http import AfterCursorPaginator, HttpClient
+from connectors.hubspot.params import HubSpotFilter, HubSpotMetric
+from connectors.params import MetricParams
+
+# The most records a search page holds, and the most results a search can page through.
+PAGE_SIZE = 200
+RESULT_CAP = 10_000
+# Filters a filter group may hold; the date window takes two of them.
+MAX_FILTERS = 6
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970-01-01 UTC, as HubSpot compares datetime properties."""
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+def parse_moment(text: Any, zone: ZoneInfo) -> date | None:
+    """The day (in `zone`) of a date or datetime property value, or None when empty.
+
+    HubSpot sends datetimes as ISO strings (`2026-10-15T09:12:33.123Z`); some properties
+    and older records carry epoch milliseconds (`1760519553123`); date properties are
+    calendar days (`2026-10-15`), taken as they are.
+    """
+    if text is None or text == "":
+        return None
+    value = str(text).strip()
+    if value.lstrip("-").isdigit():
+        moment = datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+        return moment.astimezone(zone).date()
+    if len(value) == 10:
+        return date.fromisoformat(value)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(zone).date()
+
+
+def filter_body(item: HubSpotFilter) -> dict[str, Any]:
+    """A KR filter as a search filter; HubSpot takes values as strings."""
+    body: dict[str, Any] = {"propertyName": item.property, "operator": item.operator}
+    if item.operator in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
+        return body
+    if item.operator == "BETWEEN":
+        raise SourceError(
+            HubSpotConnector.source,
+            f"filter on {item.property}: BETWEEN needs two values; use GTE and LTE filters",
+        )
+    if item.value is None:
+        raise SourceError(
+            HubSpotConnector.source, f"filter on {item.property}: {item.operator} needs a value"
+        )
+    if item.operator in ("IN", "NOT_IN"):
+        body["values"] = [part.strip() for part in _text(item.value).split(",") if part.strip()]
+    else:
+        body["value"] = _text(item.value)
+    return body
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class HubSpotConnector(Connector):
+    """Counts or sums per day from the CRM search API, splitting windows past 10,000 results."""
+
+    source: ClassVar[str] = "hubspot"
+    params_model: ClassVar[type[MetricParams]] = HubSpotMetric
+    env: ClassVar[SourceEnv] = SourceEnv(
+        base_url="HUBSPOT_API_URL",
+        default_base_url="https://api.hubapi.com",
+        token="HUBSPOT_ACCESS_TOKEN",
+    )
+    # Records a page asks for (HubSpot's maximum). The contract tests shrink it.
+    page_size: ClassVar[int] = PAGE_SIZE
+    # Results a search can page through; tests lower it with a sandbox that does the same.
+    result_cap: ClassVar[int] = RESULT_CAP
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: SourceSettings, **client_options: Any) -> HubSpotConnector:
+        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
+        headers = {"Accept": "application/json"}
+        if settings.token:
+            headers["Authorization"] = f"Bearer {settings.token}"
+        client = HttpClient(
+            cls.source,
+            settings.base_url or cls.env.default_base_url or "",
+            headers=headers,
+            secrets=[settings.token],
+            token_env=cls.env.token,
+            **client_options,
+        )
+        return cls(client)
+
+    def daily_series(
+        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
+    ) -> pd.DataFrame:
+        if not isinstance(metric, HubSpotMetric):
+            raise TypeError(f"HubSpotConnector needs a HubSpotMetric, not {type(metric).__name__}")
+        if end < start:
+            raise ValueError(f"window ends ({end}) before it starts ({start})")
+        if len(metric.filters) > MAX_FILTERS - 2:
+            raise SourceError(
+                self.source,
+                f"at most {MAX_FILTERS - 2} filters: HubSpot allows {MAX_FILTERS} in a search "
+                "and the date window takes 2",
+            )
+        zone = ZoneInfo(timezone)
+        low = epoch_ms(datetime.combine(start, time.min, tzinfo=zone))
+        high = epoch_ms(datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
+        totals: dict[date, float] = defaultdict(float)
+        for record in self._records(metric, low, high):
+            properties = record.get("properties") or {}
+            try:
+                day = parse_moment(properties.get(metric.date_property), zone)
+            except ValueError:
+                raise SourceError(
+                    self.source,
+                    f"{metric.object} {record.get('id')}: {metric.date_property} "
+                    f"{properties.get(metric.date_property)!r} is not a date",
+                ) from None
+            if day is None or not start <= day <= end:
+                continue
+            totals[day] += self._measure(metric, record)
+        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        return pd.DataFrame(
+            {
+                "date": pd.Series(window, dtype=object),
+                "value": pd.Series([totals.get(day, 0.0) for day in window], dtype=float),
+            }
+        )
+
+    def _measure(self, metric: HubSpotMetric, record: Mapping[str, Any]) -> float:
+        if metric.measure == "count":
+            return 1.0
+        raw = (record.get("properties") or {}).get(metric.field or "")
+        if raw is None or str(raw).strip() == "":
+            return 0.0  # nulls add nothing to a sum
+        try:
+            return float(raw)
+        except ValueError:
+            raise SourceError(
+                self.source,
+                f"{metric.object} {record.get('id')}: {metric.field} {raw!r} is not a number",
+            ) from None
+
+    def _records(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Mapping[str, Any]]:
+        """Every record dated in [low, high) (epoch ms), once, splitting past the result cap."""
+        pending = [(low, high)]
+        while pending:
+            part_low, part_high = pending.pop(0)
+            found = self._search(metric, part_low, part_high)
+            if found is None:
+                if part_high - part_low <= 1:
+                    raise SourceError(
+                        self.source,
+                        f"more than {self.result_cap} {metric.object} at one instant "
+                        f"({part_low} ms): the search cannot list them all",
+                    )
+                middle = (part_low + part_high) // 2
+                pending[:0] = [(part_low, middle), (middle, part_high)]
+                continue
+            yield from found.values()
+
+    def _search(
+        self, metric: HubSpotMetric, low: int, high: int
+    ) -> dict[str, Mapping[str, Any]] | None:
+        """The records dated in [low, high) by id, or None when there are more than the cap."""
+        filters = [filter_body(item) for item in metric.filters]
+        filters += [
+            {"propertyName": metric.date_property, "operator": "GTE", "value": str(low)},
+            {"propertyName": metric.date_property, "operator": "LT", "value": str(high)},
+        ]
+        properties = [metric.date_property]
+        if metric.measure == "sum" and metric.field and metric.field != metric.date_property:
+            properties.append(metric.field)
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "properties": properties,
+            "sorts": [{"propertyName": metric.date_property, "direction": "ASCENDING"}],
+            "limit": self.page_size,
+        }
+        records: dict[str, Mapping[str, Any]] = {}
+        pages = self.client.paginate(
+            "POST",
+            f"/crm/v3/objects/{metric.object}/search",
+            json=body,
+            paginator=AfterCursorPaginator(),
+            records=lambda page: [page],
+        )
+        for (page,) in pages:
+            if not isinstance(page, Mapping) or not isinstance(page.get("results"), list):
+                raise SourceError(self.source, "unexpected response body: expected search results")
+            if int(page.get("total") or 0) > self.result_cap:
+                return None
+            for record in page["results"]:
+                # An id seen twice (records moved while paging) counts once.
+                records[str(record.get("id"))] = record
+            following = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if following is not None and _int(following) >= self.result_cap:
+                return None  # the window grew past the cap while paging
+        return records
+
+
+def _int(text: Any) -> int:
+    try:
+        return int(str(text))
+    except ValueError:
+        return 0

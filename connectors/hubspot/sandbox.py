@@ -1,0 +1,435 @@
+"""HubSpot's part of the sandbox: the CRM search API of any object.
+
+`register(router, data)` (named in `connectors/registry.py`) serves
+`POST /crm/v3/objects/{object}/search` in HubSpot's wire format
+(https://developers.hubspot.com/docs/api-reference/latest/crm/objects/deals/search-deals):
+`filterGroups` (OR of groups, AND of filters; EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN,
+NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN), `sorts`,
+`properties`, `limit` (at most 200) and the `after` cursor with `paging.next`, `total`,
+property values as strings, and HubSpot's error bodies. Like HubSpot, a search never
+pages past its 10,000th result: `after` at or past the cap is a 400.
+
+`deals` get deterministic sample data on first request (seeded by the name): from
+2025-01-01 up to the sandbox's horizon, 5 to 8 SMB deals won a day, plus won deals of
+other segments, lost deals and open deals (`dealstage`, `customer_segment`, `amount`,
+`closedate`, ...). Tests replace an object's records through
+`sandbox.data.hubspot.set_records(...)` and lower the result cap with `set_result_cap`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from connectors.sandbox.data import SandboxData
+from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+
+RESULT_CAP = 10_000
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 10
+MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
+DOCS = "https://developers.hubspot.com/docs/api-reference/latest/crm/objects/deals/search-deals"
+
+# What a search returns when the request names no properties.
+DEFAULT_PROPERTIES = {
+    "deals": ["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
+              "hs_object_id", "pipeline"],
+    "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+    "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+}  # fmt: skip
+# Always returned besides the requested properties.
+ALWAYS = ("createdate", "hs_lastmodifieddate", "hs_object_id")
+STANDARD_OBJECTS = {
+    "deals", "contacts", "companies", "tickets", "line_items", "products", "quotes",
+    "calls", "emails", "meetings", "notes", "tasks",
+}  # fmt: skip
+
+_JSON = {"Content-Type": "application/json;charset=utf-8"}
+_OPEN_STAGES = [
+    "appointmentscheduled",
+    "qualifiedtobuy",
+    "presentationscheduled",
+    "decisionmakerboughtin",
+    "contractsent",
+]
+_COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne",
+              "Wonka", "Cyberdyne", "Soylent", "Tyrell", "Oscorp", "Pied Piper", "Aperture"]  # fmt: skip
+_PLANS = ["Starter", "Growth", "Pro", "Analytics add-on", "Annual renewal"]
+_AMOUNTS = {"smb": (300, 2_000), "mid_market": (2_000, 15_000), "enterprise": (15_000, 120_000)}
+
+
+def timestamp(moment: datetime) -> str:
+    """HubSpot's datetime format: `2026-10-15T09:12:33.123Z`."""
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
+
+
+def _to_ms(value: Any) -> int | None:
+    """Epoch milliseconds of a datetime value (ISO string, epoch-ms string or datetime)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+    if isinstance(value, date):
+        return _to_ms(datetime.combine(value, datetime.min.time(), tzinfo=timezone.utc))
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return _to_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+@dataclass
+class HubSpotObject:
+    """One object type's records, as HubSpot stores them (every property value a string)."""
+
+    name: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    result_cap: int = RESULT_CAP
+
+
+class HubSpotSandboxData:
+    """The CRM objects the sandbox serves: `deals` generated on first use, others set by tests."""
+
+    def __init__(self, data: SandboxData) -> None:
+        self.data = data
+        self._objects: dict[str, HubSpotObject] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def now(self) -> datetime:
+        return self.data.now
+
+    def object(self, name: str) -> HubSpotObject:
+        with self._lock:
+            found = self._objects.get(name)
+        if found is None:
+            records = self._generate_deals() if name == "deals" else []
+            with self._lock:
+                found = self._objects.setdefault(name, HubSpotObject(name, records))
+        return found
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        return list(self.object(name).records)
+
+    def set_records(self, name: str, records: Iterable[Mapping[str, Any]]) -> HubSpotObject:
+        """Replace an object's records with hand-written ones.
+
+        Each record is a mapping of property values (`{"dealstage": "closedwon",
+        "closedate": "2026-10-01T09:00:00Z", "amount": 500}`), optionally with an `id`.
+        Datetimes may be `datetime`s, ISO strings or epoch-millisecond strings and are
+        served as given (strings) or as HubSpot's ISO format (`datetime`s); None stays null.
+        """
+        built = [_record(spec, index) for index, spec in enumerate(records, start=1)]
+        with self._lock:
+            cap = self._objects[name].result_cap if name in self._objects else RESULT_CAP
+            found = self._objects[name] = HubSpotObject(name, built, cap)
+        return found
+
+    def set_result_cap(self, name: str, cap: int) -> None:
+        """Lower the 10,000-result paging cap of an object (tests: a small cap, a fast test)."""
+        self.object(name).result_cap = cap
+
+    # -- generated sample data ----------------------------------------------------------
+
+    def _generate_deals(self) -> list[dict[str, Any]]:
+        rng = random.Random("hubspot:deals")
+        now = self.now
+        specs: list[dict[str, Any]] = []
+        day = datetime.combine(self.data.first_day, datetime.min.time(), tzinfo=timezone.utc)
+        while day.date() <= now.date():
+            mixes = (
+                [("closedwon", "smb")] * rng.randint(5, 8)
+                + [("closedwon", "mid_market")] * rng.randint(1, 3)
+                + [("closedwon", "enterprise")] * (rng.random() < 0.3)
+                + [("closedlost", "smb")] * rng.randint(2, 5)
+                + [("closedlost", "mid_market")] * rng.randint(0, 2)
+                + [
+                    (rng.choice(_OPEN_STAGES), rng.choice(["smb", "mid_market", "enterprise"]))
+                    for _ in range(rng.randint(3, 6))
+                ]
+            )
+            for stage, segment in mixes:
+                closed = day + timedelta(milliseconds=rng.randrange(86_400_000))
+                created = closed - timedelta(days=rng.uniform(1, 60))
+                modified = closed + timedelta(hours=rng.uniform(0, 2))
+                low, high = _AMOUNTS[segment]
+                spec = {
+                    "dealname": f"{rng.choice(_COMPANIES)} - {rng.choice(_PLANS)}",
+                    "amount": str(round(rng.uniform(low, high), -1 if segment == "smb" else 2)),
+                    "dealstage": stage,
+                    "pipeline": "default",
+                    "customer_segment": segment,
+                    "closedate": closed,
+                    "createdate": created,
+                    "hs_lastmodifieddate": min(modified, now),
+                }
+                if closed <= now:
+                    specs.append(spec)
+            day += timedelta(days=1)
+        return [_record(spec, index) for index, spec in enumerate(specs, start=1)]
+
+
+def _record(spec: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A stored record: an id and every property value as HubSpot sends it (strings)."""
+    record_id = str(spec.get("id") or 14_000_000_000 + index)
+    properties: dict[str, Any] = {}
+    for name, value in spec.items():
+        if name == "id":
+            continue
+        if isinstance(value, datetime):
+            properties[name] = timestamp(
+                value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            )
+        elif isinstance(value, bool):
+            properties[name] = "true" if value else "false"
+        elif value is None:
+            properties[name] = None
+        else:
+            properties[name] = str(value)
+    created = (
+        properties.get("createdate") or properties.get("closedate") or "2025-01-01T00:00:00.000Z"
+    )
+    properties.setdefault("createdate", created)
+    properties.setdefault("hs_lastmodifieddate", created)
+    properties["hs_object_id"] = record_id
+    return {"id": record_id, "properties": properties}
+
+
+# --- the search ------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A search HubSpot answers with 400 VALIDATION_ERROR."""
+
+
+def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
+    """The search response of a request body (raises `BadRequest` for an invalid one)."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("Invalid input JSON on line 1, column 1: expected a search request")
+    groups = body.get("filterGroups") or []
+    if len(groups) > MAX_GROUPS:
+        raise BadRequest(f"Too many filter groups ({len(groups)}); the maximum is {MAX_GROUPS}.")
+    if sum(len(g.get("filters") or []) for g in groups) > MAX_FILTERS:
+        raise BadRequest(f"Too many filters; the maximum is {MAX_FILTERS}.")
+    for group in groups:
+        if len(group.get("filters") or []) > MAX_FILTERS_PER_GROUP:
+            raise BadRequest(
+                f"Too many filters in a filter group; the maximum is {MAX_FILTERS_PER_GROUP}."
+            )
+        for item in group.get("filters") or []:
+            _check_filter(item)
+    limit = _number(body.get("limit", DEFAULT_LIMIT), "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit}.")
+    after = _number(body.get("after", 0) or 0, "after")
+    if after >= found.result_cap:
+        raise BadRequest(
+            f"The search can page through {found.result_cap} results at most: narrow it with "
+            "filters (after must be below the cap)."
+        )
+
+    matched = [
+        record
+        for record in found.records
+        if not groups or any(_matches_group(record, g) for g in groups)
+    ]
+    matched = _sorted(matched, body.get("sorts") or [])
+    end = min(after + limit, found.result_cap, len(matched))
+    wanted = body.get("properties") or DEFAULT_PROPERTIES.get(found.name, list(ALWAYS))
+    response: dict[str, Any] = {
+        "total": len(matched),
+        "results": [_served(record, wanted) for record in matched[after:end]],
+    }
+    if end < len(matched):
+        link = f"{base_url}/crm/v3/objects/{found.name}/search?after={end}"
+        response["paging"] = {"next": {"after": str(end), "link": link}}
+    return response
+
+
+def _number(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be an integer, got {value!r}.") from None
+
+
+_VALUE_OPERATORS = {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+_OPERATORS = _VALUE_OPERATORS | {"BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY"}
+
+
+def _check_filter(item: Any) -> None:
+    if not isinstance(item, Mapping) or not item.get("propertyName"):
+        raise BadRequest("Each filter needs a propertyName.")
+    operator = item.get("operator", "EQ")
+    if operator not in _OPERATORS:
+        raise BadRequest(f"Unknown operator {operator!r}.")
+    if operator in _VALUE_OPERATORS and item.get("value") is None:
+        raise BadRequest(f"The {operator} filter on {item['propertyName']} needs a value.")
+    if operator == "BETWEEN" and (item.get("value") is None or item.get("highValue") is None):
+        raise BadRequest(f"The BETWEEN filter on {item['propertyName']} needs value and highValue.")
+    if operator in ("IN", "NOT_IN") and not isinstance(item.get("values"), list):
+        raise BadRequest(f"The {operator} filter on {item['propertyName']} needs values.")
+
+
+def _matches_group(record: Mapping[str, Any], group: Mapping[str, Any]) -> bool:
+    return all(_matches(record, item) for item in group.get("filters") or [])
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T.*)?$")
+
+
+def _comparable(value: Any) -> Any:
+    """A value as HubSpot compares it: dates and datetimes by epoch ms, numbers as numbers."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if _DATE.match(text):
+        return _to_ms(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text.casefold()
+
+
+def _matches(record: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    name, operator = item["propertyName"], item.get("operator", "EQ")
+    stored = record["properties"].get(name) if name != "hs_object_id" else record["id"]
+    has = stored not in (None, "")
+    if operator == "HAS_PROPERTY":
+        return has
+    if operator == "NOT_HAS_PROPERTY":
+        return not has
+    mine = _comparable(stored)
+    if operator in ("IN", "NOT_IN"):
+        inside = has and mine in {_comparable(v) for v in item["values"]}
+        return inside if operator == "IN" else not inside
+    if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        token = str(item["value"]).casefold().strip("*")
+        inside = has and token in str(stored).casefold()
+        return inside if operator == "CONTAINS_TOKEN" else not inside
+    if operator == "NEQ":
+        return not has or mine != _comparable(item["value"])
+    if not has:
+        return False
+    other = _comparable(item["value"])
+    try:
+        if operator == "BETWEEN":
+            return other <= mine <= _comparable(item["highValue"])
+        return {
+            "EQ": lambda: mine == other,
+            "LT": lambda: mine < other,
+            "LTE": lambda: mine <= other,
+            "GT": lambda: mine > other,
+            "GTE": lambda: mine >= other,
+        }[operator]()
+    except TypeError:  # a number against a word: no match, as in HubSpot
+        return False
+
+
+def _sorted(records: list[dict[str, Any]], sorts: list[Any]) -> list[dict[str, Any]]:
+    """Records in `sorts` order (objects or `"name"`/`"-name"` strings); by id otherwise."""
+    ordered = sorted(records, key=lambda r: int(r["id"]) if r["id"].isdigit() else r["id"])
+    for sort in reversed(sorts):
+        if isinstance(sort, str):
+            name, descending = sort.lstrip("-"), sort.startswith("-")
+        elif isinstance(sort, Mapping) and sort.get("propertyName"):
+            name, descending = sort["propertyName"], sort.get("direction") == "DESCENDING"
+        else:
+            raise BadRequest("Each sort needs a propertyName.")
+
+        def key(record: Mapping[str, Any], name: str = name) -> tuple:
+            value = _comparable(record["properties"].get(name))
+            # Nulls last, whatever the direction; numbers before words.
+            return (value is None, isinstance(value, str), value if value is not None else 0)
+
+        present = [r for r in ordered if r["properties"].get(name) not in (None, "")]
+        absent = [r for r in ordered if r["properties"].get(name) in (None, "")]
+        ordered = sorted(present, key=key, reverse=descending) + absent
+    return ordered
+
+
+def _served(record: Mapping[str, Any], wanted: Iterable[str]) -> dict[str, Any]:
+    """A record as the search returns it: the asked properties (null when unset) and ALWAYS."""
+    properties = record["properties"]
+    shown = {name: properties.get(name) for name in [*ALWAYS, *wanted]}
+    return {
+        "id": record["id"],
+        "properties": dict(sorted(shown.items())),
+        "createdAt": properties.get("createdate"),
+        "updatedAt": properties.get("hs_lastmodifieddate"),
+        "archived": False,
+    }
+
+
+# --- the HTTP side -----------------------------------------------------------------------
+
+
+_CATEGORIES = {
+    400: "VALIDATION_ERROR",
+    401: "INVALID_AUTHENTICATION",
+    403: "MISSING_SCOPES",
+    404: "OBJECT_NOT_FOUND",
+}
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """HubSpot's error bodies (https://developers.hubspot.com/docs/guides/api/error-handling)."""
+    correlation = str(uuid.uuid4())
+    if status == 429:
+        return {
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation,
+            "policyName": "TEN_SECONDLY_ROLLING",
+            "groupName": "publicapi:private-app-api-calls-ten-secondly:9001",
+        }
+    return {
+        "status": "error",
+        "message": message,
+        "correlationId": correlation,
+        "category": _CATEGORIES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR"),
+    }
+
+
+def check_auth(request: SandboxRequest) -> SandboxResponse | None:
+    """HubSpot's answer to a missing or bad token (`invalid` or `invalid-...`)."""
+    token = request.token
+    if token is not None and token != "invalid" and not token.startswith("invalid-"):
+        return None
+    message = (
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+        "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+    )
+    return SandboxResponse(401, error_body(401, message), dict(_JSON))
+
+
+def register(router: Router, data: SandboxData) -> None:
+    """Serve the CRM search from `data.hubspot` (what `okr sandbox` and the tests call)."""
+    hubspot = data.source("hubspot", HubSpotSandboxData)
+
+    def handle(request: SandboxRequest) -> SandboxResponse:
+        name = request.path_params["object"]
+        custom = name.startswith(("2-", "p")) and ("_" in name or name[2:].isdigit())
+        if name not in STANDARD_OBJECTS and not custom:
+            body = error_body(400, f"Unable to infer object type from: {name}")
+            return SandboxResponse(400, body, dict(_JSON))
+        try:
+            body = search(hubspot.object(name), request.body, request.base_url)
+        except BadRequest as error:
+            return SandboxResponse(400, error_body(400, str(error)), dict(_JSON))
+        return SandboxResponse(200, body, dict(_JSON))
+
+    router.add(
+        "POST", "/crm/v3/objects/{object}/search", handle, auth=check_auth, error_body=error_body
+    )

@@ -1,0 +1,614 @@
+"""Jira Cloud's part of the sandbox: issue search by JQL, in Jira's wire format.
+
+`register(router, data)` (named in `connectors/registry.py`) serves
+`POST /rest/api/3/search/jql` (and its `GET` form): a JQL query, `fields`, `maxResults`
+and `nextPageToken` in; `issues`, `nextPageToken` and `isLast` out. The removed
+`/rest/api/3/search` (and `/rest/api/2/search`) answers 410 Gone with Jira's body.
+Requests need basic auth (`email:api-token`); without it, or with the token `invalid`,
+the answer is Jira's 401.
+
+The sandbox cannot run any JQL. It understands the subset the connector sends:
+`field = value` / `field != value` on `project`, `issuetype` (`type`) and `status`,
+comparisons of `created` and `resolved` (`resolutiondate`) with dates
+(`"yyyy-MM-dd"`, `"yyyy/MM/dd"`, optionally with ` HH:mm`, read in `user_timezone`),
+joined by `AND`, with parentheses and a final `ORDER BY`. Anything else is a 400 with
+Jira's error body.
+
+Every project key gets deterministic sample data on first request (seeded by the key;
+a query without a `project` clause searches the projects seen so far):
+support tickets and a few bugs and tasks every day from 2025-01-01 up to the sandbox's
+horizon. Tests replace a project with hand-written issues through
+`sandbox.data.jira.set_issues(...)` and read what the sandbox was asked in
+`sandbox.data.jira.searches`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import random
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.sandbox.data import SandboxData
+from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+
+SITE = "https://your-domain.atlassian.net"  # replaced by the sandbox's own URL when served
+DEFAULT_MAX_RESULTS = 50
+MAX_RESULTS_CAP = 100  # what Jira allows per page when fields are asked for
+REMOVED_V3 = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
+REMOVED_V2 = (
+    "The requested API has been removed. Please use the newer, enhanced search-based API "
+    "instead. Deprecation details are available at "
+    "https://developer.atlassian.com/changelog/#CHANGE-2046."
+)
+NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
+
+_JSON = {"Content-Type": "application/json;charset=UTF-8"}
+_ISSUE_TYPES = {"Support Ticket": "10005", "Bug": "10004", "Task": "10002", "Story": "10001"}
+_SUMMARIES = [
+    "Cannot log in",
+    "Export times out",
+    "Invoice shows the wrong amount",
+    "Password reset email not received",
+    "Dashboard loads slowly",
+    "Question about SSO",
+    "Webhook not firing",
+]
+
+
+def jira_timestamp(moment: datetime, zone: ZoneInfo) -> str:
+    """Jira's format: `2026-10-15T09:12:33.123+0530` (milliseconds, no colon in the offset)."""
+    local = moment.astimezone(zone)
+    return (
+        local.strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{local.microsecond // 1000:03d}"
+        + local.strftime("%z")
+    )
+
+
+def parse_moment(value: str | datetime) -> datetime:
+    """A timestamp given to `set_issues`: Jira's format, ISO 8601 or a datetime (naive: UTC)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = value.strip().replace("Z", "+00:00")
+    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class JiraIssue:
+    """One issue as the sandbox keeps it; `*_text` is served verbatim when given."""
+
+    id: int
+    key: str
+    project: str
+    issuetype: str
+    summary: str
+    created: datetime
+    resolved: datetime | None
+    created_text: str | None = None
+    resolved_text: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "Done" if self.resolved else "Open"
+
+
+class JiraSandboxData:
+    """The issues of every project, generated on first use or set by tests."""
+
+    def __init__(self, data: SandboxData) -> None:
+        self.now = data.now
+        self.first_day = data.first_day
+        # The time zone of the API user's profile: Jira reads JQL dates and writes
+        # timestamps in it.
+        self.user_timezone = "UTC"
+        self.max_results_cap = MAX_RESULTS_CAP
+        self.searches: list[dict[str, Any]] = []  # every search request body, in order
+        self._caps: dict[str, int] = {}
+        self._projects: dict[str, list[JiraIssue]] = {}
+        self._versions: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    # -- for tests --------------------------------------------------------------------
+
+    def set_issues(self, project: str, issues: Iterable[Mapping[str, Any]]) -> None:
+        """Replace a project's issues with these (`created`, optional `resolutiondate`,
+        `issuetype` (default "Support Ticket"), `summary`, `key`, `id`).
+
+        Timestamps are strings (served exactly as given, e.g. `...+0530`) or datetimes.
+        """
+        key = project.upper()
+        built = []
+        for number, spec in enumerate(issues, start=1):
+            created, resolved = spec["created"], spec.get("resolutiondate")
+            built.append(
+                JiraIssue(
+                    id=int(spec.get("id", _project_base_id(key) + number)),
+                    key=str(spec.get("key", f"{key}-{number}")),
+                    project=key,
+                    issuetype=str(spec.get("issuetype", "Support Ticket")),
+                    summary=str(spec.get("summary", f"Issue {number}")),
+                    created=parse_moment(created),
+                    resolved=parse_moment(resolved) if resolved else None,
+                    created_text=created if isinstance(created, str) else None,
+                    resolved_text=resolved if isinstance(resolved, str) else None,
+                )
+            )
+        with self._lock:
+            self._projects[key] = built
+            self._versions[key] = self._versions.get(key, 0) + 1
+
+    def set_max_results(self, size: int | None, project: str | None = None) -> None:
+        """Cap the issues per page (of searches naming `project`, or of all); None: default."""
+        with self._lock:
+            if project is None:
+                self.max_results_cap = size or MAX_RESULTS_CAP
+            elif size is None:
+                self._caps.pop(project.upper(), None)
+            else:
+                self._caps[project.upper()] = size
+
+    def issues(self, project: str) -> list[JiraIssue]:
+        """The project's issues (generated on first use)."""
+        key = project.upper()
+        with self._lock:
+            if key not in self._projects:
+                self._projects[key] = self._generate(key)
+                self._versions[key] = self._versions.get(key, 0) + 1
+            return list(self._projects[key])
+
+    def version(self, project: str) -> int:
+        with self._lock:
+            return self._versions.get(project.upper(), 0)
+
+    def cap_for(self, projects: Iterable[str]) -> int:
+        with self._lock:
+            caps = [self._caps[p] for p in projects if p in self._caps]
+            return min(caps) if caps else self.max_results_cap
+
+    # -- generation -------------------------------------------------------------------
+
+    def _generate(self, project: str) -> list[JiraIssue]:
+        """Support tickets (20-50 a day, most resolved within 2 hours) and some other work.
+
+        The random stream depends on the key only; the horizon merely cuts what has not
+        happened yet, so two sandboxes agree on every day both have seen.
+        """
+        rng = random.Random(f"jira:{project}")
+        now = self.now
+        issues: list[JiraIssue] = []
+        day = datetime.combine(self.first_day, time.min, tzinfo=timezone.utc)
+        base_id, number = _project_base_id(project), 0
+        while day.date() <= now.date():
+            # The share resolved within 2 hours improves slowly, from about 80% to 95%.
+            elapsed = (day.date() - self.first_day).days / 730
+            within_share = min(0.95, max(0.8, 0.8 + 0.12 * elapsed + rng.uniform(-0.02, 0.03)))
+            kinds = ["Support Ticket"] * rng.randint(20, 50) + [
+                rng.choice(["Bug", "Task", "Story"]) for _ in range(rng.randint(2, 8))
+            ]
+            created_today = sorted((rng.randrange(86400), kind) for kind in kinds)
+            for seconds, kind in created_today:
+                number += 1
+                created = day + timedelta(seconds=seconds, milliseconds=rng.randrange(1000))
+                if kind == "Support Ticket":
+                    hours = (
+                        rng.uniform(0.2, 2.0)
+                        if rng.random() < within_share
+                        else rng.uniform(2.0, 30.0)
+                    )
+                else:
+                    hours = rng.uniform(4, 24 * 20) if rng.random() < 0.7 else None
+                summary = rng.choice(_SUMMARIES)
+                if created > now:
+                    continue
+                resolved = created + timedelta(hours=hours) if hours is not None else None
+                issues.append(
+                    JiraIssue(
+                        id=base_id + number,
+                        key=f"{project}-{number}",
+                        project=project,
+                        issuetype=kind,
+                        summary=summary,
+                        created=created,
+                        resolved=resolved if resolved and resolved <= now else None,
+                    )
+                )
+            day += timedelta(days=1)
+        return issues
+
+
+def _project_base_id(project: str) -> int:
+    digest = hashlib.sha256(project.encode()).digest()
+    return 10_000 + int.from_bytes(digest[:3], "big") * 1000
+
+
+# --- JQL: the subset the connector sends ------------------------------------------------
+
+
+class JqlError(ValueError):
+    """A query the sandbox cannot run; the message is Jira's `errorMessages` entry."""
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|=|>|<|~|!~)"""
+    r"""|(?P<paren>[(),])|(?P<word>[^\s()=!<>~,"']+))"""
+)
+_DATE_FIELDS = {"created": "created", "createddate": "created", "resolved": "resolved"}
+_DATE_FIELDS["resolutiondate"] = "resolved"
+_TEXT_FIELDS = {"project": "project", "issuetype": "issuetype", "type": "issuetype"}
+_TEXT_FIELDS["status"] = "status"
+_DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
+
+Predicate = Callable[[JiraIssue], bool]
+
+
+@dataclass
+class Query:
+    predicate: Predicate
+    projects: set[str]  # the keys of `project = KEY` clauses
+
+
+def parse_jql(jql: str, zone: ZoneInfo) -> Query:
+    tokens = _tokenize(jql)
+    parser = _JqlParser(tokens, zone)
+    return parser.parse()
+
+
+def _tokenize(jql: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while position < len(jql):
+        if jql[position:].strip() == "":
+            break
+        found = _TOKEN.match(jql, position)
+        if not found or found.end() == position:
+            raise JqlError(
+                f"Error in the JQL Query: The character '{jql[position]}' is a reserved JQL character."
+            )
+        kind = found.lastgroup or "word"
+        text = found.group(kind)
+        if kind == "string":
+            text = re.sub(r"\\(.)", r"\1", text[1:-1])
+        tokens.append((kind, text))
+        position = found.end()
+    return tokens
+
+
+class _JqlParser:
+    def __init__(self, tokens: list[tuple[str, str]], zone: ZoneInfo) -> None:
+        self.tokens, self.position, self.zone = tokens, 0, zone
+        self.projects: set[str] = set()
+
+    def parse(self) -> Query:
+        if not self.tokens or self._at_order_by():
+            raise JqlError(
+                "Unbounded JQL queries are not allowed here. Please add a search restriction "
+                "to your query."
+            )
+        predicate = self._expression()
+        if self._at_order_by():
+            self.position = len(self.tokens)  # ordering: the sandbox always sorts by id
+        if self.position < len(self.tokens):
+            self._unsupported(self.tokens[self.position][1])
+        return Query(predicate, self.projects)
+
+    def _expression(self) -> Predicate:
+        terms = [self._term()]
+        while self._peek_word("and"):
+            self.position += 1
+            terms.append(self._term())
+        if self._peek_word("or"):
+            self._unsupported("OR")
+        return lambda issue: all(term(issue) for term in terms)
+
+    def _term(self) -> Predicate:
+        kind, text = self._next("a field name or '('")
+        if (kind, text) == ("paren", "("):
+            inner = self._expression()
+            if self._next("')'") != ("paren", ")"):
+                raise JqlError("Error in the JQL Query: Expecting ')' before the end of the query.")
+            return inner
+        if kind != "word" and kind != "string":
+            raise JqlError(f"Error in the JQL Query: Expecting a field name but got '{text}'.")
+        if text.lower() == "not":
+            self._unsupported("NOT")
+        name = text.lower()
+        op_kind, op = self._next("an operator")
+        if op_kind != "op":
+            if op_kind == "word":
+                self._unsupported(op.upper())
+            raise JqlError(f"Error in the JQL Query: Expecting operator but got '{op}'.")
+        value_kind, value = self._next("a value")
+        if value_kind not in ("word", "string"):
+            raise JqlError(
+                f"Error in the JQL Query: Expecting either a value, list or function but got '{value}'."
+            )
+        if name in _DATE_FIELDS:
+            return self._date_clause(_DATE_FIELDS[name], text, op, value)
+        if name in _TEXT_FIELDS:
+            return self._text_clause(_TEXT_FIELDS[name], op, value)
+        raise JqlError(f"Field '{text}' does not exist or you do not have permission to view it.")
+
+    def _text_clause(self, attribute: str, op: str, value: str) -> Predicate:
+        if op not in ("=", "!="):
+            self._unsupported(op)
+        wanted = value.casefold()
+        if attribute == "project" and op == "=":
+            self.projects.add(value.upper())
+
+        def matches(issue: JiraIssue) -> bool:
+            return (str(getattr(issue, attribute)).casefold() == wanted) == (op == "=")
+
+        return matches
+
+    def _date_clause(self, attribute: str, written: str, op: str, value: str) -> Predicate:
+        moment = None
+        for pattern in _DATE_FORMATS:
+            try:
+                moment = datetime.strptime(value, pattern).replace(tzinfo=self.zone)
+                break
+            except ValueError:
+                continue
+        if moment is None:
+            raise JqlError(
+                f"Date value '{value}' for field '{written}' is invalid. Valid formats include: "
+                "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+                "format e.g. '-5d', '4w 2d'."
+            )
+        compare = {
+            "=": lambda a: a == moment,
+            "!=": lambda a: a != moment,
+            ">": lambda a: a > moment,
+            ">=": lambda a: a >= moment,
+            "<": lambda a: a < moment,
+            "<=": lambda a: a <= moment,
+        }.get(op)
+        if compare is None:
+            self._unsupported(op)
+
+        def matches(issue: JiraIssue) -> bool:
+            stamp = issue.created if attribute == "created" else issue.resolved
+            return stamp is not None and compare(stamp)  # type: ignore[misc]
+
+        return matches
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _next(self, expected: str) -> tuple[str, str]:
+        if self.position >= len(self.tokens):
+            raise JqlError(f"Error in the JQL Query: Expecting {expected} but got 'EOF'.")
+        token = self.tokens[self.position]
+        self.position += 1
+        return token
+
+    def _peek_word(self, word: str) -> bool:
+        return (
+            self.position < len(self.tokens)
+            and self.tokens[self.position][0] == "word"
+            and self.tokens[self.position][1].lower() == word
+        )
+
+    def _at_order_by(self) -> bool:
+        return self._peek_word("order")
+
+    def _unsupported(self, what: str) -> None:
+        raise JqlError(
+            f"Error in the JQL Query: the okr-metrics sandbox does not support '{what}' "
+            "(it understands project, issuetype and status with = or !=, created and resolved "
+            "compared with dates, AND, parentheses and ORDER BY)."
+        )
+
+
+# --- the HTTP side -----------------------------------------------------------------------
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Jira's error body."""
+    return {"errorMessages": [message], "errors": {}}
+
+
+def check_auth(request: SandboxRequest) -> SandboxResponse | None:
+    """Jira Cloud's answer to missing or bad basic-auth credentials."""
+    value = request.headers.get("Authorization") or ""
+    scheme, _, credential = value.strip().partition(" ")
+    try:
+        decoded = base64.b64decode(credential.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    email, _, token = decoded.partition(":")
+    if scheme.lower() != "basic" or not email or not token or token == "invalid":
+        headers = {
+            "Content-Type": "text/plain;charset=UTF-8",
+            "WWW-Authenticate": 'OAuth realm="https%3A%2F%2Fyour-domain.atlassian.net"',
+            "X-Seraph-LoginReason": "AUTHENTICATED_FAILED",
+        }
+        return SandboxResponse(401, NOT_AUTHENTICATED, headers)
+    return None
+
+
+class _JiraRoutes:
+    def __init__(self, jira: JiraSandboxData) -> None:
+        self.jira = jira
+        self._cache: OrderedDict[tuple, list[JiraIssue]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def search(self, request: SandboxRequest) -> SandboxResponse:
+        if request.method == "POST":
+            body = request.body if isinstance(request.body, Mapping) else None
+            if body is None:
+                return self._bad("Request body is missing or not a JSON object.")
+        else:  # the GET form: the same parameters in the query string
+            body = dict(request.query)
+            fields = [value for name, value in request.query_items if name == "fields"]
+            if fields:
+                body["fields"] = [f for value in fields for f in value.split(",")]
+        with self.jira._lock:
+            self.jira.searches.append(json.loads(json.dumps(body)))
+        jql = body.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            return self._bad(
+                "Unbounded JQL queries are not allowed here. Please add a search restriction to "
+                "your query."
+            )
+        zone = ZoneInfo(self.jira.user_timezone)
+        try:
+            query = parse_jql(jql, zone)
+        except JqlError as error:
+            return self._bad(str(error))
+        try:
+            requested = int(body.get("maxResults", DEFAULT_MAX_RESULTS))
+        except (TypeError, ValueError):
+            return self._bad("The value of 'maxResults' is invalid.")
+        size = max(1, min(requested, self.jira.cap_for(query.projects)))
+        offset = 0
+        token = body.get("nextPageToken")
+        if token:
+            offset = _read_token(token, jql)
+            if offset is None:
+                return self._bad("The provided next page token is invalid or expired.")
+        matched = self._matched(jql, query)
+        page = matched[offset : offset + size]
+        fields = _requested_fields(body.get("fields"))
+        answer: dict[str, Any] = {
+            "issues": [_served(issue, fields, request.base_url, zone) for issue in page]
+        }
+        if offset + size < len(matched):
+            answer["nextPageToken"] = _make_token(jql, offset + size)
+            answer["isLast"] = False
+        else:
+            answer["isLast"] = True
+        return SandboxResponse(200, answer, dict(_JSON))
+
+    def removed(self, request: SandboxRequest) -> SandboxResponse:
+        message = REMOVED_V2 if request.path.startswith("/rest/api/2/") else REMOVED_V3
+        return SandboxResponse(410, error_body(410, message), dict(_JSON))
+
+    def _matched(self, jql: str, query: Query) -> list[JiraIssue]:
+        projects = sorted(query.projects)
+        if not projects:
+            # Without a project clause: every project the sandbox has seen.
+            projects = sorted(self.jira._projects)
+        key = (jql, self.jira.user_timezone, tuple((p, self.jira.version(p)) for p in projects))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        found = [
+            issue
+            for project in projects
+            for issue in self.jira.issues(project)
+            if query.predicate(issue)
+        ]
+        found.sort(key=lambda issue: issue.id)
+        with self._lock:
+            self._cache[key] = found
+            while len(self._cache) > 16:
+                self._cache.popitem(last=False)
+        return found
+
+    def _bad(self, message: str) -> SandboxResponse:
+        return SandboxResponse(400, error_body(400, message), dict(_JSON))
+
+
+def _make_token(jql: str, offset: int) -> str:
+    digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
+    raw = json.dumps({"q": digest, "at": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_token(token: Any, jql: str) -> int | None:
+    if not isinstance(token, str):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        content = json.loads(raw)
+        digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
+        if content.get("q") != digest:
+            return None
+        return int(content["at"])
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        return None
+
+
+def _requested_fields(fields: Any) -> set[str]:
+    if isinstance(fields, str):
+        fields = fields.split(",")
+    if not isinstance(fields, list):
+        return set()  # Jira's default: ids only
+    names = {str(f).strip() for f in fields}
+    if names & {"*all", "*navigable"}:
+        names |= {
+            "created",
+            "resolutiondate",
+            "summary",
+            "issuetype",
+            "project",
+            "status",
+            "updated",
+        }
+    return names
+
+
+def _served(issue: JiraIssue, fields: set[str], base_url: str, zone: ZoneInfo) -> dict[str, Any]:
+    """An issue in the wire format of the search response."""
+    served: dict[str, Any] = {
+        "expand": "",
+        "id": str(issue.id),
+        "self": f"{base_url}/rest/api/3/issue/{issue.id}",
+        "key": issue.key,
+    }
+    wanted = fields - {"id", "key"}
+    if not wanted:
+        return {"id": str(issue.id)}
+    created = issue.created_text or jira_timestamp(issue.created, zone)
+    resolved = None
+    if issue.resolved:
+        resolved = issue.resolved_text or jira_timestamp(issue.resolved, zone)
+    available: dict[str, Any] = {
+        "created": created,
+        "resolutiondate": resolved,
+        "updated": resolved or created,
+        "summary": issue.summary,
+        "issuetype": {
+            "self": f"{base_url}/rest/api/3/issuetype/{_ISSUE_TYPES.get(issue.issuetype, '10000')}",
+            "id": _ISSUE_TYPES.get(issue.issuetype, "10000"),
+            "name": issue.issuetype,
+            "subtask": False,
+        },
+        "project": {
+            "self": f"{base_url}/rest/api/3/project/{issue.project}",
+            "key": issue.project,
+            "name": issue.project.title(),
+        },
+        "status": {"name": issue.status},
+    }
+    served["fields"] = {name: available[name] for name in sorted(wanted) if name in available}
+    return served
+
+
+def register(router: Router, data: SandboxData) -> None:
+    """Serve Jira's search endpoints from `data.jira` (what `okr sandbox` and the tests call)."""
+    routes = _JiraRoutes(data.source("jira", JiraSandboxData))
+    for method in ("POST", "GET"):
+        router.add(
+            method, "/rest/api/3/search/jql", routes.search, auth=check_auth, error_body=error_body
+        )
+        for version in ("2", "3", "latest"):
+            router.add(method, f"/rest/api/{version}/search", routes.removed, error_body=error_body)

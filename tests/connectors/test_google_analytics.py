@@ -1,0 +1,575 @@
+"""The Google Analytics 4 connector: against the reference-built fixtures and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from connectors.base import SourceError, SourceSettings
+from connectors.google_analytics.client import GoogleAnalyticsConnector, cast_value
+from connectors.google_analytics.params import GoogleAnalyticsMetric
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_analytics"
+OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
+REPORT = "/v1beta/properties/{}:runReport"
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def metric(property_id: str, name: str, **allowed: list[str]) -> GoogleAnalyticsMetric:
+    return GoogleAnalyticsMetric(
+        source="google_analytics", property=property_id, metric=name, filter=allowed
+    )
+
+
+def values(frame) -> list[float]:
+    return frame["value"].tolist()
+
+
+def connect(url: str, token: str = "ga-test-token", **options) -> GoogleAnalyticsConnector:
+    return GoogleAnalyticsConnector.from_settings(
+        SourceSettings(base_url=url, token=token), **options
+    )
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def ga(sandbox, sleeps) -> GoogleAnalyticsConnector:
+    """The connector on the sandbox, with a fixed backoff (0.5 s, 1 s, ...) and no real sleep."""
+    settings = SourceSettings.from_env(
+        GoogleAnalyticsConnector.env,
+        {"GA_API_URL": sandbox.url, "GA_ACCESS_TOKEN": "sandbox-token"},
+    )
+    return GoogleAnalyticsConnector.from_settings(
+        settings, sleep=sleeps, backoff_base=0.5, jitter=lambda: 1.0, max_attempts=3
+    )
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def test_without_credentials_the_source_is_skipped():
+    settings = SourceSettings.from_env(GoogleAnalyticsConnector.env, {})
+    assert settings.base_url == "https://analyticsdata.googleapis.com"
+    assert GoogleAnalyticsConnector.missing_settings(settings) == "GA_ACCESS_TOKEN not set"
+    with_file = SourceSettings.from_env(
+        GoogleAnalyticsConnector.env, {"GOOGLE_APPLICATION_CREDENTIALS": "/keys/sa.json"}
+    )
+    assert GoogleAnalyticsConnector.missing_settings(with_file) is None
+
+
+def test_the_client_sends_a_bearer_token():
+    connector = connect("https://analyticsdata.example.com/", token="ya29.t0ken")
+    headers = connector.client.session.headers
+    assert headers["Authorization"] == "Bearer ya29.t0ken"
+    assert connector.client.base_url == "https://analyticsdata.example.com"
+    assert connector.client.redact("x ya29.t0ken y") == "x *** y"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric_type", "expected"),
+    [
+        ("10012", "TYPE_INTEGER", 10012.0),
+        ("312.45161290322579", "TYPE_SECONDS", 312.45161290322579),
+        ("1500.5", "TYPE_MILLISECONDS", 1500.5),
+        ("0.625", "TYPE_FLOAT", 0.625),
+        ("199.99", "TYPE_CURRENCY", 199.99),
+        ("1e3", "TYPE_STANDARD", 1000.0),
+    ],
+)
+def test_values_are_cast_by_their_metric_type(text, metric_type, expected):
+    assert cast_value(text, metric_type) == expected
+
+
+def test_an_integer_metric_with_a_fraction_is_refused():
+    with pytest.raises(ValueError):
+        cast_value("10.5", "TYPE_INTEGER")
+
+
+# --- (a) the reference-built fixtures, replayed ---------------------------------------------------
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def serve_report(httpserver: HTTPServer, fixture: dict) -> None:
+    """Serve each recorded page for the request whose `offset` it answers."""
+    by_offset = {i["request"]["offset"]: i["response"] for i in fixture["interactions"]}
+
+    def respond(request: Request) -> Response:
+        body = json.loads(request.data)
+        return Response(
+            json.dumps(by_offset[body["offset"]]), 200, {"Content-Type": "application/json"}
+        )
+
+    httpserver.expect_request(
+        REPORT.format(fixture["property"]), method="POST"
+    ).respond_with_handler(respond)
+
+
+def sent_bodies(httpserver: HTTPServer) -> list[dict]:
+    return [json.loads(request.data) for request, _ in httpserver.log]
+
+
+def test_replay_two_pages_and_a_missing_day(httpserver, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="okr_metrics.google_analytics")
+    fixture = load("run-report-active-users.json")
+    serve_report(httpserver, fixture)
+    monkeypatch.setattr(GoogleAnalyticsConnector, "page_size", 4)
+    connector = connect(httpserver.url_for("/"))
+
+    series = connector.daily_series(
+        metric("123456789", "activeUsers", platform=["iOS", "Android"]),
+        OCT_1,
+        date(2026, 10, 7),
+        "America/Los_Angeles",
+    )
+
+    assert series["date"].tolist() == [OCT_1 + timedelta(days=i) for i in range(7)]
+    # Each day's users as GA counted them; 2026-10-04 has no row: a 0, not a gap.
+    assert values(series) == [10012, 10234, 9876, 0, 8745, 10456, 10589]
+    assert series["value"].dtype == float
+    # The connector sent exactly the requests the fixture answers, offset by offset.
+    assert sent_bodies(httpserver) == [i["request"] for i in fixture["interactions"]]
+    assert caplog.messages[-1] == (
+        "google_analytics: property 123456789 quota after activeUsers: tokensPerDay 199871 "
+        "left, tokensPerHour 39982 left, tokensPerProjectPerHour 13982 left"
+    )
+    assert caplog.records[-1].levelno == logging.INFO
+    assert not any("timezone" in message for message in caplog.messages)
+
+
+def test_replay_fractional_seconds_and_an_and_group(httpserver, caplog):
+    fixture = load("run-report-session-duration.json")
+    serve_report(httpserver, fixture)
+    connector = connect(httpserver.url_for("/"))
+
+    series = connector.daily_series(
+        metric(
+            "123456789", "averageSessionDuration", platform=["iOS", "Android"], country=["Norway"]
+        ),
+        OCT_1,
+        OCT_3,
+        "UTC",
+    )
+
+    assert values(series) == [312.45161290322579, 298.0625, 0.0]
+    assert sent_bodies(httpserver) == [fixture["interactions"][0]["request"]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # The property reports Oslo days while the KR file says UTC; and few tokens are left.
+    assert any("reports days in Europe/Oslo" in w and "timezone is UTC" in w for w in warnings)
+    assert any("tokensPerDay 9870 left" in w for w in warnings)
+
+
+def serve_error(httpserver: HTTPServer, status: int) -> dict:
+    recorded = next(e for e in load("errors.json")["errors"] if e["status"] == status)
+    httpserver.expect_request(REPORT.format("123456789"), method="POST").respond_with_response(
+        Response(json.dumps(recorded["response"]), status, recorded["headers"])
+    )
+    return recorded
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            400,
+            "google_analytics: request failed (HTTP 400) on POST /v1beta/properties/123456789:runReport "
+            "(the API says: Field activeUser is not a valid metric.",
+        ),
+        (
+            401,
+            "google_analytics: authentication failed (HTTP 401): check GA_ACCESS_TOKEN "
+            "(the API says: Request had invalid authentication credentials.",
+        ),
+        (
+            403,
+            "google_analytics: permission denied (HTTP 403): the account behind the credentials "
+            "cannot read this property; give it at least Viewer access in GA (the API says: "
+            "User does not have sufficient permissions for this property.",
+        ),
+    ],
+)
+def test_replay_google_error_bodies(httpserver, status, expected):
+    serve_error(httpserver, status)
+    connector = connect(httpserver.url_for("/"), token="ya29.a-secret-token")
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric("123456789", "activeUser"), OCT_1, OCT_3)
+    message = str(failure.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message and "ya29.a-secret-token" not in message
+    assert len(httpserver.log) == 1  # never retried
+
+
+def test_replay_resource_exhausted_is_retried_with_backoff_then_given_up(httpserver, sleeps):
+    serve_error(httpserver, 429)
+    connector = connect(
+        httpserver.url_for("/"), sleep=sleeps, backoff_base=0.5, jitter=lambda: 1.0, max_attempts=3
+    )
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric("123456789", "activeUsers"), OCT_1, OCT_3)
+    assert str(failure.value) == (
+        "google_analytics: gave up after 3 attempts on POST /v1beta/properties/123456789:runReport: "
+        "last rate limited (HTTP 429)"
+    )
+    # No Retry-After in Google's 429: exponential backoff.
+    assert sleeps == [0.5, 1.0]
+
+
+# --- (b) hand-computed values against the sandbox ----------------------------------------------------
+
+TINY = "100000001"
+TINY_ROWS = [
+    # 2026-10-01
+    {"date": "2026-10-01", "platform": "iOS", "activeUsers": 100, "sessions": 10,
+     "averageSessionDuration": 300},
+    {"date": "2026-10-01", "platform": "Android", "activeUsers": 80, "sessions": 30,
+     "averageSessionDuration": 200},
+    {"date": "2026-10-01", "platform": "web", "activeUsers": 50, "sessions": 60,
+     "averageSessionDuration": 90},
+    {"date": "2026-10-01", "platform": "iOS", "eventName": "push_opt_in", "eventCount": 3},
+    {"date": "2026-10-01", "platform": "Android", "eventName": "push_opt_in", "eventCount": 2},
+    {"date": "2026-10-01", "platform": "iOS", "eventName": "push_prompt_shown", "eventCount": 5},
+    {"date": "2026-10-01", "platform": "web", "eventName": "article_view", "eventCount": 7},
+    # 2026-10-02: nothing at all was collected.
+    # 2026-10-03: no push opt-in (an all-zero row), Android users only.
+    {"date": "2026-10-03", "platform": "Android", "activeUsers": 120, "sessions": 40,
+     "averageSessionDuration": 150.5},
+    {"date": "2026-10-03", "platform": "iOS", "eventName": "push_opt_in", "eventCount": 0},
+    {"date": "2026-10-03", "platform": "iOS", "eventName": "push_prompt_shown", "eventCount": 4},
+]  # fmt: skip
+
+
+@pytest.fixture
+def tiny(sandbox) -> str:
+    sandbox.data.google_analytics.set_rows(TINY, TINY_ROWS)
+    return TINY
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed", "expected"),
+    [
+        ("activeUsers", {"platform": ["iOS", "Android"]}, [180, 0, 120]),
+        ("activeUsers", {}, [230, 0, 120]),
+        ("activeUsers", {"platform": ["ios"]}, [0, 0, 0]),  # case-sensitive, as GA's events
+        ("eventCount", {"eventName": ["push_opt_in"]}, [5, 0, 0]),
+        ("eventCount", {"eventName": ["push_opt_in"], "platform": ["iOS"]}, [3, 0, 0]),
+        ("eventCount", {"eventName": ["push_opt_in", "push_prompt_shown"]}, [10, 0, 4]),
+        ("eventCount", {}, [17, 0, 4]),
+        # Sessions-weighted: (300 * 10 + 200 * 30) / 40 = 225; Android alone on 10-03.
+        ("averageSessionDuration", {"platform": ["iOS", "Android"]}, [225.0, 0, 150.5]),
+    ],
+)
+def test_tiny_property(ga, tiny, name, allowed, expected):
+    series = ga.daily_series(metric(tiny, name, **allowed), OCT_1, OCT_3)
+    assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
+    assert values(series) == expected
+
+
+def test_the_exact_request_body(sandbox, ga, tiny):
+    ga.daily_series(
+        metric(tiny, "eventCount", eventName=["push_opt_in"], platform=["iOS", "Android"]),
+        OCT_1,
+        OCT_3,
+        "UTC",
+    )
+    assert [(r.method, r.path) for r in sandbox.requests] == [
+        ("POST", f"/v1beta/properties/{tiny}:runReport")
+    ]
+    assert sandbox.request_bodies() == [
+        {
+            "dateRanges": [{"startDate": "2026-10-01", "endDate": "2026-10-03"}],
+            "dimensions": [{"name": "date"}],
+            "metrics": [{"name": "eventCount"}],
+            "keepEmptyRows": True,
+            "orderBys": [{"dimension": {"dimensionName": "date"}}],
+            "returnPropertyQuota": True,
+            "dimensionFilter": {
+                "andGroup": {
+                    "expressions": [
+                        {
+                            "filter": {
+                                "fieldName": "eventName",
+                                "inListFilter": {"values": ["push_opt_in"], "caseSensitive": True},
+                            }
+                        },
+                        {
+                            "filter": {
+                                "fieldName": "platform",
+                                "inListFilter": {
+                                    "values": ["iOS", "Android"],
+                                    "caseSensitive": True,
+                                },
+                            }
+                        },
+                    ]
+                }
+            },
+            "offset": 0,
+            "limit": 10000,
+        }
+    ]
+
+
+def report(sandbox, property_id: str, **body) -> dict:
+    request = {
+        "dateRanges": [{"startDate": "2026-10-01", "endDate": "2026-10-03"}],
+        "dimensions": [{"name": "date"}],
+        "metrics": [{"name": "eventCount"}],
+        "dimensionFilter": {
+            "filter": {"fieldName": "eventName", "stringFilter": {"value": "push_opt_in"}}
+        },
+        **body,
+    }
+    response = requests.post(
+        f"{sandbox.url}{REPORT.format(property_id)}",
+        json=request,
+        headers={"Authorization": "Bearer sandbox-token"},
+        timeout=5,
+    )
+    return response.json()
+
+
+def test_the_sandbox_leaves_out_all_zero_rows_unless_asked(sandbox, tiny):
+    plain = report(sandbox, tiny)
+    assert [row["dimensionValues"][0]["value"] for row in plain["rows"]] == ["20261001"]
+    assert plain["rowCount"] == 1 and "propertyQuota" not in plain
+    kept = report(sandbox, tiny, keepEmptyRows=True, returnPropertyQuota=True)
+    assert [row["dimensionValues"][0]["value"] for row in kept["rows"]] == ["20261001", "20261003"]
+    assert [row["metricValues"][0]["value"] for row in kept["rows"]] == ["5", "0"]
+    assert kept["metricHeaders"] == [{"name": "eventCount", "type": "TYPE_INTEGER"}]
+    assert kept["kind"] == "analyticsData#runReport"
+    assert kept["metadata"] == {"currencyCode": "USD", "timeZone": "UTC"}
+    assert kept["propertyQuota"]["concurrentRequests"] == {"remaining": 10}
+    empty = report(sandbox, tiny, dateRanges=[{"startDate": "2026-10-02", "endDate": "2026-10-02"}])
+    assert "rows" not in empty and "rowCount" not in empty  # proto3 JSON leaves out zeros
+
+
+def test_non_additive_users_are_never_summed_across_days(sandbox, ga, tiny):
+    series = ga.daily_series(metric(tiny, "activeUsers", platform=["Android"]), OCT_1, OCT_3)
+    # Per day, as GA counts them; the KR's `aggregate` decides what to make of them.
+    assert values(series) == [80, 0, 120]
+    (body,) = sandbox.request_bodies()
+    assert body["dimensions"] == [{"name": "date"}] and "metricAggregations" not in body
+
+
+def test_a_missing_day_is_zero_in_a_long_window(ga, tiny):
+    series = ga.daily_series(
+        metric(tiny, "activeUsers"), date(2026, 9, 29), date(2026, 10, 5), "UTC"
+    )
+    assert values(series) == [0, 0, 230, 0, 120, 0, 0]
+
+
+def test_offset_paging_over_generated_data(sandbox, ga, monkeypatch):
+    monkeypatch.setattr(GoogleAnalyticsConnector, "page_size", 25)
+    start, end = date(2026, 7, 1), date(2026, 9, 30)
+    series = ga.daily_series(
+        metric("123456789", "activeUsers", platform=["iOS", "Android"]), start, end
+    )
+    expected: dict[date, float] = {}
+    for fact in sandbox.data.google_analytics.facts("123456789"):
+        if start <= fact.day <= end and fact.dimensions.get("platform") in ("iOS", "Android"):
+            expected[fact.day] = expected.get(fact.day, 0) + fact.metrics.get("activeUsers", 0)
+    assert len(series) == 92
+    assert values(series) == [expected[day] for day in series["date"]]
+    assert [body["offset"] for body in sandbox.request_bodies()] == [0, 25, 50, 75]
+
+
+def test_a_quarter_is_one_request(sandbox, ga):
+    series = ga.daily_series(
+        metric("123456789", "eventCount", eventName=["onboarding_complete"]),
+        date(2026, 7, 1),
+        date(2026, 9, 30),
+    )
+    assert len(series) == 92 and (series["value"] > 0).all()
+    assert sandbox.request_count() == 1  # one windowed report, never one a day
+
+
+def test_a_short_page_does_not_end_the_report(sandbox, ga, tiny, monkeypatch):
+    # GA may send fewer rows than `limit` (it caps a page): paging goes on to rowCount.
+    monkeypatch.setattr("connectors.google_analytics.sandbox.MAX_ROWS", 1)
+    series = ga.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    assert values(series) == [230, 0, 120]
+    assert [body["offset"] for body in sandbox.request_bodies()] == [0, 1]
+
+
+def test_generated_sample_data_fits_the_sample_definitions(ga):
+    def mean(name: str, start: date, end: date, **allowed) -> float:
+        series = ga.daily_series(metric("123456789", name, **allowed), start, end)
+        return sum(values(series)) / len(series)
+
+    q3, q4 = (date(2026, 7, 1), date(2026, 7, 14)), (date(2026, 10, 1), date(2026, 10, 14))
+    mobile = {"platform": ["iOS", "Android"]}
+    assert 8_000 <= mean("activeUsers", *q3, **mobile) <= 9_500
+    assert 9_500 <= mean("activeUsers", *q4, **mobile) <= 11_000
+    assert 290 <= mean("averageSessionDuration", *q4, **mobile) <= 350
+
+    def rate(numerator: str, denominator: str) -> float:
+        return mean("eventCount", *q4, eventName=[numerator]) / mean(
+            "eventCount", *q4, eventName=[denominator]
+        )
+
+    assert 0.55 <= rate("push_opt_in", "push_prompt_shown") <= 0.65
+    assert 0.62 <= rate("onboarding_complete", "onboarding_start") <= 0.8
+    assert 0.3 <= rate("article_helpful", "article_view") <= 0.4
+
+
+# --- (c) faults and credentials ---------------------------------------------------------------------
+
+
+def test_resource_exhausted_is_retried_then_succeeds(sandbox, ga, tiny, sleeps):
+    sandbox.add_fault(path_prefix="/v1beta/properties/", status=429, times=2)
+    series = ga.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    assert values(series) == [230, 0, 120]
+    assert sleeps == [0.5, 1.0]  # backoff: Google sends no Retry-After
+    assert sandbox.request_count("/v1beta/properties/") == 3
+
+
+def test_the_sandboxs_quota_error_is_googles(sandbox, tiny):
+    sandbox.add_fault(path_prefix="/v1beta/properties/", status=429, times=1)
+    response = requests.post(
+        f"{sandbox.url}{REPORT.format(tiny)}",
+        json={},
+        headers={"Authorization": "Bearer sandbox-token"},
+        timeout=5,
+    )
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+    assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert response.json()["error"]["code"] == 429
+
+
+def test_a_bad_token_names_its_variable_and_never_leaks(sandbox, tiny, caplog):
+    caplog.set_level(logging.DEBUG)
+    connector = connect(sandbox.url, token="invalid-ga-token")
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    assert str(failure.value).startswith(
+        "google_analytics: authentication failed (HTTP 401): check GA_ACCESS_TOKEN (the API says: "
+        "Request had invalid authentication credentials."
+    )
+    assert "invalid-ga-token" not in caplog.text
+
+
+def test_a_property_the_account_cannot_read(sandbox, ga):
+    sandbox.data.google_analytics.set_rows("100000002", [])
+    sandbox.data.google_analytics.deny("100000002")
+    with pytest.raises(SourceError, match=r"permission denied \(HTTP 403\)"):
+        ga.daily_series(metric("100000002", "activeUsers"), OCT_1, OCT_3)
+
+
+def test_an_unknown_metric_is_the_apis_400(ga, tiny):
+    with pytest.raises(SourceError) as failure:
+        ga.daily_series(metric(tiny, "activeUser"), OCT_1, OCT_3)
+    assert "HTTP 400" in str(failure.value) and "activeUser is not a valid metric" in str(
+        failure.value
+    )
+
+
+def test_the_token_never_reaches_errors_or_logs(sandbox, tiny, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "ya29.c0-very-secret-token"
+    connector = connect(sandbox.url, token=secret, sleep=lambda s: None, max_attempts=2)
+    sandbox.add_fault(path_prefix="/v1beta/properties/", status=503)
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    assert "HTTP 503" in str(failure.value)
+    assert secret not in str(failure.value) and secret not in repr(failure.value)
+    assert secret not in caplog.text
+    assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+def test_a_service_account_needs_google_auth(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.auth", None)
+    connector = GoogleAnalyticsConnector.from_settings(
+        SourceSettings(base_url="https://ga.example.com", credentials_file="/keys/sa.json")
+    )
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric("1", "activeUsers"), OCT_1, OCT_3)
+    assert str(failure.value) == (
+        "google_analytics: install google-auth to use GOOGLE_APPLICATION_CREDENTIALS"
+    )
+
+
+@pytest.fixture
+def fake_google_auth(monkeypatch) -> dict:
+    """A stand-in for google-auth: records what it was asked, hands out a fixed token."""
+    asked: dict = {}
+
+    class Credentials:
+        token = None
+
+        def refresh(self, request) -> None:
+            asked["refreshed_with"] = request
+            self.token = "ya29.from-the-service-account"
+
+    def load_credentials_from_file(path, scopes=None):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"File {path} was not found.")
+        asked.update(path=path, scopes=scopes)
+        return Credentials(), "project-1"
+
+    google = types.ModuleType("google")
+    auth = types.ModuleType("google.auth")
+    transport = types.ModuleType("google.auth.transport")
+    transport_requests = types.ModuleType("google.auth.transport.requests")
+    transport_requests.Request = lambda: "transport-request"
+    auth.load_credentials_from_file = load_credentials_from_file
+    auth.transport = transport
+    transport.requests = transport_requests
+    google.auth = auth
+    for name, module in {
+        "google": google,
+        "google.auth": auth,
+        "google.auth.transport": transport,
+        "google.auth.transport.requests": transport_requests,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return asked
+
+
+def test_a_service_account_file_gives_the_token(sandbox, tiny, tmp_path, fake_google_auth):
+    key = tmp_path / "sa.json"
+    key.write_text("{}")
+    settings = SourceSettings.from_env(
+        GoogleAnalyticsConnector.env,
+        {"GA_API_URL": sandbox.url, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},
+    )
+    connector = GoogleAnalyticsConnector.from_settings(settings)
+    series = connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    assert values(series) == [230, 0, 120]
+    assert fake_google_auth["scopes"] == ["https://www.googleapis.com/auth/analytics.readonly"]
+    assert connector.client.session.headers["Authorization"] == (
+        "Bearer ya29.from-the-service-account"
+    )
+    assert connector.client.token_env == "GOOGLE_APPLICATION_CREDENTIALS"
+
+
+def test_an_unreadable_service_account_file_is_one_line(tmp_path, fake_google_auth):
+    connector = GoogleAnalyticsConnector.from_settings(
+        SourceSettings(
+            base_url="https://ga.example.com", credentials_file=str(tmp_path / "no.json")
+        )
+    )
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(metric("1", "activeUsers"), OCT_1, OCT_3)
+    assert str(failure.value) == (
+        "google_analytics: cannot get an access token from GOOGLE_APPLICATION_CREDENTIALS "
+        "(FileNotFoundError); check that it names a readable service-account key file"
+    )

@@ -1,0 +1,284 @@
+"""The manual connector: check-ins from `checkins/<quarter>.csv`, and how the pipeline feeds it."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from connectors.base import SourceError, SourceSettings
+from connectors.manual.client import ManualConnector, quarter_days, read_checkins
+from connectors.manual.params import ManualMetric
+from pipelines.observations import series_requests
+from pipelines.okrs import load_definitions
+from pipelines.quarters import Quarter
+
+REPO = Path(__file__).resolve().parents[2]
+Q4 = ("2026-10-01", "2026-12-31")
+KR_IDS = ("time-to-first-value", "enterprise-adoption", "uptime")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def metric(kr_id: str, path: Path, quarter: str = "2026-Q4", known=KR_IDS) -> ManualMetric:
+    return ManualMetric(
+        source="manual", kr_id=kr_id, quarter=quarter, checkins_path=str(path), quarter_kr_ids=known
+    )
+
+
+def fetch(kr_id: str, path: Path, start=date(2026, 10, 1), end=date(2026, 12, 31), **keys):
+    return ManualConnector().daily_series(metric(kr_id, path, **keys), start, end)
+
+
+def as_dict(frame) -> dict[date, float]:
+    return dict(zip(frame["date"], frame["value"], strict=True))
+
+
+def test_never_skipped():
+    assert ManualConnector.missing_settings(SourceSettings()) is None
+    assert isinstance(ManualConnector.from_settings(SourceSettings()), ManualConnector)
+
+
+def test_quarter_days():
+    assert quarter_days("2026-Q4") == (date(2026, 10, 1), date(2026, 12, 31))
+    assert quarter_days("2027-Q1") == (date(2027, 1, 1), date(2027, 3, 31))
+    assert quarter_days("Q4") is None
+
+
+def test_only_check_in_days_have_data(tmp_path):
+    path = write(
+        tmp_path / "checkins" / "2026-Q4.csv",
+        """
+        kr_id,date,value,note
+        time-to-first-value,2026-10-12,66.5,"after the import, at 100%"
+        time-to-first-value,2026-10-05,70,
+        uptime,2026-10-05,0.9998,lowest day
+
+        time-to-first-value,2026-10-19,61.25
+        """,
+    )
+    series = fetch("time-to-first-value", path)
+    assert list(series.columns) == ["date", "value"] and series["value"].dtype == float
+    assert as_dict(series) == {
+        date(2026, 10, 5): 70.0,
+        date(2026, 10, 12): 66.5,
+        date(2026, 10, 19): 61.25,
+    }
+    window = fetch("time-to-first-value", path, start=date(2026, 10, 6), end=date(2026, 10, 12))
+    assert as_dict(window) == {date(2026, 10, 12): 66.5}
+    assert fetch("enterprise-adoption", path).empty  # no check-in yet: no data, not zeros
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("time-to-first-value,2026-13-05,70,", "date '2026-13-05' is not a YYYY-MM-DD date"),
+        ("time-to-first-value,05/10/2026,70,", "date '05/10/2026' is not a YYYY-MM-DD date"),
+        ("time-to-first-value,2025-10-05,70,", "date 2025-10-05 is not in 2026-Q4"),
+        ("time-to-first-value,2026-10-05,seventy,", "value 'seventy' is not a number"),
+        ("time-to-first-value,2026-10-05,,", "value '' is not a number"),
+        ("time-to-first-value,2026-10-05,nan,", "value 'nan' is not a number"),
+        ("time-to-first-value,2026-10-05,70,a note, with a comma", "5 fields, expected 4"),
+        (
+            "time-to-first-valu,2026-10-05,70,",
+            "unknown kr_id 'time-to-first-valu' (not one of the manual KRs of 2026-Q4: "
+            "time-to-first-value, enterprise-adoption, uptime); did you mean 'time-to-first-value'?",
+        ),
+        (
+            "time-to-first-value,2026-10-12,69,again",
+            "a second check-in of time-to-first-value on 2026-10-12 (the first is at line 3)",
+        ),
+    ],
+)
+def test_a_bad_row_names_file_and_line_and_the_other_krs_load(tmp_path, row, problem):
+    path = write(
+        tmp_path / "checkins" / "2026-Q4.csv",
+        f"""
+        kr_id,date,value,note
+        uptime,2026-10-05,0.9998,
+        time-to-first-value,2026-10-12,66.5,
+        {row}
+        uptime,2026-10-12,1.0,
+        """,
+    )
+    with pytest.raises(SourceError) as failure:
+        fetch("time-to-first-value", path)
+    assert str(failure.value) == f"manual: {path}:4: {problem}"
+    assert "\n" not in str(failure.value)
+    uptime = fetch("uptime", path)
+    assert as_dict(uptime) == {date(2026, 10, 5): 0.9998, date(2026, 10, 12): 1.0}
+
+
+def test_an_unknown_kr_id_like_no_other_is_only_logged(tmp_path, caplog):
+    path = write(
+        tmp_path / "checkins" / "2026-Q4.csv",
+        """
+        kr_id,date,value,note
+        nps,2026-10-05,41,
+        uptime,2026-10-05,0.9998,
+        """,
+    )
+    assert as_dict(fetch("uptime", path)) == {date(2026, 10, 5): 0.9998}
+    assert f"{path}:2: unknown kr_id 'nps'" in caplog.text
+
+
+def test_several_problems_are_counted_on_one_line(tmp_path):
+    path = write(
+        tmp_path / "c.csv",
+        """
+        kr_id,date,value,note
+        uptime,2026-10-05,high,
+        uptime,2026-10-06,low,
+        uptime,yesterday,1,
+        """,
+    )
+    with pytest.raises(SourceError) as failure:
+        fetch("uptime", path)
+    assert str(failure.value) == (
+        f"manual: {path}:2: value 'high' is not a number (and 2 more problem(s) in the file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("kr,date,value,note", "missing column kr_id; unknown column kr"),
+        ("kr_id,date,value,note,owner", "unknown column owner"),
+    ],
+)
+def test_a_bad_header_fails_every_kr_of_the_file(tmp_path, header, problem):
+    path = write(tmp_path / "c.csv", f"{header}\nuptime,2026-10-05,1,\n")
+    for kr_id in ("uptime", "time-to-first-value"):
+        with pytest.raises(SourceError) as failure:
+            fetch(kr_id, path)
+        assert str(failure.value) == (
+            f"manual: {path}:1: {problem} (expected kr_id,date,value,note)"
+        )
+
+
+def test_no_file_yet_means_no_data(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="okr_metrics.manual")
+    assert fetch("uptime", tmp_path / "checkins" / "2026-Q4.csv").empty
+    assert "no check-ins file" in caplog.text
+
+
+def test_the_note_column_is_optional(tmp_path):
+    path = write(tmp_path / "c.csv", "date,kr_id,value\n2026-10-05,uptime,0.9991\n")
+    assert as_dict(fetch("uptime", path)) == {date(2026, 10, 5): 0.9991}
+
+
+def test_a_metric_the_pipeline_did_not_fill_is_refused():
+    with pytest.raises(SourceError, match="does not know its KR, quarter and check-ins file"):
+        ManualConnector().daily_series(
+            ManualMetric(source="manual"), date(2026, 10, 1), date(2026, 10, 2)
+        )
+
+
+# --- how the pipeline fills the metric in ---------------------------------------------------------
+
+
+def test_the_pipeline_fields_stay_out_of_dumps_and_keys():
+    filled = metric("uptime", Path("okr_defs/checkins/2026-Q4.csv"))
+    assert filled.model_dump() == {"source": "manual", "aggregate": None}
+    assert filled.metric_key() == "manual:quarter=2026-Q4;kr_id=uptime"
+    assert filled.metric_key(quarter="2026-Q4", kr_id="uptime") == filled.metric_key()
+
+
+DEFINITIONS = """
+quarter: 2026-Q4
+objectives:
+  - id: reliability
+    title: Be reliable
+    key_results:
+      - id: uptime
+        title: Uptime
+        type: maintain_above
+        target: 0.9995
+        metric: {source: manual, aggregate: min}
+      - id: nps
+        title: NPS from 30 to 45
+        type: increase
+        start: 30
+        target: 45
+        metric: {source: manual}
+"""
+
+
+def test_series_requests_fill_kr_quarter_and_file(tmp_path):
+    write(tmp_path / "2026-Q4.yaml", DEFINITIONS)
+    definitions = load_definitions(tmp_path)
+    assert not definitions.errors
+    requests = series_requests(definitions, "manual", date(2026, 10, 1), date(2026, 10, 31))
+    assert [r.metric_key for r in requests] == [
+        "manual:quarter=2026-Q4;kr_id=nps",
+        "manual:quarter=2026-Q4;kr_id=uptime",
+    ]
+    nps = requests[0].params
+    assert (nps.kr_id, nps.quarter, nps.quarter_kr_ids) == ("nps", "2026-Q4", ("uptime", "nps"))
+    assert nps.checkins_path == str(tmp_path / "checkins" / "2026-Q4.csv")
+    # The definitions' own KRs are left as written (their hash does not move).
+    okr_file = definitions.for_quarter(Quarter(2026, 4))
+    assert okr_file.objectives[0].key_results[0].metric.kr_id is None
+
+
+@pytest.mark.parametrize("key", ["kr_id", "quarter", "checkins_path", "quarter_kr_ids"])
+def test_yaml_cannot_set_the_pipeline_fields(tmp_path, key):
+    text = DEFINITIONS.replace(
+        "metric: {source: manual, aggregate: min}",
+        f"metric: {{source: manual, aggregate: min, {key}: x}}",
+    )
+    path = write(tmp_path / "2026-Q4.yaml", text)
+    problems = [str(p) for p in load_definitions(path).errors]
+    assert problems == [
+        f"{path}:10: objectives[reliability].key_results[uptime].metric: "
+        f"`{key}` is filled in by the pipeline; remove it from the YAML"
+    ]
+
+
+def test_nor_inside_a_ratio(tmp_path):
+    text = DEFINITIONS.replace(
+        "metric: {source: manual, aggregate: min}",
+        "metric: {ratio: {numerator: {source: manual, kr_id: nps}, denominator: {source: manual}}}",
+    )
+    path = write(tmp_path / "2026-Q4.yaml", text)
+    problems = [str(p) for p in load_definitions(path).errors]
+    assert problems == [
+        f"{path}:10: objectives[reliability].key_results[uptime].metric.ratio.numerator: "
+        "`kr_id` is filled in by the pipeline; remove it from the YAML"
+    ]
+
+
+def test_the_shipped_check_ins_load_for_every_manual_kr():
+    definitions = load_definitions(REPO / "okr_defs")
+    connector = ManualConnector()
+    requests = series_requests(definitions, "manual", date(2026, 10, 1), date(2026, 12, 31))
+    assert {r.params.kr_id for r in requests} == {
+        "time-to-first-value",
+        "enterprise-adoption",
+        "smb-churn",
+        "uptime",
+    }
+    found = {}
+    for request in requests:
+        series = connector.daily_series(request.params, request.start, request.end)
+        assert len(series) >= 13, request.metric_key  # weekly, the whole quarter
+        found[request.params.kr_id] = series["value"]
+    assert found["time-to-first-value"].iloc[0] == 72 and found["time-to-first-value"].iloc[-1] < 35
+    assert found["time-to-first-value"].is_monotonic_decreasing
+    assert found["enterprise-adoption"].iloc[0] == 0.05
+    assert found["enterprise-adoption"].is_monotonic_increasing
+    assert found["smb-churn"].between(0.04, 0.055).all()
+    assert found["uptime"].between(0.999, 1.0).all()
+
+
+def test_the_shipped_check_ins_of_q3_are_clean():
+    checkins = read_checkins(REPO / "okr_defs" / "checkins" / "2026-Q3.csv", "2026-Q3")
+    assert not checkins.problems and not checkins.file_problem
+    assert len(checkins.values["time-to-first-value"]) == 14
