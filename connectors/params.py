@@ -10,9 +10,42 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Aggregate = Literal["sum", "latest", "mean", "mean_7d", "min", "max"]
+SeriesKind = Literal["count", "share", "duration", "amount", "value"]
+
+
+class Expectations(BaseModel):
+    """What a metric's daily values must meet, beyond the defaults of their kind.
+
+    `min` / `max` bound every daily value; `gx` lists any Great Expectations
+    expectation by name with its arguments (`column` defaults to `value`), e.g.
+    `[{expect_column_values_to_be_between: {min_value: 0, max_value: 100}}]`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float | None = None
+    max: float | None = None
+    gx: tuple[dict[str, dict[str, Any]], ...] = Field(default=())
+
+    @field_validator("gx")
+    @classmethod
+    def _one_name_each(cls, items: tuple[dict[str, dict[str, Any]], ...]):
+        for item in items:
+            if len(item) != 1:
+                raise ValueError("each gx item is one `expect_...: {arguments}` mapping")
+            (name,) = item
+            if not name.startswith("expect_"):
+                raise ValueError(f"{name!r} is not a Great Expectations expectation (expect_...)")
+        return items
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Expectations:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"expect: min {self.min:g} is above max {self.max:g}")
+        return self
 
 
 class MetricParams(BaseModel):
@@ -22,13 +55,18 @@ class MetricParams(BaseModel):
 
     source: str
     aggregate: Aggregate | None = None
+    expect: Expectations | None = None
 
     # The aggregate a KR gets when its YAML names none.
     default_aggregate: ClassVar[str] = "sum"
 
     def query_params(self) -> dict[str, Any]:
-        """The keys that decide what is fetched (not how it is aggregated)."""
-        return self.model_dump(exclude={"source", "aggregate"}, exclude_defaults=True)
+        """The keys that decide what is fetched (not how it is aggregated or validated)."""
+        return self.model_dump(exclude={"source", "aggregate", "expect"}, exclude_defaults=True)
+
+    def series_kind(self) -> SeriesKind:
+        """What the daily values are, which decides their default validation."""
+        return "value"
 
     def ratio_parts(self) -> tuple[MetricParams, MetricParams] | None:
         """For a metric that is itself a ratio (Jira's `resolved_within`): numerator, denominator."""

@@ -30,6 +30,9 @@ class HubSpotMetric(MetricParams):
     measure: Literal["count", "sum"] = "count"
     field: str | None = None
 
+    def series_kind(self) -> str:
+        return "count" if self.measure == "count" else "amount"
+
     @model_validator(mode="after")
     def _field_for_sum(self) -> HubSpotMetric:
         if self.measure == "sum" and not self.field:

@@ -30,6 +30,9 @@ class JiraMetric(MetricParams):
             raise ValueError("`hours` only goes with `measure: resolved_within`")
         return self
 
+    def series_kind(self) -> str:
+        return "count"
+
     def ratio_parts(self) -> tuple[MetricParams, MetricParams] | None:
         if self.measure != "resolved_within":
             return None

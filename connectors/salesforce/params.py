@@ -19,6 +19,9 @@ class SalesforceMetric(MetricParams):
     measure: Literal["count", "sum"] = "count"
     field: str | None = Field(default=None, pattern=_IDENTIFIER)
 
+    def series_kind(self) -> str:
+        return "count" if self.measure == "count" else "amount"
+
     @model_validator(mode="after")
     def _field_for_sum(self) -> SalesforceMetric:
         if self.measure == "sum" and not self.field:

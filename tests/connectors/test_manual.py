@@ -186,7 +186,7 @@ def test_a_metric_the_pipeline_did_not_fill_is_refused():
 
 def test_the_pipeline_fields_stay_out_of_dumps_and_keys():
     filled = metric("uptime", Path("okr_defs/checkins/2026-Q4.csv"))
-    assert filled.model_dump() == {"source": "manual", "aggregate": None}
+    assert filled.model_dump() == {"source": "manual", "aggregate": None, "expect": None}
     assert filled.metric_key() == "manual:quarter=2026-Q4;kr_id=uptime"
     assert filled.metric_key(quarter="2026-Q4", kr_id="uptime") == filled.metric_key()
 
@@ -281,4 +281,4 @@ def test_the_shipped_check_ins_load_for_every_manual_kr():
 def test_the_shipped_check_ins_of_q3_are_clean():
     checkins = read_checkins(REPO / "okr_defs" / "checkins" / "2026-Q3.csv", "2026-Q3")
     assert not checkins.problems and not checkins.file_problem
-    assert len(checkins.values["time-to-first-value"]) == 14
+    assert len(checkins.values["uptime"]) == 14
