@@ -25,10 +25,11 @@ from dagster import (
 
 from connectors.registry import Source
 from pipelines.compute import compute_kr_scores, compute_objective_scores
-from pipelines.observations import collect_source
+from pipelines.observations import CollectResult, collect_source
 from pipelines.partitions import daily_partitions
 
 FETCH_CHECK = "fetched_without_errors"
+EXPECTATIONS_CHECK = "rows_pass_expectations"
 
 progress_log = logging.getLogger("okr_metrics")
 
@@ -68,7 +69,14 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
                 FETCH_CHECK,
                 asset=key,
                 description=f"Every {source.name} series the KRs need was fetched.",
-            )
+            ),
+            AssetCheckSpec(
+                EXPECTATIONS_CHECK,
+                asset=key,
+                blocking=True,
+                description="Great Expectations validation of every fetched series; rows "
+                "that fail are kept out of the scores, in rejected_observations.",
+            ),
         ],
         description=f"Daily series from {source.name} for every KR that uses it "
         "(table metric_observations).",
@@ -101,6 +109,7 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
                 "rows_written": result.rows,
                 "skipped": result.skipped or "",
                 "failed_series": len(result.failures),
+                "rejected_rows": result.rejected_rows,
             }
         )
         yield AssetCheckResult(
@@ -108,12 +117,46 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
             passed=result.ok,
             severity=AssetCheckSeverity.ERROR,
             metadata={
+                "series_requested": result.requested,
                 "skipped": result.skipped or "",
                 "failures": MetadataValue.json(result.failures),
             },
         )
+        yield expectations_check_result(result)
 
     return _observations
+
+
+def expectations_check_result(result: CollectResult) -> AssetCheckResult:
+    """Counts and example bad values per series and expectation, for the Dagster UI.
+
+    Rejected rows never reach the stored series, so a failure warns rather than
+    blocks: scoring goes on, and the affected KRs are flagged stale.
+    """
+    failed: dict[str, list[dict]] = {}
+    checked = 0
+    for metric_key, report in result.validations.items():
+        checked += len(report.outcomes)
+        problems = [
+            {"expectation": o.expectation, "unexpected": o.unexpected_count, "examples": o.examples}
+            for o in report.outcomes
+            if not o.success
+        ]
+        if report.error:
+            problems.append({"error": report.error})
+        if problems:
+            failed[metric_key] = problems
+    return AssetCheckResult(
+        check_name=EXPECTATIONS_CHECK,
+        passed=not failed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "series_validated": len(result.validations),
+            "expectations_evaluated": checked,
+            "rejected_rows": result.rejected_rows,
+            "failed": MetadataValue.json(failed),
+        },
+    )
 
 
 def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:

@@ -5,8 +5,8 @@ persistent instance (`DAGSTER_HOME`, default `.okr/dagster`), so its runs show i
 `dagster dev`.
 
 Exit codes: 0 success; 1 lint errors or a failed run; 2 bad usage or definitions
-the run needs are missing or invalid; 3 the run finished but a source failed (its
-KRs carry their last value, flagged stale).
+the run needs are missing or invalid; 3 the run finished but a source failed or some
+rows failed validation (those KRs carry their last value, flagged stale).
 """
 
 from __future__ import annotations
@@ -62,16 +62,17 @@ class RunOutcome:
     success: bool
     start: date
     end: date
-    sources: dict[str, str] = field(
-        default_factory=dict
-    )  # source -> ok | skipped: ... | failed: ...
+    # source -> "ok" | "skipped: why" | "failed: why"
+    sources: dict[str, str] = field(default_factory=dict)
+    # source -> rows that failed validation (kept out of the scores)
+    rejected: dict[str, int] = field(default_factory=dict)
     failure: str | None = None
 
     @property
     def exit_code(self) -> int:
         if not self.success:
             return EXIT_FAILED
-        if any(state.startswith("failed") for state in self.sources.values()):
+        if self.rejected or any(state.startswith("failed") for state in self.sources.values()):
             return EXIT_SOURCE_FAILED
         return EXIT_OK
 
@@ -110,9 +111,23 @@ def run_window(start: date, end: date) -> RunOutcome:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     outcome = RunOutcome(result.run_id, result.success, start, end)
-    for evaluation in result.get_asset_check_evaluations():
+    from pipelines.assets import EXPECTATIONS_CHECK, FETCH_CHECK
+
+    evaluations = result.get_asset_check_evaluations()
+    rejected = {
+        evaluation.asset_key.path[-1]: evaluation.metadata["rejected_rows"].value
+        for evaluation in evaluations
+        if evaluation.check_name == EXPECTATIONS_CHECK and not evaluation.passed
+    }
+    for evaluation in evaluations:
+        if evaluation.check_name != FETCH_CHECK:
+            continue
         source = evaluation.asset_key.path[-1]
         metadata = {key: value.value for key, value in evaluation.metadata.items()}
+        if not metadata.get("series_requested"):
+            continue  # no KR in the window uses this source
+        if rejected.get(source):
+            outcome.rejected[source] = rejected[source]
         if evaluation.passed:
             outcome.sources[source] = "ok"
         elif metadata.get("skipped"):
@@ -148,6 +163,10 @@ def report(outcome: RunOutcome, definitions=None) -> None:
         for source in unconnected_sources(definitions, outcome.start, outcome.end):
             outcome.sources.setdefault(source, "skipped: no connector installed")
     for source, state in sorted(outcome.sources.items()):
+        if outcome.rejected.get(source):
+            state += (
+                f" ({outcome.rejected[source]} rows failed validation; see rejected_observations)"
+            )
         progress_log.info(f"source {source}: {state}")
     if outcome.failure:
         progress_log.error(f"run {outcome.run_id} failed: {outcome.failure}")

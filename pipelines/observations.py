@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-import pandas as pd
-
 from connectors.base import Connector, SourceError
 from connectors.params import MetricParams
 from pipelines.okrs import Definitions
 from pipelines.quarters import quarters_between
+from pipelines.validation import DeclaredExpectation, ValidationReport, validate_series
 from warehouse.store import Warehouse
 
 log = logging.getLogger("okr_metrics")
@@ -44,10 +43,15 @@ class CollectResult:
     rows: int = 0
     skipped: str | None = None
     failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
+    validations: dict[str, ValidationReport] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.failures and self.skipped is None
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(len(report.rejected) for report in self.validations.values())
 
 
 def series_requests(
@@ -98,26 +102,78 @@ def collect_source(
         return result
     for index, request in enumerate(requests, start=1):
         began = time.monotonic()
+        label = f"{source} [{index}/{len(requests)}] {request.metric_key}"
         try:
             series = connector.daily_series(
                 request.params, request.start, request.end, request.timezone
             )
         except SourceError as error:
             result.failures[request.metric_key] = error.reason
-            progress(
-                f"{source} [{index}/{len(requests)}] {request.metric_key}: FAILED: {error.reason}"
-            )
+            progress(f"{label}: FAILED: {error.reason}")
             continue
-        frame = pd.DataFrame(
-            {"metric_key": request.metric_key, "date": series["date"], "value": series["value"]}
+        report = validate_series(
+            series,
+            request.params.series_kind(),
+            request.start,
+            request.end,
+            declared_expectations(request.params),
         )
-        frame = frame[(frame["date"] >= request.start) & (frame["date"] <= request.end)]
+        result.validations[request.metric_key] = report
+        if report.error:
+            # The batch is unusable as a whole (its shape changed, or an expectation is
+            # malformed): stored rows stay as they were, and the KRs go stale.
+            result.failures[request.metric_key] = report.error
+            progress(f"{label}: FAILED validation: {report.error}")
+            continue
+        if not report.rejected.empty:
+            warehouse.write_rejected(
+                source, request.metric_key, report.rejected, request.start, request.end, run_id
+            )
+            progress(f"{label}: {report.summary()}")
+        frame = report.valid.assign(metric_key=request.metric_key)
         written = warehouse.replace_observations(
-            source, frame, [request.metric_key], request.start, request.end, run_id
+            source,
+            frame,
+            [request.metric_key],
+            request.start,
+            request.end,
+            run_id,
+            keep_dates=rejected_dates(report),
         )
         result.rows += written
         progress(
-            f"{source} [{index}/{len(requests)}] {request.metric_key}: {written} days "
-            f"{request.start}..{request.end} in {time.monotonic() - began:.1f}s"
+            f"{label}: {written} days {request.start}..{request.end} "
+            f"in {time.monotonic() - began:.1f}s"
         )
     return result
+
+
+def declared_expectations(params: MetricParams) -> list[DeclaredExpectation]:
+    """The expectations a metric's YAML declares, as Great Expectations names and arguments."""
+    expect = params.expect
+    if expect is None:
+        return []
+    declared = []
+    if expect.min is not None or expect.max is not None:
+        bounds = {"min_value": expect.min, "max_value": expect.max}
+        declared.append(
+            DeclaredExpectation(
+                "expect_column_values_to_be_between",
+                {key: value for key, value in bounds.items() if value is not None},
+            )
+        )
+    for item in expect.gx:
+        ((name, arguments),) = item.items()
+        declared.append(DeclaredExpectation(name, dict(arguments or {})))
+    return declared
+
+
+def rejected_dates(report: ValidationReport) -> set[date]:
+    """Days whose new rows were rejected: what was stored for them before is kept."""
+    days = set()
+    for text in report.rejected["date"]:
+        try:
+            days.add(date.fromisoformat(str(text)))
+        except ValueError:
+            continue
+    return days

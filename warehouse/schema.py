@@ -1,12 +1,12 @@
-"""The warehouse tables and views, as SQLAlchemy Core.
+"""The warehouse tables as they are now, as SQLAlchemy Core: what reads and writes use.
 
-Analysts query these; their names and columns are a contract (see SPEC.md and
-README.md). `warehouse.store.Warehouse` creates them on first use.
+Analysts query these; their names and columns are a contract (SPEC.md, docs/warehouse.md).
+The database gets them through `warehouse.migrations`, whose steps are frozen: a change
+here needs a new migration step, and a test compares a migrated database with this file.
+Comments reach PostgreSQL as `COMMENT ON`; SQLite keeps none.
 """
 
 from __future__ import annotations
-
-from importlib.resources import files
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -27,77 +28,162 @@ metadata = MetaData()
 kr_scores = Table(
     "kr_scores",
     metadata,
-    Column("quarter", String(7), nullable=False, comment="e.g. 2026-Q4"),
-    Column("objective_id", String(200), nullable=False),
-    Column("kr_id", String(200), nullable=False),
-    Column("kr_title", Text, nullable=False),
+    Column("quarter", String(7), nullable=False, comment="the quarter, e.g. 2026-Q4"),
+    Column("objective_id", String(200), nullable=False, comment="the objective the KR belongs to"),
+    Column("kr_id", String(200), nullable=False, comment="the key result, unique in its quarter"),
+    Column("kr_title", Text, nullable=False, comment="the key result's title"),
     Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
     Column("as_of", Date, nullable=False, comment="the day the score is computed as of"),
-    Column("kr_type", String(20), nullable=False),
+    Column(
+        "kr_type",
+        String(20),
+        nullable=False,
+        comment="increase, decrease, maintain_above, maintain_below or milestone",
+    ),
     Column("value", Float, comment="the KR's aggregate value as of as_of; null when no data"),
-    Column("start", Float),
-    Column("target", Float),
-    Column("progress", Float, comment="(value - start) / (target - start), uncapped"),
-    Column("score", Float, comment="progress clamped to 0..1"),
+    Column("start", Float, comment="the baseline (increase and decrease KRs)"),
+    Column("target", Float, comment="the target value"),
+    Column(
+        "progress",
+        Float,
+        comment="(value - start) / (target - start), uncapped and signed; null when no data",
+    ),
+    Column("score", Float, comment="progress clamped to 0..1; null when no data"),
     Column("expected_progress", Float, comment="days elapsed / days in the quarter"),
-    Column("status", String(20), nullable=False),
-    Column("stale", Boolean, nullable=False, comment="the source failed or was skipped for as_of"),
+    Column(
+        "status",
+        String(20),
+        nullable=False,
+        comment="no_data, achieved, on_track, at_risk or off_track",
+    ),
+    Column(
+        "stale",
+        Boolean,
+        nullable=False,
+        comment="the source failed or was skipped for as_of: the last good value is carried",
+    ),
     Column("last_observed", Date, comment="date of the newest real observation"),
-    Column("forecast_value", Float),
-    Column("forecast_score", Float),
-    Column("forecast_method", String(20)),
-    Column("definition_hash", String(64), nullable=False),
+    Column("forecast_value", Float, comment="forecast of the value on the quarter's last day"),
+    Column("forecast_score", Float, comment="the forecast value, scored like the KR"),
+    Column("forecast_method", String(20), comment="run_rate or linear"),
+    Column(
+        "definition_hash",
+        String(64),
+        nullable=False,
+        comment="hash of the KR definition the row was scored with",
+    ),
     Column("run_id", String(64), nullable=False, comment="the Dagster run that wrote the row"),
-    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "computed_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="when the row was written (UTC)",
+    ),
     PrimaryKeyConstraint("quarter", "kr_id", "as_of", name="kr_scores_pk"),
     comment="One row per key result per as-of day.",
 )
+# The primary key serves "one KR in a quarter"; these serve the other usual queries.
 Index("kr_scores_as_of", kr_scores.c.as_of)
 Index("kr_scores_objective", kr_scores.c.quarter, kr_scores.c.objective_id, kr_scores.c.as_of)
+Index("kr_scores_quarter_as_of", kr_scores.c.quarter, kr_scores.c.as_of)
+Index("kr_scores_kr", kr_scores.c.kr_id, kr_scores.c.as_of)
 
 objective_scores = Table(
     "objective_scores",
     metadata,
-    Column("quarter", String(7), nullable=False),
-    Column("objective_id", String(200), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("owner", String(200)),
-    Column("aligns_to", String(200)),
-    Column("as_of", Date, nullable=False),
+    Column("quarter", String(7), nullable=False, comment="the quarter, e.g. 2026-Q4"),
+    Column(
+        "objective_id", String(200), nullable=False, comment="the objective, unique in its quarter"
+    ),
+    Column("title", Text, nullable=False, comment="the objective's title"),
+    Column("owner", String(200), comment="team owning the objective"),
+    Column("aligns_to", String(200), comment="id of the parent objective, if any"),
+    Column("as_of", Date, nullable=False, comment="the day the score is computed as of"),
     Column("score", Float, comment="weight-averaged score of the KRs with data"),
     Column("coverage", Float, comment="weight share of the KRs with data"),
-    Column("status", String(20), nullable=False),
-    Column("run_id", String(64), nullable=False),
-    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "status",
+        String(20),
+        nullable=False,
+        comment="worst status among the KRs with data; no_data when none has data",
+    ),
+    Column("run_id", String(64), nullable=False, comment="the Dagster run that wrote the row"),
+    Column(
+        "computed_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="when the row was written (UTC)",
+    ),
     PrimaryKeyConstraint("quarter", "objective_id", "as_of", name="objective_scores_pk"),
     comment="One row per objective per as-of day.",
 )
 Index("objective_scores_as_of", objective_scores.c.as_of)
+Index("objective_scores_quarter_as_of", objective_scores.c.quarter, objective_scores.c.as_of)
+Index("objective_scores_objective", objective_scores.c.objective_id, objective_scores.c.as_of)
 
 metric_observations = Table(
     "metric_observations",
     metadata,
-    Column("source", String(50), nullable=False),
+    Column("source", String(50), nullable=False, comment="the source, e.g. github"),
     Column(
         "metric_key",
         String(1000),
         nullable=False,
         comment="the query, e.g. github:count=releases;repo=acme/app",
     ),
-    Column("date", Date, nullable=False),
-    Column("value", Float, nullable=False),
-    Column("collected_at", DateTime(timezone=True), nullable=False),
-    Column("run_id", String(64), nullable=False),
+    Column("date", Date, nullable=False, comment="the day the value belongs to"),
+    Column("value", Float, nullable=False, comment="the metric's value that day"),
+    Column(
+        "collected_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="when the value was fetched (UTC)",
+    ),
+    Column("run_id", String(64), nullable=False, comment="the Dagster run that fetched it"),
     PrimaryKeyConstraint("metric_key", "date", name="metric_observations_pk"),
     comment="The validated daily series behind every KR.",
 )
 Index("metric_observations_source_date", metric_observations.c.source, metric_observations.c.date)
 
-VIEW_NAMES = ("kr_scores_latest", "objective_scores_latest")
+rejected_observations = Table(
+    "rejected_observations",
+    metadata,
+    Column("source", String(50), nullable=False),
+    Column("metric_key", String(1000), nullable=False),
+    Column(
+        "date", Text, nullable=False, comment="the date as the source gave it (may be malformed)"
+    ),
+    Column("raw_value", Text, nullable=False, comment="the value as the source gave it"),
+    Column(
+        "expectation", String(200), nullable=False, comment="the Great Expectations expectation"
+    ),
+    Column("reason", Text, nullable=False, comment="what was expected, and what came instead"),
+    Column("window_start", Date, nullable=False, comment="first day of the fetch"),
+    Column("window_end", Date, nullable=False, comment="last day of the fetch"),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    comment="Rows that failed validation: kept out of the scores, never thrown away.",
+)
+Index(
+    "rejected_observations_key_date",
+    rejected_observations.c.metric_key,
+    rejected_observations.c.date,
+)
 
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False, comment="the step number"),
+    Column("description", String(200), nullable=False, comment="what the step did"),
+    Column(
+        "applied_at",
+        DateTime(timezone=True),
+        nullable=False,
+        comment="when the step was applied (UTC)",
+    ),
+    comment="One row per migration step applied to this warehouse (warehouse.migrations).",
+)
 
-def view_statements() -> list[str]:
-    """`CREATE VIEW` statements from views.sql, one per view, in file order."""
-    text = files("warehouse").joinpath("views.sql").read_text(encoding="utf-8")
-    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    return [statement.strip() for statement in body.split(";") if statement.strip()]
+# The tables the pipeline writes, and the views over them (warehouse/sql/).
+DATA_TABLES = ("kr_scores", "objective_scores", "metric_observations")
+VIEW_NAMES = ("kr_scores_latest", "objective_scores_latest", "quarter_summary")

@@ -1,34 +1,39 @@
 """Every read and write of the warehouse.
 
-`Warehouse(url)` creates the tables and views on first use. Writes are idempotent:
-the rows of a date window are deleted and inserted again in one transaction, with
-bound parameters, so a re-run replaces rows and never duplicates them. Called by
-the Dagster assets and by `okr scorecard`.
+`Warehouse(url)` brings the schema up to date on first use (`warehouse.migrations`).
+Writes are idempotent: the rows of a date window are deleted and inserted again in one
+transaction, so a re-run replaces rows and never duplicates them. Each write transaction
+holds its table's write lock (`warehouse.db.write_transaction`), so two runs writing
+overlapping windows at once queue instead of colliding. Inserts are bulk: COPY on
+PostgreSQL with psycopg2, one executemany elsewhere. Called by the Dagster assets and by
+`okr scorecard`.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, create_engine, delete, event, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select
 
+from warehouse.db import create_warehouse_engine, write_transaction
+from warehouse.migrations import migrate
 from warehouse.schema import (
-    VIEW_NAMES,
     kr_scores,
     metadata,
     metric_observations,
     objective_scores,
-    view_statements,
+    rejected_observations,
 )
 
 DEFAULT_URL = "sqlite:///.okr/warehouse.db"
+_COPY_NULL = "\\N"
 
 
 def warehouse_url() -> str:
@@ -52,50 +57,153 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    return [
-        {column: _clean(value) for column, value in zip(columns, row, strict=True)}
-        for row in frame[list(columns)].itertuples(index=False, name=None)
+# Object columns whose values the drivers take as they are (missing values aside).
+_PLAIN_OBJECTS = {"string", "empty", "date", "datetime", "boolean"}
+
+
+def column_values(series: pd.Series) -> list[Any]:
+    """One column as Python values for the driver, None where missing; column-wise, for speed."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return [None if value is pd.NaT else value.to_pydatetime() for value in series]
+    if pd.api.types.is_float_dtype(series):
+        return [None if value != value else value for value in series.tolist()]
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_integer_dtype(series):
+        return series.tolist()
+    if pd.api.types.infer_dtype(series, skipna=True) in _PLAIN_OBJECTS:
+        return [
+            None if value is None or value is pd.NaT or value != value else value
+            for value in series.tolist()
+        ]
+    return [_clean(value) for value in series]
+
+
+# Kinds of columns whose values repeat across a window's rows (days, ids, titles, flags).
+_REPEATING = {"string", "date", "datetime", "datetime64", "boolean", "empty"}
+
+
+def _converted_values(
+    series: pd.Series, convert: Callable[[Any], Any], missing: Any = None
+) -> list[Any]:
+    """column_values(series) passed through `convert`, `missing` for None.
+
+    Where values repeat (dates, timestamps, ids, titles), each distinct value is converted
+    once: that makes a large write several times cheaper. Numbers are converted one by
+    one, so that -0.0 stays -0.0.
+    """
+    repeating = (
+        pd.api.types.is_datetime64_any_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or (series.dtype == object and pd.api.types.infer_dtype(series) in _REPEATING)
+    )
+    if not repeating:
+        return [missing if value is None else convert(value) for value in column_values(series)]
+    codes, uniques = pd.factorize(series)
+    converted = [
+        missing if value is None else convert(value) for value in column_values(pd.Series(uniques))
     ]
+    converted.append(missing)  # code -1: a missing value
+    return [converted[code] for code in codes.tolist()]
+
+
+def _executemany(connection: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """One DBAPI executemany; values are converted column by column, not row by row."""
+    dialect = connection.dialect
+    compiled = table.insert().compile(dialect=dialect)
+    by_name = {}
+    for column in table.columns:
+        # The type's own conversion (dates to text on SQLite, ...), as SQLAlchemy would.
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        series = frame[column.name]
+        if processor is None:
+            by_name[column.key] = column_values(series)
+        else:
+            by_name[column.key] = _converted_values(series, processor)
+    if compiled.positional:
+        rows: list[Any] = list(zip(*(by_name[n] for n in compiled.positiontup), strict=True))
+    else:
+        names = list(by_name)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*by_name.values(), strict=True)]
+    connection.exec_driver_sql(compiled.string, rows)
+
+
+# COPY's text format: tab-separated, backslash escapes, \N for NULL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_float(value: float) -> str:
+    # PostgreSQL spells infinity out ("inf" is accepted only by newer servers).
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _copy_converter(series: pd.Series) -> Callable[[Any], str]:
+    if not pd.api.types.is_float_dtype(series):
+        return _copy_text
+    return _copy_float if np.isinf(series.to_numpy()).any() else repr
+
+
+def _copy_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """One COPY ... FROM STDIN (psycopg2), its text built column by column."""
+    columns = [
+        _converted_values(frame[column.name], _copy_converter(frame[column.name]), _COPY_NULL)
+        for column in table.columns
+    ]
+    buffer = io.StringIO()
+    buffer.writelines("\t".join(row) + "\n" for row in zip(*columns, strict=True))
+    buffer.seek(0)
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column.name) for column in table.columns)
+    cursor = connection.connection.cursor()
+    try:
+        statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+        cursor.copy_expert(statement, buffer, size=1 << 20)
+    finally:
+        cursor.close()
+
+
+def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Bulk-insert `frame` (a column per table column) in the open transaction.
+
+    COPY on PostgreSQL with psycopg2, one executemany elsewhere.
+    """
+    if frame.empty:
+        return 0
+    frame = frame[[column.name for column in table.columns]]
+    if connection.dialect.driver == "psycopg2":
+        _copy_rows(connection, table, frame)
+    else:
+        _executemany(connection, table, frame)
+    return len(frame)
 
 
 class Warehouse:
-    """The warehouse at one SQLAlchemy URL."""
+    """The warehouse at one SQLAlchemy URL (the PostgreSQL driver named: postgresql+psycopg2)."""
 
     def __init__(self, url: str | None = None, *, engine: Engine | None = None):
         self.url = url or warehouse_url()
-        self.engine = engine or self._create_engine(self.url)
+        self.engine = engine or create_warehouse_engine(self.url)
         self._ready = False
 
-    @staticmethod
-    def _create_engine(url: str) -> Engine:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 60})
+    def close(self) -> None:
+        """Close the pooled connections (the object stays usable: it reconnects)."""
+        self.engine.dispose()
 
-            @event.listens_for(engine, "connect")
-            def _sqlite_pragmas(connection, _record):  # pragma: no cover - trivial
-                cursor = connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=60000")
-                cursor.close()
+    def __enter__(self) -> Warehouse:
+        return self
 
-            return engine
-        return create_engine(url, pool_pre_ping=True)
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def ensure_schema(self) -> None:
-        """Create missing tables, indexes and views (safe to call every time)."""
+        """Apply the missing migration steps (cheap when there are none)."""
         if self._ready:
             return
-        with self.engine.begin() as connection:
-            metadata.create_all(connection)
-            existing = set(inspect(connection).get_view_names())
-            for name, statement in zip(VIEW_NAMES, view_statements(), strict=True):
-                if name not in existing:
-                    connection.execute(text(statement))
+        migrate(self.engine)
         self._ready = True
 
     # -- observations -------------------------------------------------------
@@ -108,10 +216,13 @@ class Warehouse:
         start: date,
         end: date,
         run_id: str,
+        keep_dates: Iterable[date] = (),
     ) -> int:
         """Replace the series `metric_keys` from `start` through `end` with `observations`.
 
-        `observations` has columns metric_key, date, value. Keys not listed keep their rows.
+        `observations` has columns metric_key, date, value. Keys not listed keep their
+        rows, and so do `keep_dates` (days whose new rows failed validation: the last
+        good value stays).
         """
         self.ensure_schema()
         keys = sorted(set(metric_keys))
@@ -121,18 +232,60 @@ class Warehouse:
         frame["source"] = source
         frame["collected_at"] = datetime.now(UTC)
         frame["run_id"] = run_id
-        rows = _records(frame, ["source", "metric_key", "date", "value", "collected_at", "run_id"])
         table = metric_observations
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine, table.name) as connection:
+            kept = sorted(set(keep_dates))
             for chunk in _chunks(keys, 500):
-                connection.execute(
-                    delete(table).where(
-                        table.c.metric_key.in_(chunk), table.c.date.between(start, end)
-                    )
+                condition = [table.c.metric_key.in_(chunk), table.c.date.between(start, end)]
+                if kept:
+                    condition.append(table.c.date.not_in(kept))
+                connection.execute(delete(table).where(*condition))
+            return insert_rows(connection, table, frame)
+
+    def write_rejected(
+        self,
+        source: str,
+        metric_key: str,
+        rejected: pd.DataFrame,
+        start: date,
+        end: date,
+        run_id: str,
+    ) -> int:
+        """Replace the rejected rows of one series' fetch window with `rejected`.
+
+        `rejected` has columns date, raw_value, expectation, reason (text). Re-running
+        the window replaces its rejections, so they are never duplicated.
+        """
+        self.ensure_schema()
+        table = rejected_observations
+        frame = rejected[["date", "raw_value", "expectation", "reason"]].astype(str).copy()
+        frame["source"] = source
+        frame["metric_key"] = metric_key
+        frame["window_start"] = start
+        frame["window_end"] = end
+        frame["collected_at"] = datetime.now(UTC)
+        frame["run_id"] = run_id
+        with write_transaction(self.engine, table.name) as connection:
+            connection.execute(
+                delete(table).where(
+                    table.c.metric_key == metric_key,
+                    or_(
+                        table.c.date.between(start.isoformat(), end.isoformat()),
+                        and_(table.c.window_start >= start, table.c.window_end <= end),
+                    ),
                 )
-            if rows:
-                connection.execute(table.insert(), rows)
-        return len(rows)
+            )
+            return insert_rows(connection, table, frame) if len(frame) else 0
+
+    def read_rejected(self, metric_key: str | None = None) -> pd.DataFrame:
+        self.ensure_schema()
+        table = rejected_observations
+        query = select(table).order_by(table.c.metric_key, table.c.date)
+        if metric_key is not None:
+            query = query.where(table.c.metric_key == metric_key)
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
 
     def read_observations(self, metric_keys: Iterable[str], start: date, end: date) -> pd.DataFrame:
         self.ensure_schema()
@@ -164,18 +317,15 @@ class Warehouse:
         return self._replace_window(objective_scores, scores, start, end, run_id)
 
     def _replace_window(
-        self, table, frame: pd.DataFrame, start: date, end: date, run_id: str
+        self, table: Table, frame: pd.DataFrame, start: date, end: date, run_id: str
     ) -> int:
         self.ensure_schema()
         frame = frame.copy()
         frame["run_id"] = run_id
         frame["computed_at"] = datetime.now(UTC)
-        rows = _records(frame, [column.name for column in table.columns])
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine, table.name) as connection:
             connection.execute(delete(table).where(table.c.as_of.between(start, end)))
-            if rows:
-                connection.execute(table.insert(), rows)
-        return len(rows)
+            return insert_rows(connection, table, frame)
 
     def read_kr_scores(
         self, start: date | None = None, end: date | None = None, quarter: str | None = None

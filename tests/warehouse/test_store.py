@@ -1,7 +1,13 @@
-"""The warehouse: tables and views created on first use, idempotent window writes."""
+"""The warehouse: idempotent window writes, bulk inserts, concurrent writers.
+
+Every test runs on SQLite and on PostgreSQL (`warehouse_url`, tests/conftest.py).
+"""
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Iterator
 from datetime import date
 
 import pandas as pd
@@ -9,12 +15,15 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.scoring import KR_SCORE_COLUMNS
+from warehouse import store
+from warehouse.db import WarehouseUrlError
 from warehouse.store import Warehouse
 
 
 @pytest.fixture
-def warehouse(tmp_path) -> Warehouse:
-    return Warehouse(f"sqlite:///{tmp_path / 'nested' / 'warehouse.db'}")
+def warehouse(warehouse_url) -> Iterator[Warehouse]:
+    with Warehouse(warehouse_url) as warehouse:
+        yield warehouse
 
 
 def kr_rows(days: list[date], kr_ids=("a", "b"), value: float | None = 1.0) -> pd.DataFrame:
@@ -110,9 +119,121 @@ def test_observations_replace_only_their_keys_and_days(warehouse):
     assert len(warehouse.read_observations(["k1"], date(2026, 10, 1), date(2026, 10, 3))) == 3
 
 
-def test_schema_is_created_once_and_reopened(tmp_path):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
+def test_schema_is_created_once_and_reopened(warehouse_url):
+    url = warehouse_url
     Warehouse(url).replace_kr_scores(kr_rows(days(1, 1)), date(2026, 10, 1), date(2026, 10, 1), "r")
     again = Warehouse(url)
     assert again.count_rows("kr_scores") == 2
     assert again.count_rows("objective_scores") == 0
+
+
+def test_a_sqlite_warehouse_gets_its_folder(tmp_path):
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'nested' / 'deeper' / 'warehouse.db'}")
+    assert warehouse.count_rows("kr_scores") == 0
+    assert (tmp_path / "nested" / "deeper" / "warehouse.db").is_file()
+
+
+def test_a_bare_postgresql_url_is_refused_with_the_fix():
+    with pytest.raises(WarehouseUrlError, match=r"postgresql\+psycopg2://okr@db/okr"):
+        Warehouse("postgresql://okr@db/okr")
+
+
+def test_bulk_inserts_keep_awkward_values_exactly(warehouse, monkeypatch):
+    """Quotes, commas, newlines, empty strings, NULLs and float bits survive (COPY on PostgreSQL)."""
+    copies = []
+    monkeypatch.setattr(store, "_copy_rows", _spy(store._copy_rows, copies))
+    frame = kr_rows(days(1, 1), kr_ids=("quote", "empty", "null-spelling"))
+    frame["kr_title"] = ['Say "hi",\tthen\nleave\r', "Ünïcode ✓", "back\\slash"]
+    frame["owner"] = ["", None, "\\N"]  # an empty string is not NULL; \N spells NULL in COPY
+    frame["value"] = [0.1 + 0.2, float("inf"), None]
+    frame["progress"] = [-0.0, 1e-300, -1.5]
+    frame["forecast_method"] = [None, "linear", ""]
+    warehouse.replace_kr_scores(frame, date(2026, 10, 1), date(2026, 10, 1), "r")
+    rows = warehouse.read_kr_scores().set_index("kr_id")
+    assert rows.loc["quote", "kr_title"] == 'Say "hi",\tthen\nleave\r'
+    assert rows.loc["empty", "kr_title"] == "Ünïcode ✓"
+    assert rows.loc["null-spelling", "kr_title"] == "back\\slash"
+    assert rows.loc["quote", "owner"] == ""
+    assert rows.loc["empty", "owner"] is None
+    assert rows.loc["null-spelling", "owner"] == "\\N"
+    assert rows.loc["quote", "value"] == 0.1 + 0.2
+    assert rows.loc["empty", "value"] == float("inf")
+    assert pd.isna(rows.loc["null-spelling", "value"])
+    if warehouse.engine.dialect.name == "postgresql":  # SQLite stores -0.0 as 0
+        assert math.copysign(1, rows.loc["quote", "progress"]) == -1
+    assert rows.loc["empty", "progress"] == 1e-300
+    assert rows.loc["quote", "forecast_method"] is None
+    assert rows.loc["null-spelling", "forecast_method"] == ""
+    assert not rows["stale"].any()
+    # PostgreSQL took them through COPY, escapes and all.
+    assert len(copies) == (1 if warehouse.engine.dialect.name == "postgresql" else 0)
+
+
+def _spy(function, calls: list):
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def test_writers_of_overlapping_windows_at_once_leave_one_row_per_key(warehouse_url):
+    """Two runs replacing overlapping windows at the same moment, again and again.
+
+    Without the per-table write lock, PostgreSQL fails this with a duplicate key: the second
+    transaction's DELETE does not see the rows the first one inserted.
+    """
+    warehouse_a, warehouse_b = Warehouse(warehouse_url), Warehouse(warehouse_url)
+    warehouse_a.ensure_schema()
+    rounds = 8
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(warehouse: Warehouse, first: int, last: int, name: str) -> None:
+        try:
+            for round_number in range(rounds):
+                barrier.wait(timeout=60)
+                run_id = f"{name}-{round_number}"
+                window = (date(2026, 10, first), date(2026, 10, last))
+                frame = kr_rows(days(first, last), kr_ids=("a", "b", "c"))
+                warehouse.replace_kr_scores(frame, *window, run_id)
+                objectives = frame.drop_duplicates("as_of")[["quarter", "objective_id", "as_of"]]
+                objectives = objectives.assign(
+                    title="O",
+                    owner=None,
+                    aligns_to=None,
+                    score=0.5,
+                    coverage=1.0,
+                    status="on_track",
+                )
+                warehouse.replace_objective_scores(objectives, *window, run_id)
+                observations = pd.DataFrame(
+                    {"metric_key": "k", "date": days(first, last), "value": float(round_number)}
+                )
+                warehouse.replace_observations("github", observations, ["k"], *window, run_id)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+            barrier.abort()
+
+    threads = [
+        threading.Thread(target=writer, args=(warehouse_a, 1, 6, "a")),
+        threading.Thread(target=writer, args=(warehouse_b, 4, 9, "b")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    warehouse_a.close()
+    warehouse_b.close()
+    assert not errors, errors[0]
+
+    check = Warehouse(warehouse_url)
+    scores = check.read_kr_scores()
+    assert len(scores) == 9 * 3
+    assert not scores.duplicated(["quarter", "kr_id", "as_of"]).any()
+    assert sorted(scores["as_of"].unique()) == days(1, 9)
+    # Each day's rows come from one run: a window is replaced whole, never mixed.
+    assert (scores.groupby("as_of")["run_id"].nunique() == 1).all()
+    assert check.count_rows("objective_scores") == 9
+    assert check.count_rows("metric_observations") == 9
+    check.close()

@@ -1,4 +1,5 @@
--- Views for analysts. Portable SQL: SQLite and PostgreSQL both run it.
+-- Migration step 1: the views analysts started with. Portable SQL: SQLite and PostgreSQL both run it.
+-- Frozen: change a view in a new step (warehouse/migrations.py), never here.
 
 -- Each KR's newest as-of row in each quarter.
 CREATE VIEW kr_scores_latest AS
