@@ -1,10 +1,13 @@
-"""Collect one source's daily series for a date window and store them.
+"""Collect one source's daily series for a date window, validate them and store them.
 
 Plain Python, called by the source's Dagster observation asset: it works out which
-series the definitions need in the window (each shared query once), asks the
-connector for each over the whole window (one windowed query per metric, never one
-per day), and replaces those days in `metric_observations`. A metric that fails is
-reported and leaves its stored rows alone; the other metrics go on.
+series the definitions need in the window (each shared query once; a series new to
+the warehouse from its quarter's first day), asks the connector for each over the
+whole window (one windowed query per metric, never one per day), validates the rows
+with Great Expectations (`pipelines.validation`), quarantines the rows that fail in
+`rejected_observations`, and replaces the window's valid days in
+`metric_observations`. A metric that fails is reported and leaves its stored rows
+alone; the other metrics go on.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from connectors.base import Connector, SourceError
 from connectors.params import MetricParams
 from pipelines.okrs import Definitions
-from pipelines.quarters import quarters_between
+from pipelines.quarters import Quarter, quarters_between
 from pipelines.validation import DeclaredExpectation, ValidationReport, validate_series
 from warehouse.store import Warehouse
 
@@ -100,6 +103,7 @@ def collect_source(
             "stored values and their KRs are flagged stale"
         )
         return result
+    requests = with_new_series_from_quarter_start(requests, warehouse, progress)
     for index, request in enumerate(requests, start=1):
         began = time.monotonic()
         label = f"{source} [{index}/{len(requests)}] {request.metric_key}"
@@ -146,6 +150,31 @@ def collect_source(
             f"in {time.monotonic() - began:.1f}s"
         )
     return result
+
+
+def with_new_series_from_quarter_start(
+    requests: list[SeriesRequest], warehouse: Warehouse, progress: Callable[[str], None]
+) -> list[SeriesRequest]:
+    """Fetch a series the warehouse has never seen from its quarter's first day.
+
+    A KR whose metric was added or changed mid-quarter has a new series key; fetching
+    only the nightly window would score a partial sum as if it were the quarter's.
+    """
+    late = [r for r in requests if Quarter.containing(r.start).start < r.start]
+    if not late:
+        return requests
+    known = warehouse.keys_observed_before([r.metric_key for r in late], max(r.start for r in late))
+    extended = []
+    for request in requests:
+        first_day = Quarter.containing(request.start).start
+        if request in late and request.metric_key not in known:
+            progress(
+                f"{request.params.source}: {request.metric_key} is new this quarter; "
+                f"fetching it from {first_day}"
+            )
+            request = replace(request, start=first_day)
+        extended.append(request)
+    return extended
 
 
 def declared_expectations(params: MetricParams) -> list[DeclaredExpectation]:

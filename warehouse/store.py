@@ -287,6 +287,21 @@ class Warehouse:
             result = connection.execute(query)
             return pd.DataFrame(result.all(), columns=list(result.keys()))
 
+    def keys_observed_before(self, metric_keys: Iterable[str], day: date) -> set[str]:
+        """The series among `metric_keys` with at least one stored row dated before `day`."""
+        self.ensure_schema()
+        table = metric_observations
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            for chunk in _chunks(sorted(set(metric_keys)), 500):
+                query = (
+                    select(table.c.metric_key)
+                    .where(table.c.metric_key.in_(chunk), table.c.date < day)
+                    .distinct()
+                )
+                found.update(connection.execute(query).scalars())
+        return found
+
     def read_observations(self, metric_keys: Iterable[str], start: date, end: date) -> pd.DataFrame:
         self.ensure_schema()
         keys = sorted(set(metric_keys))

@@ -200,3 +200,23 @@ def test_range_across_two_quarters_uses_each_quarters_definitions(history, sandb
     assert "q3-merged-prs" in set(q3["kr_id"]) and "q3-merged-prs" not in set(q4["kr_id"])
     # A series both quarters use is fetched once for the whole range.
     assert len([r for r in sandbox.requests if REPO_NAME in r[1]]) == 3
+
+
+def test_a_metric_changed_mid_quarter_is_fetched_from_the_quarter_start(history, sandbox):
+    """A new series is never scored as a partial sum of the nightly window."""
+    warehouse = history("drift")
+    run_window(date(2026, 10, 1), date(2026, 10, 10))
+    sandbox.data.github.set_repo("acme/renamed", **history_data())
+    defs = history.defs / "2026-Q4.yaml"
+    defs.write_text(
+        defs.read_text().replace(
+            "repo: acme/history, count: merged", "repo: acme/renamed, count: merged"
+        )
+    )
+    assert main(["run", "--date", "2026-10-11", "--trailing-days", "1"]) == EXIT_OK
+    merged = table(warehouse)
+    merged = merged[merged["kr_id"] == "merged-prs"].set_index("as_of")
+    # Same activity in the renamed repo: the full sum to 10-11, not one day's worth.
+    expected = sum(offset % 4 for offset in range(11))
+    assert merged.loc[date(2026, 10, 11), "value"] == expected
+    assert not merged.loc[date(2026, 10, 11), "stale"]
