@@ -11,11 +11,14 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from connectors.params import MetricParams
+
+if TYPE_CHECKING:
+    from connectors.http import HttpClient
 
 
 class SourceError(Exception):
@@ -81,6 +84,32 @@ class Connector(abc.ABC):
         if cls.env.user and not settings.user:
             missing.append(cls.env.user)
         return f"{', '.join(missing)} not set" if missing else None
+
+    @classmethod
+    def bearer_client(
+        cls,
+        settings: SourceSettings,
+        headers: Mapping[str, str] | None = None,
+        **client_options: Any,
+    ) -> HttpClient:
+        """The shared HTTP client for this source, sending `Authorization: Bearer <token>`.
+
+        The token is registered for redaction; `client_options` go to `HttpClient`
+        (e.g. `sleep`, `max_attempts`, `error_reason`).
+        """
+        from connectors.http import HttpClient
+
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if settings.token:
+            all_headers["Authorization"] = f"Bearer {settings.token}"
+        return HttpClient(
+            cls.source,
+            settings.base_url or cls.env.default_base_url or "",
+            headers=all_headers,
+            secrets=[settings.token],
+            token_env=cls.env.token,
+            **client_options,
+        )
 
     @classmethod
     @abc.abstractmethod

@@ -51,17 +51,7 @@ class GitHubConnector(Connector):
     def from_settings(cls, settings: SourceSettings, **client_options: Any) -> GitHubConnector:
         """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-        if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
-        client = HttpClient(
-            cls.source,
-            settings.base_url or cls.env.default_base_url or "",
-            headers=headers,
-            secrets=[settings.token],
-            token_env=cls.env.token,
-            **client_options,
-        )
-        return cls(client)
+        return cls(cls.bearer_client(settings, headers, **client_options))
 
     def daily_series(
         self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"

@@ -109,18 +109,7 @@ class HubSpotConnector(Connector):
     @classmethod
     def from_settings(cls, settings: SourceSettings, **client_options: Any) -> HubSpotConnector:
         """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
-        headers = {"Accept": "application/json"}
-        if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
-        client = HttpClient(
-            cls.source,
-            settings.base_url or cls.env.default_base_url or "",
-            headers=headers,
-            secrets=[settings.token],
-            token_env=cls.env.token,
-            **client_options,
-        )
-        return cls(client)
+        return cls(cls.bearer_client(settings, **client_options))
 
     def daily_series(
         self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"

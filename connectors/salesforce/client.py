@@ -141,20 +141,8 @@ class SalesforceConnector(Connector):
     @classmethod
     def from_settings(cls, settings: SourceSettings, **client_options: Any) -> SalesforceConnector:
         """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
-        headers = {"Accept": "application/json"}
-        if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
-        token_env = cls.env.token or "SALESFORCE_ACCESS_TOKEN"
-        client = HttpClient(
-            cls.source,
-            settings.base_url or "",
-            headers=headers,
-            secrets=[settings.token],
-            token_env=token_env,
-            error_reason=error_reason(token_env),
-            **client_options,
-        )
-        return cls(client)
+        error_reason_for = error_reason(cls.env.token or "SALESFORCE_ACCESS_TOKEN")
+        return cls(cls.bearer_client(settings, error_reason=error_reason_for, **client_options))
 
     def daily_series(
         self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
