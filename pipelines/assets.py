@@ -102,6 +102,10 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
         )
         for metric_key, reason in result.failures.items():
             context.log.error(f"{source.name}: {metric_key}: {reason}")
+        if result.requested:
+            context.resources.warehouse.open().record_source_run(
+                context.run_id, source.name, start, end, *result.status(), result.rejected_rows
+            )
         yield MaterializeResult(
             metadata={
                 "window": f"{start}..{end}",

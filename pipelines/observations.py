@@ -52,6 +52,14 @@ class CollectResult:
     def ok(self) -> bool:
         return not self.failures and self.skipped is None
 
+    def status(self) -> tuple[str, str | None]:
+        """`ok`, `skipped` or `failed`, and why (one line)."""
+        if self.skipped:
+            return "skipped", self.skipped
+        if self.failures:
+            return "failed", "; ".join(sorted(set(self.failures.values())))
+        return "ok", None
+
     @property
     def rejected_rows(self) -> int:
         return sum(len(report.rejected) for report in self.validations.values())

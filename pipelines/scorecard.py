@@ -33,6 +33,32 @@ KR_COLUMNS = [
 ]
 
 
+SOURCE_COLUMNS = [
+    "source",
+    "status",
+    "reason",
+    "rejected_rows",
+    "window_start",
+    "window_end",
+    "run_id",
+]
+
+
+def _sources_footer(sources: pd.DataFrame) -> str:
+    """How each source fared in its newest run: why KRs are stale, in one place."""
+    if sources.empty:
+        return ""
+    lines = ["", "", "Sources (newest run):"]
+    for _, row in sources.iterrows():
+        text = f"  {row['source']}: {row['status']}"
+        if not _missing(row["reason"]) and row["reason"]:
+            text += f": {row['reason']}"
+        if row["rejected_rows"]:
+            text += f" ({row['rejected_rows']} rows failed validation)"
+        lines.append(f"{text} [{row['window_start']}..{row['window_end']}]")
+    return "\n".join(lines)
+
+
 class ScorecardError(Exception):
     pass
 
@@ -110,12 +136,17 @@ def render_scorecard(
     """The scorecard as text; `order` lists objective and KR ids in the definitions' order."""
     quarter, as_of, objectives, key_results = load_scorecard(warehouse, quarter, as_of)
     objectives, key_results = _in_definition_order(objectives, key_results, order)
+    sources = warehouse.latest_source_runs()
     if output_format == "csv":
         frame = key_results.assign(quarter=quarter, as_of=as_of)
         return frame[["quarter", "as_of", *KR_COLUMNS]].to_csv(index=False).rstrip("\n")
     if output_format == "json":
-        return json.dumps(_as_json(quarter, as_of, objectives, key_results), indent=2)
-    return _as_table(quarter, as_of, objectives, key_results)
+        card = _as_json(quarter, as_of, objectives, key_results)
+        card["sources"] = [
+            {key: _jsonable(row[key]) for key in SOURCE_COLUMNS} for _, row in sources.iterrows()
+        ]
+        return json.dumps(card, indent=2)
+    return _as_table(quarter, as_of, objectives, key_results) + _sources_footer(sources)
 
 
 def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame):

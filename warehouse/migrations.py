@@ -34,6 +34,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -192,6 +193,30 @@ def _v3_rejected_observations(connection: Connection) -> None:
     apply_comments(connection)
 
 
+# -- step 4: source runs -----------------------------------------------------------------
+
+
+def _v4_source_runs(connection: Connection) -> None:
+    """source_runs: each source's outcome in each run (ok, skipped, failed, and why)."""
+    v4 = MetaData()
+    source_runs = Table(
+        "source_runs",
+        v4,
+        Column("run_id", String(64), nullable=False),
+        Column("source", String(50), nullable=False),
+        Column("window_start", Date, nullable=False),
+        Column("window_end", Date, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("reason", Text),
+        Column("rejected_rows", Integer, nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("run_id", "source", name="source_runs_pk"),
+    )
+    Index("source_runs_source_recorded", source_runs.c.source, source_runs.c.recorded_at)
+    v4.create_all(connection, checkfirst=True)
+    apply_comments(connection)
+
+
 def apply_comments(connection: Connection) -> None:
     """Table and column comments from warehouse/schema.py, where the database keeps them.
 
@@ -217,6 +242,7 @@ STEPS: tuple[Step, ...] = (
     Step(1, "initial schema: scores, observations, *_latest views", _v1_initial),
     Step(2, "indexes for analysts, column comments, quarter_summary view", _v2_analysts),
     Step(3, "rejected_observations: rows that failed validation", _v3_rejected_observations),
+    Step(4, "source_runs: each source's outcome in each run", _v4_source_runs),
 )
 LATEST = STEPS[-1].version
 

@@ -170,6 +170,22 @@ Index(
     rejected_observations.c.date,
 )
 
+source_runs = Table(
+    "source_runs",
+    metadata,
+    Column("run_id", String(64), nullable=False, comment="the Dagster run"),
+    Column("source", String(50), nullable=False),
+    Column("window_start", Date, nullable=False, comment="first day the run fetched"),
+    Column("window_end", Date, nullable=False, comment="last day the run fetched"),
+    Column("status", String(20), nullable=False, comment="ok, skipped or failed"),
+    Column("reason", Text, comment="why it was skipped or failed (one line per series)"),
+    Column("rejected_rows", Integer, nullable=False, comment="rows that failed validation"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("run_id", "source", name="source_runs_pk"),
+    comment="How each source fared in each run, for the scorecard and for monitoring.",
+)
+Index("source_runs_source_recorded", source_runs.c.source, source_runs.c.recorded_at)
+
 schema_version = Table(
     "schema_version",
     metadata,

@@ -30,6 +30,7 @@ from warehouse.schema import (
     metric_observations,
     objective_scores,
     rejected_observations,
+    source_runs,
 )
 
 DEFAULT_URL = "sqlite:///.okr/warehouse.db"
@@ -276,6 +277,58 @@ class Warehouse:
                 )
             )
             return insert_rows(connection, table, frame) if len(frame) else 0
+
+    def record_source_run(
+        self,
+        run_id: str,
+        source: str,
+        start: date,
+        end: date,
+        status: str,
+        reason: str | None,
+        rejected_rows: int,
+    ) -> None:
+        """Record how a source fared in a run (replacing an earlier record of that run)."""
+        self.ensure_schema()
+        table = source_runs
+        row = {
+            "run_id": run_id,
+            "source": source,
+            "window_start": start,
+            "window_end": end,
+            "status": status,
+            "reason": reason,
+            "rejected_rows": rejected_rows,
+            "recorded_at": datetime.now(UTC),
+        }
+        with write_transaction(self.engine, table.name) as connection:
+            connection.execute(
+                delete(table).where(table.c.run_id == run_id, table.c.source == source)
+            )
+            connection.execute(table.insert(), [row])
+
+    def latest_source_runs(self) -> pd.DataFrame:
+        """Each source's newest record."""
+        self.ensure_schema()
+        table = source_runs
+        newest = (
+            select(table.c.source, func.max(table.c.recorded_at).label("recorded_at"))
+            .group_by(table.c.source)
+            .subquery()
+        )
+        query = (
+            select(table)
+            .join(
+                newest,
+                and_(
+                    table.c.source == newest.c.source, table.c.recorded_at == newest.c.recorded_at
+                ),
+            )
+            .order_by(table.c.source)
+        )
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
 
     def read_rejected(self, metric_key: str | None = None) -> pd.DataFrame:
         self.ensure_schema()

@@ -22,6 +22,7 @@ from connectors.google_analytics.client import GoogleAnalyticsConnector
 from pipelines.cli import EXIT_SOURCE_FAILED, run_window
 from pipelines.definitions import JOB_NAME, build_definitions
 from pipelines.schedules import partition_range_tags
+from pipelines.scorecard import render_scorecard
 from warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,6 +195,14 @@ def test_bad_rows_are_quarantined_and_the_rest_scores_as_before(quarantine, sand
         ("2026-10-06", "1.7", "0 <= value <= 1 (a share): got '1.7' on 2026-10-06"),
     }
     assert set(rejected["run_id"]) == {outcome.run_id}
+
+    # The scorecard says which sources failed and why.
+    card = render_scorecard(warehouse)
+    footer = card.split("Sources (newest run):")[1].splitlines()
+    assert "  github: ok (6 rows failed validation) [2026-10-06..2026-10-06]" in footer
+    (jira,) = [line for line in footer if line.startswith("  jira: failed: ")]
+    assert "HTTP 500" in jira and "quarantine-token" not in card
+    assert "stale (last data 2026-10-05)" in card
 
     # The same run again: the rejections are replaced, not duplicated.
     run_window(BAD_DAY, BAD_DAY)

@@ -187,9 +187,9 @@ def test_a_later_step_adds_a_table_and_keeps_the_data(warehouse_url, monkeypatch
     )
     warehouse.replace_kr_scores(pd.DataFrame([row]), day, day, "r")
 
-    def add_source_runs(connection) -> None:
+    def add_example_table(connection) -> None:
         table = Table(
-            "source_runs",
+            "example_later_table",
             MetaData(),
             Column("metric_key", String(1000), nullable=False),
             Column("date", Date, nullable=False),
@@ -198,13 +198,13 @@ def test_a_later_step_adds_a_table_and_keeps_the_data(warehouse_url, monkeypatch
         )
         connection.execute(CreateTable(table))
 
-    later = Step(LATEST + 1, "source_runs", add_source_runs)
+    later = Step(LATEST + 1, "example_later_table", add_example_table)
     monkeypatch.setattr(migrations, "STEPS", (*STEPS, later))
     monkeypatch.setattr(migrations, "LATEST", LATEST + 1)
     assert migrate(warehouse.engine) == [LATEST + 1]
     assert versions(warehouse) == list(range(1, LATEST + 2))
     with warehouse.engine.connect() as connection:
-        assert "source_runs" in inspect(connection).get_table_names()
+        assert "example_later_table" in inspect(connection).get_table_names()
     assert warehouse.count_rows("kr_scores") == 1
     warehouse.close()
 
