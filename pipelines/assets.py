@@ -89,6 +89,7 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
         settings = resource.settings()
         skip_reason = connector_class.missing_settings(settings)
         connector = None if skip_reason else connector_class.from_settings(settings)
+        warehouse = context.resources.warehouse.open()
         result = collect_source(
             source.name,
             connector,
@@ -96,14 +97,14 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
             context.resources.okr_definitions.load(),
             start,
             end,
-            context.resources.warehouse.open(),
+            warehouse,
             context.run_id,
             progress=_progress(context),
         )
         for metric_key, reason in result.failures.items():
             context.log.error(f"{source.name}: {metric_key}: {reason}")
         if result.requested:
-            context.resources.warehouse.open().record_source_run(
+            warehouse.record_source_run(
                 context.run_id, source.name, start, end, *result.status(), result.rejected_rows
             )
         yield MaterializeResult(
