@@ -9,13 +9,13 @@ quarter has no valid definitions are left alone and reported.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
 
-from pipelines.okrs import Definitions
+from pipelines.okrs import Definitions, OkrFile
 from pipelines.quarters import Quarter, days_between, quarters_between
 from pipelines.scoring import score_key_results, score_objectives
 from warehouse.store import Warehouse
@@ -32,11 +32,22 @@ class ScoreResult:
     stale: int = 0
 
 
-def _quarter_windows(start: date, end: date) -> list[tuple[Quarter, date, date]]:
-    return [
-        (quarter, max(start, quarter.start), min(end, quarter.end))
-        for quarter in quarters_between(start, end)
-    ]
+def _defined_quarters(
+    definitions: Definitions, start: date, end: date, result: ScoreResult
+) -> Iterator[tuple[Quarter, date, date, OkrFile]]:
+    """Each quarter the window touches, with its days in the window and its definitions.
+
+    Quarters without valid definitions are skipped and recorded in `result.unscored`.
+    """
+    for quarter in quarters_between(start, end):
+        first, last = max(start, quarter.start), min(end, quarter.end)
+        okr_file = definitions.for_quarter(quarter)
+        if okr_file is None:
+            reason = missing_definitions(definitions, quarter)
+            result.unscored[str(quarter)] = reason
+            log.warning(f"{first}..{last} not scored: {reason}")
+            continue
+        yield quarter, first, last, okr_file
 
 
 def missing_definitions(definitions: Definitions, quarter: Quarter) -> str:
@@ -56,12 +67,7 @@ def compute_kr_scores(
     progress: Callable[[str], None] = log.info,
 ) -> ScoreResult:
     result = ScoreResult()
-    for quarter, first, last in _quarter_windows(start, end):
-        okr_file = definitions.for_quarter(quarter)
-        if okr_file is None:
-            result.unscored[str(quarter)] = missing_definitions(definitions, quarter)
-            progress(f"kr_scores: {first}..{last} not scored: {result.unscored[str(quarter)]}")
-            continue
+    for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
         _, key_results = okr_file.scoring_inputs()
         keys = okr_file.series_by_key().keys()
         # Observations after `last` are never read: no look-ahead.
@@ -87,11 +93,7 @@ def compute_objective_scores(
     progress: Callable[[str], None] = log.info,
 ) -> ScoreResult:
     result = ScoreResult()
-    for quarter, first, last in _quarter_windows(start, end):
-        okr_file = definitions.for_quarter(quarter)
-        if okr_file is None:
-            result.unscored[str(quarter)] = missing_definitions(definitions, quarter)
-            continue
+    for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
         objectives, key_results = okr_file.scoring_inputs()
         kr_rows = warehouse.read_kr_scores(first, last, quarter=str(quarter))
         scores = (

@@ -10,27 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.scoring import KR_SCORE_COLUMNS
 from warehouse.store import Warehouse
 
-KR_COLUMNS = [
-    "objective_id",
-    "kr_id",
-    "kr_title",
-    "owner",
-    "kr_type",
-    "value",
-    "start",
-    "target",
-    "progress",
-    "score",
-    "expected_progress",
-    "status",
-    "stale",
-    "last_observed",
-    "forecast_value",
-    "forecast_score",
-    "forecast_method",
-]
+# What the scorecard shows of a KR row: everything but the keys it is printed under.
+KR_COLUMNS = [c for c in KR_SCORE_COLUMNS if c not in ("quarter", "as_of", "definition_hash")]
 
 
 SOURCE_COLUMNS = [
