@@ -72,6 +72,8 @@ class Connector(abc.ABC):
     source: ClassVar[str]
     params_model: ClassVar[type[MetricParams]]
     env: ClassVar[SourceEnv]
+    # The `expectation` of the rows the source refuses itself (`rejected_rows`).
+    row_expectation: ClassVar[str] = "valid_source_row"
 
     @classmethod
     def missing_settings(cls, settings: SourceSettings) -> str | None:
@@ -127,6 +129,31 @@ class Connector(abc.ABC):
         nothing happened). Timestamps are bucketed into days in `timezone`.
         Raises `SourceError` with a one-line reason when the source fails.
         """
+
+    def rejected_rows(
+        self, metric: MetricParams, start: date, end: date
+    ) -> dict[str, pd.DataFrame]:
+        """Rows the source itself refused while reading `metric`, by series key.
+
+        For sources that read a file whole (check-ins): each frame (columns date,
+        raw_value, reason; all text) is the complete current set of its key's
+        rejections, stored with `row_expectation`, and replaces what was stored before.
+        Most sources refuse nothing themselves: validation rejects their rows.
+        """
+        return {}
+
+    @classmethod
+    def lint_inputs(cls, metrics: list[MetricParams]) -> list[tuple[str, int, str]]:
+        """Problems in the source's own input files, as (file, line, message), for `okr lint`.
+
+        For sources that read files beside the definitions (check-ins); the rows listed
+        here are those `rejected_rows` refuses in a run.
+        """
+        return []
+
+    def finish(self) -> None:
+        """Called once after the run's last series of this source (e.g. to log a quota summary)."""
+        return None
 
 
 def empty_series() -> pd.DataFrame:

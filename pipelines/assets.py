@@ -73,9 +73,10 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
             AssetCheckSpec(
                 EXPECTATIONS_CHECK,
                 asset=key,
-                blocking=True,
-                description="Great Expectations validation of every fetched series; rows "
-                "that fail are kept out of the scores, in rejected_observations.",
+                description="Great Expectations validation of every fetched series (and the "
+                "source's own row checks, such as check-in rows); rows that fail are kept out "
+                "of the scores, in rejected_observations. A warning, never blocking: scoring "
+                "goes on without the bad rows.",
             ),
         ],
         description=f"Daily series from {source.name} for every KR that uses it "
@@ -151,6 +152,8 @@ def expectations_check_result(result: CollectResult) -> AssetCheckResult:
             problems.append({"error": report.error})
         if problems:
             failed[metric_key] = problems
+    if result.refused_rows:
+        failed["source rows"] = [{"refused": result.refused_rows, "see": "rejected_observations"}]
     return AssetCheckResult(
         check_name=EXPECTATIONS_CHECK,
         passed=not failed,

@@ -193,9 +193,11 @@ def _check_definitions(definitions, start: date, end: date) -> None:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from pipelines.observations import lint_source_inputs
     from pipelines.okrs import load_definitions
 
     definitions = load_definitions(args.defs)
+    definitions.problems += lint_source_inputs(definitions)
     for problem in definitions.problems:
         print(problem)
     errors, warnings = len(definitions.errors), len(definitions.warnings)
@@ -391,11 +393,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LineFormatter(logging.Formatter):
+    """The project's lines as they are; a library's warnings say which library spoke."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.name == progress_log.name or record.name.startswith(progress_log.name + "."):
+            return message
+        return f"{record.name}: {record.levelname.lower()}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Dagster flags single-run backfill policies as beta; that is not the user's concern.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     progress_log.setLevel(logging.INFO)
     if getattr(args, "defs", None):
         os.environ["OKR_DEFS"] = args.defs

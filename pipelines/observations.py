@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
 from connectors.base import Connector, SourceError
-from connectors.params import MetricParams
-from pipelines.okrs import Definitions
+from connectors.params import Expectations, MetricParams
+from pipelines.okrs import Definitions, Problem
 from pipelines.quarters import Quarter, quarters_between
 from pipelines.validation import DeclaredExpectation, ValidationReport, validate_series
 from warehouse.store import Warehouse
@@ -37,6 +37,8 @@ class SeriesRequest:
     timezone: str
     start: date
     end: date
+    # Every `expect` block the KRs reading this series declare; all of them apply.
+    expectations: tuple[Expectations, ...] = ()
 
 
 @dataclass
@@ -47,6 +49,7 @@ class CollectResult:
     skipped: str | None = None
     failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
     validations: dict[str, ValidationReport] = field(default_factory=dict)
+    refused_rows: int = 0  # rows the source itself refused (bad check-in rows)
 
     @property
     def ok(self) -> bool:
@@ -62,7 +65,8 @@ class CollectResult:
 
     @property
     def rejected_rows(self) -> int:
-        return sum(len(report.rejected) for report in self.validations.values())
+        validated = sum(len(report.rejected) for report in self.validations.values())
+        return validated + self.refused_rows
 
 
 def series_requests(
@@ -75,17 +79,43 @@ def series_requests(
         if okr_file is None:
             continue
         first, last = max(start, quarter.start), min(end, quarter.end)
+        expectations = okr_file.expectations_by_key()
         for metric_key, params in okr_file.series_by_key().items():
             if params.source != source:
                 continue
             if "checkins_path" in getattr(params, "pipeline_fields", ()) and definitions.root:
                 checkins = definitions.root / "checkins" / f"{quarter}.csv"
                 params = params.model_copy(update={"checkins_path": str(checkins)})
+            declared = tuple(block for block in expectations[metric_key].values() if block)
+            series_first, series_last = first, last
             known = windows.get(metric_key)
             if known is not None:
-                first, last = min(first, known.start), max(last, known.end)
-            windows[metric_key] = SeriesRequest(metric_key, params, okr_file.timezone, first, last)
+                series_first, series_last = min(first, known.start), max(last, known.end)
+                declared = known.expectations + declared
+            windows[metric_key] = SeriesRequest(
+                metric_key,
+                params,
+                okr_file.timezone,
+                series_first,
+                series_last,
+                tuple(block for i, block in enumerate(declared) if block not in declared[:i]),
+            )
     return sorted(windows.values(), key=lambda request: request.metric_key)
+
+
+def lint_source_inputs(definitions: Definitions) -> list[Problem]:
+    """Problems in the files sources read beside the definitions (check-ins), for `okr lint`."""
+    from connectors.registry import connected_sources
+
+    problems = []
+    for name, source in sorted(connected_sources().items()):
+        metrics = []
+        for quarter in sorted(definitions.files):
+            requests = series_requests(definitions, name, quarter.start, quarter.end)
+            metrics += [request.params for request in requests]
+        if metrics:
+            problems += [Problem(*found) for found in source.connector_class().lint_inputs(metrics)]
+    return sorted(problems, key=lambda p: (p.path, p.line))
 
 
 def collect_source(
@@ -128,7 +158,7 @@ def collect_source(
             request.params.series_kind(),
             request.start,
             request.end,
-            declared_expectations(request.params),
+            declared_expectations(request.expectations),
         )
         result.validations[request.metric_key] = report
         if report.error:
@@ -142,6 +172,13 @@ def collect_source(
                 source, request.metric_key, report.rejected, request.start, request.end, run_id
             )
             progress(f"{label}: {report.summary()}")
+        refused = connector.rejected_rows(request.params, request.start, request.end)
+        keep_dates = rejected_dates(report)
+        if request.metric_key in refused:
+            own = refused[request.metric_key]
+            keep_dates |= dates_within(own["date"], request.start, request.end) - set(
+                report.valid["date"]
+            )
         frame = report.valid.assign(metric_key=request.metric_key)
         written = warehouse.replace_observations(
             source,
@@ -150,13 +187,28 @@ def collect_source(
             request.start,
             request.end,
             run_id,
-            keep_dates=rejected_dates(report),
+            keep_dates=keep_dates,
         )
+        for metric_key, rows in refused.items():
+            # After the validation's rejections, which replace their window's rows.
+            warehouse.write_rejected(
+                source,
+                metric_key,
+                rows.assign(expectation=connector.row_expectation),
+                request.start,
+                request.end,
+                run_id,
+                whole_series_expectation=connector.row_expectation,
+            )
+            result.refused_rows += len(rows)
+            for reason in rows["reason"]:
+                progress(f"{source}: rejected {reason}")
         result.rows += written
         progress(
             f"{label}: {written} days {request.start}..{request.end} "
             f"in {time.monotonic() - began:.1f}s"
         )
+    connector.finish()
     return result
 
 
@@ -185,32 +237,42 @@ def with_new_series_from_quarter_start(
     return extended
 
 
-def declared_expectations(params: MetricParams) -> list[DeclaredExpectation]:
-    """The expectations a metric's YAML declares, as Great Expectations names and arguments."""
-    expect = params.expect
-    if expect is None:
-        return []
-    declared = []
-    if expect.min is not None or expect.max is not None:
-        bounds = {"min_value": expect.min, "max_value": expect.max}
-        declared.append(
-            DeclaredExpectation(
-                "expect_column_values_to_be_between",
-                {key: value for key, value in bounds.items() if value is not None},
+def declared_expectations(blocks: Iterable[Expectations | None]) -> list[DeclaredExpectation]:
+    """The expectations the YAML `expect` blocks declare, as Great Expectations names and
+    arguments; an expectation several blocks declare is checked once."""
+    declared: list[DeclaredExpectation] = []
+    for expect in blocks:
+        if expect is None:
+            continue
+        found = []
+        if expect.min is not None or expect.max is not None:
+            bounds = {"min_value": expect.min, "max_value": expect.max}
+            found.append(
+                DeclaredExpectation(
+                    "expect_column_values_to_be_between",
+                    {key: value for key, value in bounds.items() if value is not None},
+                )
             )
-        )
-    for item in expect.gx:
-        ((name, arguments),) = item.items()
-        declared.append(DeclaredExpectation(name, dict(arguments or {})))
+        for item in expect.gx:
+            ((name, arguments),) = item.items()
+            found.append(DeclaredExpectation(name, dict(arguments or {})))
+        declared += [item for item in found if item not in declared]
     return declared
 
 
 def rejected_dates(report: ValidationReport) -> set[date]:
     """Days whose new rows were rejected: what was stored for them before is kept."""
+    return dates_within(report.rejected["date"])
+
+
+def dates_within(texts, start: date = date.min, end: date = date.max) -> set[date]:
+    """The dates among `texts` (as the source wrote them) from `start` through `end`."""
     days = set()
-    for text in report.rejected["date"]:
+    for text in texts:
         try:
-            days.add(date.fromisoformat(str(text)))
+            day = date.fromisoformat(str(text))
         except ValueError:
             continue
+        if start <= day <= end:
+            days.add(day)
     return days

@@ -8,6 +8,7 @@ no HTTP.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.params import Aggregate, MetricParams
+from connectors.params import Aggregate, Expectations, MetricParams
 from connectors.registry import sources
 from pipelines.quarters import Quarter
 from pipelines.scoring import (
@@ -240,6 +241,18 @@ class OkrFile(_Strict):
                 if update:
                     part = part.model_copy(update=update)
                 found.setdefault(self.metric_key(key_result, part), part)
+        return found
+
+    def expectations_by_key(self) -> dict[str, dict[str, Expectations | None]]:
+        """Per series key, the `expect` block each KR reading it declares (None: none).
+
+        Every block applies to the shared series, so that no KR's expectations are lost.
+        """
+        found: dict[str, dict[str, Expectations | None]] = {}
+        for _, key_result in self.key_results:
+            for part in key_result.series_parts:
+                blocks = found.setdefault(self.metric_key(key_result, part), {})
+                blocks.setdefault(key_result.id, part.expect)
         return found
 
     def scoring_inputs(self) -> tuple[list[ObjectiveInput], list[KeyResultInput]]:
@@ -492,7 +505,7 @@ def _check_ids(raw: _Mapping, display: str) -> list[Problem]:
 
 
 def _best_practice(okr_file: OkrFile, raw: _Mapping, display: str) -> list[Problem]:
-    warnings = []
+    warnings = _shared_expectations(okr_file, raw, display)
     if len(okr_file.objectives) > MAX_OBJECTIVES:
         warnings.append(
             Problem(
@@ -514,6 +527,39 @@ def _best_practice(okr_file: OkrFile, raw: _Mapping, display: str) -> list[Probl
                 )
             )
     return warnings
+
+
+def _shared_expectations(okr_file: OkrFile, raw: _Mapping, display: str) -> list[Problem]:
+    """A warning where KRs share a series but declare different `expect` blocks."""
+    metric_lines: dict[str, tuple[str, int]] = {}
+    for objective in raw["objectives"]:
+        for key_result in objective.get("key_results") or []:
+            where = f"objectives[{objective['id']}].key_results[{key_result['id']}].metric"
+            metric_lines[key_result["id"]] = (where, key_result.key_lines.get("metric", 1))
+    warnings = []
+    for metric_key, blocks in okr_file.expectations_by_key().items():
+        distinct = {_expect_text(block) for block in blocks.values()}
+        if len(distinct) < 2:
+            continue
+        kr_ids = list(blocks)
+        where, line = metric_lines[kr_ids[-1]]
+        said = "; ".join(f"{kr_id}: {_expect_text(block)}" for kr_id, block in blocks.items())
+        warnings.append(
+            Problem(
+                display,
+                line,
+                f"{where}: KRs {', '.join(kr_ids)} read the same series ({metric_key}) but "
+                f"declare different expect blocks; all of them apply to it ({said})",
+                "warning",
+            )
+        )
+    return warnings
+
+
+def _expect_text(block: Expectations | None) -> str:
+    if block is None:
+        return "none"
+    return json.dumps(block.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
 
 
 def definition_files(path: Path) -> list[Path]:

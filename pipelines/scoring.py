@@ -2,7 +2,7 @@
 
 The scoring asset and the CLI call `score_key_results` with a quarter's stored
 daily series and the as-of days to score, then `score_objectives` on its result.
-Nothing here does I/O; the rules are SPEC.md's "Metric sources" and "Scoring".
+Nothing here does I/O; the rules are written down in docs/scoring.md.
 
 Each key result is scored for all its as-of days in one pass: its daily series
 becomes a numpy array indexed by day of the quarter (NaN: no observation), and
@@ -254,7 +254,7 @@ def kr_status(
     as_of: date,
     thresholds: StatusThresholds = StatusThresholds(),
 ) -> str:
-    """The KR's status as of `as_of`, by SPEC.md's ordered rules."""
+    """The KR's status as of `as_of`, by the ordered rules of docs/scoring.md."""
     return _status(
         kr_type,
         value,

@@ -11,6 +11,7 @@ seconds), with its progress bars off.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -103,6 +104,12 @@ def _gx_batch_definition():
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            # GX sets this logger to INFO itself, and it announces a temporary docs folder
+            # on every ephemeral context: not something an `okr` user needs to read.
+            logging.getLogger("great_expectations.data_context.types.base").setLevel(
+                logging.WARNING
+            )
 
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -1,6 +1,6 @@
 """The warehouse tables as they are now, as SQLAlchemy Core: what reads and writes use.
 
-Analysts query these; their names and columns are a contract (SPEC.md, docs/warehouse.md).
+Analysts query these; their names and columns are a contract (docs/warehouse.md).
 The database gets them through `warehouse.migrations`, whose steps are frozen: a change
 here needs a new migration step, and a test compares a migrated database with this file.
 Comments reach PostgreSQL as `COMMENT ON`; SQLite keeps none.

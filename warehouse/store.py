@@ -251,11 +251,15 @@ class Warehouse:
         start: date,
         end: date,
         run_id: str,
+        whole_series_expectation: str | None = None,
     ) -> int:
         """Replace the rejected rows of one series' fetch window with `rejected`.
 
         `rejected` has columns date, raw_value, expectation, reason (text). Re-running
-        the window replaces its rejections, so they are never duplicated.
+        the window replaces its rejections, so they are never duplicated. With
+        `whole_series_expectation`, `rejected` is every current rejection of that
+        expectation for the series (a check-in file read whole): it replaces all the
+        stored ones, whatever their dates.
         """
         self.ensure_schema()
         table = rejected_observations
@@ -267,15 +271,14 @@ class Warehouse:
         frame["collected_at"] = datetime.now(UTC)
         frame["run_id"] = run_id
         with write_transaction(self.engine, table.name) as connection:
-            connection.execute(
-                delete(table).where(
-                    table.c.metric_key == metric_key,
-                    or_(
-                        table.c.date.between(start.isoformat(), end.isoformat()),
-                        and_(table.c.window_start >= start, table.c.window_end <= end),
-                    ),
+            if whole_series_expectation is not None:
+                scope = table.c.expectation == whole_series_expectation
+            else:
+                scope = or_(
+                    table.c.date.between(start.isoformat(), end.isoformat()),
+                    and_(table.c.window_start >= start, table.c.window_end <= end),
                 )
-            )
+            connection.execute(delete(table).where(table.c.metric_key == metric_key, scope))
             return insert_rows(connection, table, frame) if len(frame) else 0
 
     def record_source_run(

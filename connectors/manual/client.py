@@ -8,9 +8,12 @@ Check-ins live beside the definitions, one CSV file per quarter,
 
 Only check-in days have data. Every row is checked: a bad date (or one outside the
 quarter), a value that is not a number, an unknown `kr_id` or a second check-in of a KR
-on the same day is an error naming `file:line`. The error fails the series of the KR
-the row belongs to; the other KRs of the file load. A row whose `kr_id` is unknown
-belongs to the KR it most resembles (a typo), or else only to the log.
+on the same day is rejected with a one-line reason naming `file:line`. A bad row costs
+that row only: the KR is scored from its other rows, and the rejected rows go to
+`rejected_observations` (`rejected_rows`) under the series of the KR they belong to. A
+row whose `kr_id` is unknown belongs to the KR it most resembles (a typo), or else to
+the file itself (`manual:quarter=<quarter>`). Only a file that cannot be read as a
+whole (a bad header, an unreadable file) fails every KR of the file.
 
 Built by the Dagster observation assets (through `connectors/registry.py`); it needs
 no settings, so it is never skipped. The pipeline tells it the KR, the quarter and the
@@ -42,15 +45,36 @@ REQUIRED_COLUMNS = ("kr_id", "date", "value")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
+@dataclass(frozen=True)
+class RejectedCheckIn:
+    """A check-in row that cannot be used, as it stands in the file."""
+
+    line: int
+    date: str
+    raw_value: str
+    reason: str  # "file:line: ..."
+
+
 @dataclass
 class CheckIns:
-    """One check-ins file, read and checked: values and problems by KR id."""
+    """One check-ins file, read and checked: values and rejected rows by KR id."""
 
     path: str
     values: dict[str, dict[date, float]] = field(default_factory=dict)
-    problems: dict[str, list[str]] = field(default_factory=dict)  # kr_id -> "file:line: ..."
+    # kr_id -> its rejected rows; None holds the rows that belong to no KR of the quarter.
+    rejected: dict[str | None, list[RejectedCheckIn]] = field(default_factory=dict)
     file_problem: str | None = None  # fails every KR of the file
     missing: bool = False
+
+    @property
+    def problems(self) -> list[str]:
+        """Every rejected row's reason (`file:line: ...`), in file order."""
+        rows = sorted((row for rows in self.rejected.values() for row in rows), key=_line)
+        return [row.reason for row in rows]
+
+
+def _line(row: RejectedCheckIn) -> int:
+    return row.line
 
 
 def quarter_days(quarter: str) -> tuple[date, date] | None:
@@ -94,59 +118,62 @@ def read_checkins(
     for line, cells in enumerate(lines, start=2):
         if not any(cell.strip() for cell in cells):
             continue
+        raw = [cell.strip() for cell in cells] + [""] * max(0, len(header) - len(cells))
+        kr_id, day_text, value_text = (raw[column[n]] for n in REQUIRED_COLUMNS)
+        owner: str | None = kr_id
         if len(cells) > len(header):
-            owner = cells[column["kr_id"]].strip() if len(cells) > column["kr_id"] else ""
-            _problem(found, owner, f"{shown}:{line}: {len(cells)} fields, expected {len(header)}")
-            continue
-        cells = [cell.strip() for cell in cells] + [""] * (len(header) - len(cells))
-        kr_id, day_text, value_text = (cells[column[n]] for n in REQUIRED_COLUMNS)
-        where = f"{shown}:{line}"
-        if known_ids is not None and kr_id not in known_ids:
-            _unknown(found, where, kr_id, known_ids, quarter)
-            continue
-        try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            _problem(found, kr_id, f"{where}: date {day_text!r} is not a YYYY-MM-DD date")
-            continue
-        if bounds and not bounds[0] <= day <= bounds[1]:
-            _problem(found, kr_id, f"{where}: date {day} is not in {quarter}")
-            continue
-        try:
-            value = float(value_text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            _problem(found, kr_id, f"{where}: value {value_text!r} is not a number")
-            continue
-        if (kr_id, day) in first_line:
-            _problem(
-                found,
-                kr_id,
-                f"{where}: a second check-in of {kr_id} on {day} "
-                f"(the first is at line {first_line[kr_id, day]})",
-            )
-            continue
-        first_line[kr_id, day] = line
-        found.values.setdefault(kr_id, {})[day] = value
+            owner = _owner(kr_id, known_ids)
+            problem = f"{len(cells)} fields, expected {len(header)}"
+        elif known_ids is not None and kr_id not in known_ids:
+            owner = _owner(kr_id, known_ids)
+            scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
+            problem = f"unknown kr_id {kr_id!r} (not one of {scope}: {', '.join(known_ids)})"
+            problem += f"; did you mean {owner!r}?" if owner else ""
+        else:
+            checked = _check_values(day_text, value_text, quarter, bounds)
+            if isinstance(checked, str):
+                problem = checked
+            elif (kr_id, checked[0]) in first_line:
+                day = checked[0]
+                problem = (
+                    f"a second check-in of {kr_id} on {day} "
+                    f"(the first, at line {first_line[kr_id, day]}, is kept)"
+                )
+            else:
+                day, value = checked
+                first_line[kr_id, day] = line
+                found.values.setdefault(kr_id, {})[day] = value
+                continue
+        rejected = RejectedCheckIn(line, day_text, value_text, f"{shown}:{line}: {problem}")
+        found.rejected.setdefault(owner, []).append(rejected)
     return found
 
 
-def _problem(found: CheckIns, kr_id: str, message: str) -> None:
-    found.problems.setdefault(kr_id, []).append(message)
+def _check_values(
+    day_text: str, value_text: str, quarter: str | None, bounds: tuple[date, date] | None
+) -> tuple[date, float] | str:
+    """The row's day and value, or what is wrong with them."""
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        return f"date {day_text!r} is not a YYYY-MM-DD date"
+    if bounds and not bounds[0] <= day <= bounds[1]:
+        return f"date {day} is not in {quarter} ({bounds[0]}..{bounds[1]})"
+    try:
+        value = float(value_text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        return f"value {value_text!r} is not a number"
+    return day, value
 
 
-def _unknown(
-    found: CheckIns, where: str, kr_id: str, known_ids: tuple[str, ...], quarter: str | None
-) -> None:
-    """An unknown kr_id fails the KR it most resembles (a typo); otherwise it is only logged."""
-    scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
-    message = f"{where}: unknown kr_id {kr_id!r} (not one of {scope}: {', '.join(known_ids)})"
+def _owner(kr_id: str, known_ids: tuple[str, ...] | None) -> str | None:
+    """The KR a row belongs to: its own id, the known id it most resembles, or none."""
+    if known_ids is None or kr_id in known_ids:
+        return kr_id
     close = difflib.get_close_matches(kr_id, known_ids, n=1, cutoff=0.75)
-    if close:
-        _problem(found, close[0], f"{message}; did you mean {close[0]!r}?")
-    else:
-        log.warning("manual: %s; the row is ignored", message)
+    return close[0] if close else None
 
 
 class ManualConnector(Connector):
@@ -155,6 +182,7 @@ class ManualConnector(Connector):
     source: ClassVar[str] = "manual"
     params_model: ClassVar[type[MetricParams]] = ManualMetric
     env: ClassVar[SourceEnv] = SourceEnv()
+    row_expectation: ClassVar[str] = "valid_checkin_row"
 
     def __init__(self) -> None:
         # Every manual KR of a quarter reads the same file: read it once while it is unchanged.
@@ -180,14 +208,6 @@ class ManualConnector(Connector):
         checkins = self._checkins(metric)
         if checkins.file_problem:
             raise SourceError(self.source, checkins.file_problem)
-        problems = checkins.problems.get(metric.kr_id, [])
-        if problems:
-            more = (
-                f" (and {len(problems) - 1} more problem(s) in the file)"
-                if len(problems) > 1
-                else ""
-            )
-            raise SourceError(self.source, problems[0] + more)
         values = checkins.values.get(metric.kr_id, {})
         days = sorted(day for day in values if start <= day <= end)
         if not days:
@@ -198,6 +218,42 @@ class ManualConnector(Connector):
                 "value": pd.Series([values[day] for day in days], dtype=float),
             }
         )
+
+    @classmethod
+    def lint_inputs(cls, metrics: list[MetricParams]) -> list[tuple[str, int, str]]:
+        problems: dict[tuple[str, int, str], None] = {}
+        connector = cls()
+        for metric in metrics:
+            if not isinstance(metric, ManualMetric) or not metric.checkins_path:
+                continue
+            checkins = connector._checkins(metric)
+            if checkins.file_problem:
+                where, _, message = checkins.file_problem.partition(":1: ")
+                problems[where, 1, message] = None
+            for rows in checkins.rejected.values():
+                for row in rows:
+                    message = row.reason.removeprefix(f"{checkins.path}:{row.line}: ")
+                    problems[checkins.path, row.line, message] = None
+        return list(problems)
+
+    def rejected_rows(
+        self, metric: MetricParams, start: date, end: date
+    ) -> dict[str, pd.DataFrame]:
+        """Every rejected row of the KR's check-ins, wherever it is dated (the file is read whole).
+
+        The quarter's first manual KR (by id) also carries the rows that belong to no KR,
+        under the file's own key, `manual:quarter=<quarter>`.
+        """
+        if not isinstance(metric, ManualMetric) or not (metric.kr_id and metric.quarter):
+            return {}
+        checkins = self._checkins(metric)
+        if checkins.file_problem:
+            return {}
+        found = {metric.metric_key(): _rejected_frame(checkins.rejected.get(metric.kr_id, []))}
+        if metric.kr_id == min(metric.quarter_kr_ids or (metric.kr_id,)):
+            orphans = checkins.rejected.get(None, [])
+            found[file_key(metric.quarter)] = _rejected_frame(orphans)
+        return found
 
     def _checkins(self, metric: ManualMetric) -> CheckIns:
         path = Path(metric.checkins_path or "")
@@ -212,3 +268,18 @@ class ManualConnector(Connector):
             if self._read[key].missing:
                 log.info("manual: no check-ins file %s yet: its KRs have no data", path)
         return self._read[key]
+
+
+def file_key(quarter: str) -> str:
+    """The series key of a quarter's check-ins file, for rows that belong to no KR."""
+    return f"manual:quarter={quarter}"
+
+
+def _rejected_frame(rows: list[RejectedCheckIn]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.Series([row.date for row in rows], dtype=object),
+            "raw_value": pd.Series([row.raw_value for row in rows], dtype=object),
+            "reason": pd.Series([row.reason for row in rows], dtype=object),
+        }
+    )

@@ -348,10 +348,24 @@ def test_the_token_never_leaks(case, sandbox, caplog, fault):
 
 
 @pytest.mark.parametrize("case", NO_HTTP, indirect=True)
-def test_a_bad_input_names_its_file_and_line(case, sandbox):
+def test_a_bad_row_costs_one_row_and_names_its_file_and_line(case, sandbox):
     if not hasattr(case, "seed_bad"):
         pytest.skip(f"{case.source}: the case has no seed_bad")
-    where = case.seed_bad(sandbox)
+    where, good = case.seed_bad(sandbox)
+    connector = connector_for(case, sandbox)
+    start, end = window(case)
+    assert as_dict(connector.daily_series(case.metric(), start, end)) == good
+    refused = connector.rejected_rows(case.metric(), start, end)
+    reasons = [reason for frame in refused.values() for reason in frame["reason"]]
+    assert len(reasons) == 1 and reasons[0].startswith(f"{where}: "), reasons
+    assert "\n" not in reasons[0] and case.secret not in reasons[0]
+
+
+@pytest.mark.parametrize("case", NO_HTTP, indirect=True)
+def test_an_unreadable_input_names_its_file_and_line(case, sandbox):
+    if not hasattr(case, "seed_unreadable"):
+        pytest.skip(f"{case.source}: the case has no seed_unreadable")
+    where = case.seed_unreadable(sandbox)
     with pytest.raises(SourceError) as raised:
         fetch(case, sandbox)
     message = assert_one_line(raised.value, case)

@@ -18,7 +18,7 @@ from connectors.github.client import GitHubConnector
 from connectors.github.params import GitHubMetric
 from connectors.github.sandbox import repository_id
 
-FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 OCT_1, OCT_3 = date(2026, 10, 1), date(2026, 10, 3)
 
 

@@ -25,7 +25,7 @@ from connectors.http import (
     Paginator,
 )
 
-FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TOKEN = "ghp_s3cr3tT0kenValue42"
 NOW = 1_800_000_000.0
 

@@ -81,7 +81,10 @@ def test_only_check_in_days_have_data(tmp_path):
     [
         ("time-to-first-value,2026-13-05,70,", "date '2026-13-05' is not a YYYY-MM-DD date"),
         ("time-to-first-value,05/10/2026,70,", "date '05/10/2026' is not a YYYY-MM-DD date"),
-        ("time-to-first-value,2025-10-05,70,", "date 2025-10-05 is not in 2026-Q4"),
+        (
+            "time-to-first-value,2025-10-05,70,",
+            "date 2025-10-05 is not in 2026-Q4 (2026-10-01..2026-12-31)",
+        ),
         ("time-to-first-value,2026-10-05,seventy,", "value 'seventy' is not a number"),
         ("time-to-first-value,2026-10-05,,", "value '' is not a number"),
         ("time-to-first-value,2026-10-05,nan,", "value 'nan' is not a number"),
@@ -93,11 +96,12 @@ def test_only_check_in_days_have_data(tmp_path):
         ),
         (
             "time-to-first-value,2026-10-12,69,again",
-            "a second check-in of time-to-first-value on 2026-10-12 (the first is at line 3)",
+            "a second check-in of time-to-first-value on 2026-10-12 "
+            "(the first, at line 3, is kept)",
         ),
     ],
 )
-def test_a_bad_row_names_file_and_line_and_the_other_krs_load(tmp_path, row, problem):
+def test_a_bad_row_costs_that_row_only(tmp_path, row, problem):
     path = write(
         tmp_path / "checkins" / "2026-Q4.csv",
         f"""
@@ -106,17 +110,32 @@ def test_a_bad_row_names_file_and_line_and_the_other_krs_load(tmp_path, row, pro
         time-to-first-value,2026-10-12,66.5,
         {row}
         uptime,2026-10-12,1.0,
+        time-to-first-value,2026-10-19,61.25,
         """,
     )
-    with pytest.raises(SourceError) as failure:
-        fetch("time-to-first-value", path)
-    assert str(failure.value) == f"manual: {path}:4: {problem}"
-    assert "\n" not in str(failure.value)
+    connector = ManualConnector()
+    own = metric("time-to-first-value", path)
+    start, end = date(2026, 10, 1), date(2026, 12, 31)
+    # The KR is scored from its other rows.
+    series = connector.daily_series(own, start, end)
+    assert as_dict(series) == {date(2026, 10, 12): 66.5, date(2026, 10, 19): 61.25}
+    # The bad row is reported, with file:line, under the KR it belongs to.
+    rejected = connector.rejected_rows(own, start, end)[
+        "manual:quarter=2026-Q4;kr_id=time-to-first-value"
+    ]
+    assert rejected["reason"].tolist() == [f"{path}:4: {problem}"]
+    cells = row.split(",")
+    assert rejected[["date", "raw_value"]].values.tolist() == [[cells[1], cells[2]]]
+    assert "\n" not in rejected["reason"][0]
     uptime = fetch("uptime", path)
     assert as_dict(uptime) == {date(2026, 10, 5): 0.9998, date(2026, 10, 12): 1.0}
+    others = connector.rejected_rows(metric("uptime", path), start, end)
+    assert {key: frame.empty for key, frame in others.items()} == {
+        "manual:quarter=2026-Q4;kr_id=uptime": True
+    }
 
 
-def test_an_unknown_kr_id_like_no_other_is_only_logged(tmp_path, caplog):
+def test_an_unknown_kr_id_like_no_other_belongs_to_the_file(tmp_path):
     path = write(
         tmp_path / "checkins" / "2026-Q4.csv",
         """
@@ -125,11 +144,24 @@ def test_an_unknown_kr_id_like_no_other_is_only_logged(tmp_path, caplog):
         uptime,2026-10-05,0.9998,
         """,
     )
-    assert as_dict(fetch("uptime", path)) == {date(2026, 10, 5): 0.9998}
-    assert f"{path}:2: unknown kr_id 'nps'" in caplog.text
+    connector = ManualConnector()
+    start, end = date(2026, 10, 1), date(2026, 12, 31)
+    assert as_dict(connector.daily_series(metric("uptime", path), start, end)) == {
+        date(2026, 10, 5): 0.9998
+    }
+    # The quarter's first manual KR (by id) carries the file's own rows; the others do not.
+    first = connector.rejected_rows(metric("enterprise-adoption", path), start, end)
+    assert first["manual:quarter=2026-Q4"]["reason"].tolist() == [
+        f"{path}:2: unknown kr_id 'nps' (not one of the manual KRs of 2026-Q4: "
+        "time-to-first-value, enterprise-adoption, uptime)"
+    ]
+    assert first["manual:quarter=2026-Q4;kr_id=enterprise-adoption"].empty
+    assert list(connector.rejected_rows(metric("uptime", path), start, end)) == [
+        "manual:quarter=2026-Q4;kr_id=uptime"
+    ]
 
 
-def test_several_problems_are_counted_on_one_line(tmp_path):
+def test_every_problem_is_listed_in_file_order(tmp_path):
     path = write(
         tmp_path / "c.csv",
         """
@@ -137,13 +169,16 @@ def test_several_problems_are_counted_on_one_line(tmp_path):
         uptime,2026-10-05,high,
         uptime,2026-10-06,low,
         uptime,yesterday,1,
+        uptime,2026-10-07,1,
         """,
     )
-    with pytest.raises(SourceError) as failure:
-        fetch("uptime", path)
-    assert str(failure.value) == (
-        f"manual: {path}:2: value 'high' is not a number (and 2 more problem(s) in the file)"
-    )
+    checkins = read_checkins(path, "2026-Q4", KR_IDS)
+    assert checkins.problems == [
+        f"{path}:2: value 'high' is not a number",
+        f"{path}:3: value 'low' is not a number",
+        f"{path}:4: date 'yesterday' is not a YYYY-MM-DD date",
+    ]
+    assert checkins.values == {"uptime": {date(2026, 10, 7): 1.0}}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,3 +198,7 @@ def test_okr_demo_subprocess(tmp_path, warehouse_url):
         if line.startswith("source ") and line.endswith(": ok")
     }
     assert "sandbox-token" not in result.stdout + result.stderr
+    # Only the project speaks: every line is one of the project's own progress lines.
+    speakers = "|".join([*sorted(set().union(*sources.values())), "demo", "run", "source"])
+    own = re.compile(rf"^(({speakers})\b|(kr|objective)_scores: )")
+    assert [line for line in result.stderr.splitlines() if not own.match(line)] == []

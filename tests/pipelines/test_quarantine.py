@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
 from connectors.github.client import GitHubConnector
 from connectors.google_analytics.client import GoogleAnalyticsConnector
@@ -222,6 +222,16 @@ def test_the_dagster_check_shows_the_failure(quarantine, sandbox):
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     github = checks["github", "rows_pass_expectations"]
     assert not github.passed
+    # A warning, as the README and the check's description say: never blocking.
+    assert github.severity == AssetCheckSeverity.WARN
+    spec = next(
+        spec
+        for spec in build_definitions()
+        .get_assets_def(AssetKey(["observations", "github"]))
+        .check_specs
+        if spec.name == "rows_pass_expectations"
+    )
+    assert not spec.blocking and "never blocking" in spec.description
     assert github.metadata["rejected_rows"].value == 6
     failed = github.metadata["failed"].value
     assert failed["github:count=merged_pull_requests;repo=acme/negative"] == [

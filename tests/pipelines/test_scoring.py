@@ -1,4 +1,4 @@
-"""Scoring rules (SPEC.md "Metric sources" and "Scoring") on small hand-computed cases.
+"""Scoring rules (docs/scoring.md) on small hand-computed cases.
 
 Unless a test says otherwise the quarter is 2026-Q4: 1 Oct to 31 Dec, 92 days,
 and `day(n)` is its n-th day (day(1) = 1 Oct, day(92) = 31 Dec). In forecasts,

@@ -55,9 +55,16 @@ class ManualCase:
     def seed_empty(self, sandbox) -> None:
         self._write([f"other-kr,{day},0.5," for day in self._days()])
 
-    def seed_bad(self, sandbox) -> str:
+    def seed_bad(self, sandbox) -> tuple[str, dict[date, float]]:
+        """One bad row among good ones: where it is, and the series the good rows make."""
         self._write([f"{self.kr_id},2026-10-01,0.4,", f"{self.kr_id},2026-10-02,forty,"])
-        return f"{self.path}:3"
+        return f"{self.path}:3", {date(2026, 10, 1): 0.4}
+
+    def seed_unreadable(self, sandbox) -> str:
+        """A file that cannot be read as a whole (a bad header): where it says so."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("kr,day,value\ncontract-kr,2026-10-01,1\n", encoding="utf-8")
+        return f"{self.path}:1"
 
     def page_size(self, sandbox, size: int) -> None:
         pass  # one file, no pages
