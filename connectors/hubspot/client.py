@@ -5,12 +5,18 @@ Built by the Dagster observation assets (through `connectors/registry.py`) from
 token); works against api.hubapi.com and the sandbox alike.
 
 One metric is one CRM search, `POST /crm/v3/objects/{object}/search`: one filter group
-holding the KR's `filters` and the date window (`date_property` from the first
-instant of `start` to the first instant after `end`, in epoch milliseconds in the KR
-file's time zone), sorted by the date property, 200 records a page, paged by
-`paging.next.after`. HubSpot's search never pages past its 10,000th result (it answers
-400), so a window with more results is split in halves, recursively, until each part
-fits: no record is lost.
+holding the KR's `filters` (see `connectors/hubspot/params.py` for their YAML shapes) and
+the date window (`date_property` from the first instant of `start` to the first instant
+after `end`, in epoch milliseconds in the KR file's time zone), sorted by the date
+property, 200 records a page, paged by `paging.next.after`. HubSpot's search never pages
+past its 10,000th result (it answers 400), so a window with more results is split in
+halves, recursively, until each part fits: no record is lost.
+
+Each KR filter becomes one search filter in HubSpot's shape (`filter_body`): `value` for
+the one-value operators, `values: [...]` for IN / NOT_IN, `value` and `highValue` for
+BETWEEN, nothing for HAS_PROPERTY / NOT_HAS_PROPERTY. Values are text; a value written as
+a date or ISO datetime goes as epoch milliseconds (`search_text`), as HubSpot compares
+date and datetime properties.
 """
 
 from __future__ import annotations
@@ -25,7 +31,16 @@ import pandas as pd
 
 from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
 from connectors.http import AfterCursorPaginator, HttpClient
-from connectors.hubspot.params import HubSpotFilter, HubSpotMetric
+from connectors.hubspot.params import (
+    LIST_OPERATORS,
+    NO_VALUE_OPERATORS,
+    TOKEN_OPERATORS,
+    HubSpotFilter,
+    HubSpotMetric,
+    Scalar,
+    as_moment,
+    as_text,
+)
 from connectors.params import MetricParams
 
 # The most records a search page holds, and the most results a search can page through.
@@ -62,30 +77,40 @@ def parse_moment(text: Any, zone: ZoneInfo) -> date | None:
 
 
 def filter_body(item: HubSpotFilter) -> dict[str, Any]:
-    """A KR filter as a search filter; HubSpot takes values as strings."""
+    """A KR filter as a search filter: `value`, `values` (IN / NOT_IN) or `value` and
+    `highValue` (BETWEEN), every value as text and dates as epoch milliseconds."""
     body: dict[str, Any] = {"propertyName": item.property, "operator": item.operator}
-    if item.operator in ("HAS_PROPERTY", "NOT_HAS_PROPERTY"):
+    if item.operator in NO_VALUE_OPERATORS:
         return body
+    if item.operator in LIST_OPERATORS:
+        body["values"] = [search_text(value, item.operator) for value in item.search_values()]
+        return body
+    ends = (item.value, item.high_value) if item.operator == "BETWEEN" else (item.value,)
+    texts = [
+        search_text(end, item.operator)
+        for end in ends
+        if end is not None and not isinstance(end, tuple)
+    ]
+    if len(texts) != len(ends):  # the model refuses these shapes; a model_construct may not
+        raise SourceError(HubSpotConnector.source, f"filter on {item.property}: bad value")
+    body["value"] = texts[0]
     if item.operator == "BETWEEN":
-        raise SourceError(
-            HubSpotConnector.source,
-            f"filter on {item.property}: BETWEEN needs two values; use GTE and LTE filters",
-        )
-    if item.value is None:
-        raise SourceError(
-            HubSpotConnector.source, f"filter on {item.property}: {item.operator} needs a value"
-        )
-    if item.operator in ("IN", "NOT_IN"):
-        body["values"] = [part.strip() for part in _text(item.value).split(",") if part.strip()]
-    else:
-        body["value"] = _text(item.value)
+        body["highValue"] = texts[1]
     return body
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def search_text(value: Scalar, operator: str = "EQ") -> str:
+    """A filter value as HubSpot's search takes it: text, and a date or ISO datetime as
+    epoch milliseconds.
+
+    HubSpot's APIs take timestamps as Unix milliseconds, and a date property holds
+    midnight UTC of its day
+    (https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis),
+    so `2026-10-01` is 1790812800000 and `2026-10-01T12:00:00+02:00` is 1790848800000.
+    The token operators match words of text: their values go as written.
+    """
+    moment = None if operator in TOKEN_OPERATORS else as_moment(value)
+    return as_text(value) if moment is None else str(epoch_ms(moment))
 
 
 class HubSpotConnector(Connector):

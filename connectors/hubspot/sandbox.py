@@ -9,6 +9,13 @@ NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN), `so
 property values as strings, and HubSpot's error bodies. Like HubSpot, a search never
 pages past its 10,000th result: `after` at or past the cap is a 400.
 
+Filters compare as HubSpot does: dates and datetimes (ISO text or epoch ms, stored or
+sent) by epoch milliseconds, a date property being midnight UTC of its day; decimal
+numbers as numbers; other text as whole values, case-insensitively. IN / NOT_IN take a
+`values` list (a value holding a comma is one value, never split); BETWEEN takes `value`
+and `highValue`, both ends included; HAS_PROPERTY / NOT_HAS_PROPERTY need no value. A
+filter missing what its operator takes is a 400.
+
 `deals` get deterministic sample data on first request (seeded by the name): from
 2025-01-01 up to the sandbox's horizon, 5 to 8 SMB deals won a day, plus won deals of
 other segments, lost deals and open deals (`dealstage`, `customer_segment`, `amount`,
@@ -286,19 +293,21 @@ def _matches_group(record: Mapping[str, Any], group: Mapping[str, Any]) -> bool:
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T.*)?$")
+# Decimal numbers only: not Python's `nan`, `inf` or `1_000`, which HubSpot takes as words.
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def _comparable(value: Any) -> Any:
-    """A value as HubSpot compares it: dates and datetimes by epoch ms, numbers as numbers."""
+    """A value as HubSpot compares it: dates and datetimes by epoch ms, numbers as numbers,
+    text case-insensitively (whole values: a value holding a comma is one value)."""
     if value is None:
         return None
     text = str(value).strip()
     if _DATE.match(text):
         return _to_ms(text)
-    try:
+    if _NUMBER.match(text):
         return float(text)
-    except ValueError:
-        return text.casefold()
+    return text.casefold()
 
 
 def _matches(record: Mapping[str, Any], item: Mapping[str, Any]) -> bool:

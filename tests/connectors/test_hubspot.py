@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from connectors.base import SourceError, SourceSettings
-from connectors.hubspot.client import HubSpotConnector, parse_moment
-from connectors.hubspot.params import HubSpotMetric
+from connectors.hubspot.client import HubSpotConnector, filter_body, parse_moment
+from connectors.hubspot.params import HubSpotFilter, HubSpotMetric
+from pipelines.okrs import load_definitions
+from pipelines.quarters import Quarter
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hubspot"
 OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -392,6 +396,22 @@ def test_the_sandbox_speaks_hubspots_search(sandbox, tiny):
             {"filterGroups": [{"filters": [{"propertyName": "x", "operator": "EQ"}]}]},
             "needs a value",
         ),
+        (
+            {
+                "filterGroups": [
+                    {"filters": [{"propertyName": "x", "operator": "BETWEEN", "value": "1"}]}
+                ]
+            },  # fmt: skip
+            "The BETWEEN filter on x needs value and highValue.",
+        ),
+        (
+            {
+                "filterGroups": [
+                    {"filters": [{"propertyName": "x", "operator": "IN", "value": "a,b"}]}
+                ]
+            },  # fmt: skip
+            "The IN filter on x needs values.",
+        ),
     ],
 )
 def test_the_sandbox_refuses_what_hubspot_refuses(sandbox, body, message):
@@ -400,6 +420,16 @@ def test_the_sandbox_refuses_what_hubspot_refuses(sandbox, body, message):
     assert (
         response.json()["category"] == "VALIDATION_ERROR" and message in response.json()["message"]
     )
+
+
+def test_the_sandbox_compares_numbers_not_number_like_words(sandbox):
+    words = ["150", "inf", "nan", "1_000", "Infinity", "99"]
+    sandbox.data.hubspot.set_records(
+        "2-1008", [{"id": str(i), "code": word} for i, word in enumerate(words, start=1)]
+    )
+    over_100 = {"propertyName": "code", "operator": "GT", "value": "100"}
+    page = search(sandbox, "2-1008", {"filterGroups": [{"filters": [over_100]}]}).json()
+    assert [r["id"] for r in page["results"]] == ["1"]  # 150; the words never compare
 
 
 def test_the_sandbox_refuses_a_missing_token(sandbox):
@@ -476,20 +506,474 @@ def test_a_sum_of_words_is_a_clear_error(sandbox, hubspot):
     assert str(failure.value) == "hubspot: 2-1005 77: amount 'lots' is not a number"
 
 
+def test_more_filters_than_hubspot_takes(hubspot):
+    filters = tuple({"property": f"p{i}", "operator": "EQ", "value": "x"} for i in range(5))
+    with pytest.raises(SourceError) as failure:
+        hubspot.daily_series(metric("2-1006", filters), OCT_1, OCT_3)
+    assert str(failure.value) == (
+        "hubspot: at most 4 filters: HubSpot allows 6 in a search and the date window takes 2"
+    )
+
+
+# --- (d) filter shapes: IN / NOT_IN lists, BETWEEN, HAS_PROPERTY, dates -------------------------
+
+SHAPED = "2-1007"
+# `contract_start` is a date property (HubSpot serves those as calendar days); id 4 has none.
+SHAPED_DEALS = [
+    {"id": "1", "closedate": "2026-10-01T09:00:00.000Z", "customer_segment": "smb",
+     "industry": "Food, drink", "amount": "100", "contract_start": "2026-10-01"},
+    {"id": "2", "closedate": "2026-10-01T15:00:00.000Z", "customer_segment": "mid-market",
+     "industry": "retail", "amount": "500", "contract_start": "2026-10-05"},
+    {"id": "3", "closedate": "2026-10-02T08:00:00.000Z", "customer_segment": "enterprise",
+     "industry": "Food, drink", "amount": "1500", "contract_start": "2026-11-01"},
+    {"id": "4", "closedate": "2026-10-02T10:00:00.000Z", "customer_segment": "smb",
+     "industry": "software", "amount": "2500", "contract_start": None},
+    {"id": "5", "closedate": "2026-10-02T20:00:00.000Z", "customer_segment": "mid-market",
+     "industry": "Food", "amount": "5000", "contract_start": "2026-10-04"},
+    {"id": "6", "closedate": "2026-10-03T11:00:00.000Z", "customer_segment": "enterprise",
+     "industry": "Food", "amount": None, "contract_start": "2026-09-30"},
+    {"id": "7", "closedate": "2026-10-03T12:00:00.000Z", "customer_segment": "enterprise",
+     "industry": "software", "amount": "50", "contract_start": "2026-10-10"},
+]  # fmt: skip
+SMB_OR_MID = [2, 2, 0]  # ids 1, 2 | 4, 5 | none
+SMB_OR_MID_AMOUNT = [600, 7500, 0]
+
+
+@pytest.fixture
+def shaped(sandbox) -> str:
+    sandbox.data.hubspot.set_records(SHAPED, SHAPED_DEALS)
+    return SHAPED
+
+
+def counted(hubspot, *filters: dict, **keys) -> list[float]:
+    return values(hubspot.daily_series(metric(SHAPED, filters=filters, **keys), OCT_1, OCT_3))
+
+
+def summed(hubspot, *filters: dict) -> list[float]:
+    return counted(hubspot, *filters, measure="sum", field="amount")
+
+
 @pytest.mark.parametrize(
-    ("filters", "message"),
+    "spec",
     [
+        {"value": ["smb", "mid-market"]},
+        {"values": ["smb", "mid-market"]},
+        {"value": "smb, mid-market"},  # the older comma string
+        {"value": "smb,mid-market"},
+    ],
+)
+def test_in_takes_a_list_or_a_comma_string(sandbox, hubspot, shaped, spec):
+    segment = {"property": "customer_segment", "operator": "IN", **spec}
+    assert counted(hubspot, segment) == SMB_OR_MID
+    assert summed(hubspot, segment) == SMB_OR_MID_AMOUNT
+    sent = {
+        "propertyName": "customer_segment",
+        "operator": "IN",
+        "values": ["smb", "mid-market"],
+    }
+    assert [body["filterGroups"][0]["filters"][0] for body in sandbox.request_bodies()] == [
+        sent,
+        sent,
+    ]
+
+
+def test_not_in_takes_a_list(hubspot, shaped):
+    segment = {
+        "property": "customer_segment",
+        "operator": "NOT_IN",
+        "values": ["smb", "mid-market"],
+    }
+    assert counted(hubspot, segment) == [0, 1, 2]  # ids 3 | 6, 7
+    assert summed(hubspot, segment) == [0, 1500, 50]  # id 6 has no amount
+
+
+@pytest.mark.parametrize(
+    ("operator", "spec", "expected"),
+    [
+        # A list keeps a value holding a comma whole: ids 1 | 3.
+        ("IN", {"values": ["Food, drink"]}, [1, 1, 0]),
+        ("IN", {"value": ["Food, drink", "retail"]}, [2, 1, 0]),  # ids 1, 2 | 3
+        ("NOT_IN", {"values": ["Food, drink"]}, [1, 2, 2]),  # ids 2 | 4, 5 | 6, 7
+        # The comma string is split: `Food` and `drink`, ids 5 | 6.
+        ("IN", {"value": "Food, drink"}, [0, 1, 1]),
+    ],
+)
+def test_a_value_holding_a_comma_needs_a_list(sandbox, hubspot, shaped, operator, spec, expected):
+    assert counted(hubspot, {"property": "industry", "operator": operator, **spec}) == expected
+
+
+def test_a_value_holding_a_comma_is_sent_whole(sandbox, hubspot, shaped):
+    counted(
+        hubspot, {"property": "industry", "operator": "IN", "values": ["Food, drink", "retail"]}
+    )
+    (body,) = sandbox.request_bodies()
+    assert body["filterGroups"][0]["filters"][0]["values"] == ["Food, drink", "retail"]
+
+
+def test_between_on_a_number_includes_both_ends(sandbox, hubspot, shaped):
+    amount = {"property": "amount", "operator": "BETWEEN", "value": 500, "high_value": 2500}
+    assert counted(hubspot, amount) == [1, 2, 0]  # ids 2 (500) | 3, 4 (2500)
+    assert summed(hubspot, amount) == [500, 4000, 0]
+    assert sandbox.request_bodies()[0]["filterGroups"][0]["filters"][0] == {
+        "propertyName": "amount",
+        "operator": "BETWEEN",
+        "value": "500",
+        "highValue": "2500",
+    }
+
+
+def test_between_on_a_date_property_sends_epoch_ms(sandbox, hubspot, shaped):
+    start = {
+        "property": "contract_start",
+        "operator": "BETWEEN",
+        "value": "2026-10-01",
+        "high_value": "2026-10-05",
+    }
+    # 10-01 (id 1) and 10-05 (id 2) are both ends; 10-04 (id 5) is inside; 09-30 (id 6),
+    # 10-10 (id 7), 11-01 (id 3) outside; id 4 has no contract_start.
+    assert counted(hubspot, start) == [2, 1, 0]
+    (body,) = sandbox.request_bodies()
+    assert body["filterGroups"][0]["filters"][0] == {
+        "propertyName": "contract_start",
+        "operator": "BETWEEN",
+        "value": str(ms(2026, 10, 1)),
+        "highValue": str(ms(2026, 10, 5)),
+    }
+    assert ms(2026, 10, 1) == 1790812800000 and ms(2026, 10, 5) == 1791158400000
+
+
+def test_between_iso_datetimes_with_offsets(sandbox, hubspot, shaped):
+    # 12:00Z on 10-01 to 09:00+01:00 (08:00Z) on 10-02: ids 2 | 3 (at the upper end).
+    closed = {
+        "property": "closedate",
+        "operator": "BETWEEN",
+        "value": "2026-10-01T12:00:00Z",
+        "high_value": "2026-10-02T09:00:00+01:00",
+    }
+    assert counted(hubspot, closed) == [1, 1, 0]
+    (body,) = sandbox.request_bodies()
+    sent = body["filterGroups"][0]["filters"][0]
+    assert (sent["value"], sent["highValue"]) == (
+        str(ms(2026, 10, 1, 12)),
+        str(ms(2026, 10, 2, 8)),
+    )
+
+
+def test_a_date_as_a_single_value(sandbox, hubspot, shaped):
+    # On or after 10-05: ids 2 | 3 | 7.
+    on_or_after = {"property": "contract_start", "operator": "GTE", "value": "2026-10-05"}
+    assert counted(hubspot, on_or_after) == [1, 1, 1]
+    # Before 10-01: id 6 only.
+    before = {"property": "contract_start", "operator": "LT", "value": "2026-10-01"}
+    assert counted(hubspot, before) == [0, 0, 1]
+    assert [b["filterGroups"][0]["filters"][0]["value"] for b in sandbox.request_bodies()] == [
+        "1791158400000",
+        "1790812800000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("property_name", "operator", "expected"),
+    [
+        ("contract_start", "HAS_PROPERTY", [2, 2, 2]),  # all but id 4
+        ("contract_start", "NOT_HAS_PROPERTY", [0, 1, 0]),  # id 4
+        ("amount", "HAS_PROPERTY", [2, 3, 1]),  # all but id 6
+        ("amount", "NOT_HAS_PROPERTY", [0, 0, 1]),  # id 6
+    ],
+)
+def test_has_property_takes_no_value(sandbox, hubspot, shaped, property_name, operator, expected):
+    assert counted(hubspot, {"property": property_name, "operator": operator}) == expected
+    (body,) = sandbox.request_bodies()
+    assert body["filterGroups"][0]["filters"][0] == {
+        "propertyName": property_name,
+        "operator": operator,
+    }
+
+
+def test_shapes_combine(hubspot, shaped):
+    filters = (
+        {"property": "customer_segment", "operator": "IN", "value": ["smb", "mid-market"]},
+        {"property": "amount", "operator": "BETWEEN", "value": 500, "high_value": 5000},
+        {"property": "contract_start", "operator": "HAS_PROPERTY"},
+    )
+    # IN: 1, 2 | 4, 5; BETWEEN drops 1 (100); HAS_PROPERTY drops 4.
+    assert counted(hubspot, *filters) == [1, 1, 0]
+    assert summed(hubspot, *filters) == [500, 5000, 0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "body"),
+    [
+        ({"operator": "EQ", "value": True}, {"value": "true"}),
+        ({"operator": "GT", "value": 2.5}, {"value": "2.5"}),
+        ({"operator": "EQ", "value": "2026-10-01"}, {"value": "1790812800000"}),
+        ({"operator": "EQ", "value": date(2026, 10, 1)}, {"value": "1790812800000"}),
+        ({"operator": "LT", "value": "2026-10-01T12:00:00"}, {"value": "1790856000000"}),  # UTC
+        ({"operator": "LT", "value": "2026-10-01T12:00:00.250Z"}, {"value": "1790856000250"}),
+        ({"operator": "GTE", "value": "2026-10-01T14:00:00+02:00"}, {"value": "1790856000000"}),
         (
-            ({"property": "amount", "operator": "BETWEEN", "value": 1},),
-            "hubspot: filter on amount: BETWEEN needs two values; use GTE and LTE filters",
+            {"operator": "GTE", "value": datetime(2026, 10, 1, 12, tzinfo=UTC)},
+            {"value": "1790856000000"},
+        ),  # fmt: skip
+        # Words stay words, dates inside the token operators too.
+        ({"operator": "CONTAINS_TOKEN", "value": "2026-10-01"}, {"value": "2026-10-01"}),
+        ({"operator": "NEQ", "value": "Q4 2026-10"}, {"value": "Q4 2026-10"}),
+        ({"operator": "IN", "value": [1, 2.5, True]}, {"values": ["1", "2.5", "true"]}),
+        ({"operator": "IN", "value": 7}, {"values": ["7"]}),
+        ({"operator": "IN", "values": ["2026-10-01", "x"]}, {"values": ["1790812800000", "x"]}),
+        ({"operator": "NOT_IN", "value": " a ,, b "}, {"values": ["a", "b"]}),
+        ({"operator": "HAS_PROPERTY", "value": None}, {}),
+    ],
+)
+def test_filter_bodies(spec, body):
+    assert filter_body(HubSpotFilter(property="p", **spec)) == {
+        "propertyName": "p",
+        "operator": spec["operator"],
+        **body,
+    }
+    assert ms(2026, 10, 1, 12) == 1790856000000
+
+
+# --- (e) metric keys: old shapes keep theirs ------------------------------------------------------
+
+
+def key_of(*filters: dict) -> str:
+    return metric(filters=filters).metric_key()
+
+
+def test_sample_keys_and_dumps_are_unchanged():
+    # The sample definitions' HubSpot KR, keyed as before lists, BETWEEN and dates came.
+    assert metric().metric_key() == (
+        'hubspot:filters={"operator": "EQ", "property": "dealstage", "value": "closedwon"},'
+        '{"operator": "EQ", "property": "customer_segment", "value": "smb"}'
+    )
+    # What the KR's definition hash is built from: no new keys.
+    assert [f.model_dump(mode="json") for f in metric().filters] == list(WON_SMB)
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        ({"operator": "IN", "value": "smb, mid_market"}, '"value": "smb, mid_market"'),
+        ({"operator": "IN", "value": "smb,mid_market"}, '"value": "smb,mid_market"'),
+        ({"operator": "IN", "value": 5}, '"value": 5'),
+        ({"operator": "GT", "value": 400}, '"value": 400'),
+        ({"operator": "EQ", "value": True}, '"value": true'),
+        ({"operator": "GTE", "value": "2026-10-01"}, '"value": "2026-10-01"'),
+    ],
+)
+def test_older_shapes_keep_their_key_text(spec, key):
+    assert key_of({"property": "p", **spec}) == (
+        f'hubspot:filters={{"operator": "{spec["operator"]}", "property": "p", {key}}}'
+    )
+
+
+def test_has_property_is_keyed_without_a_value():
+    assert (
+        key_of({"property": "p", "operator": "HAS_PROPERTY"})
+        == key_of({"property": "p", "operator": "HAS_PROPERTY", "value": None})
+        == 'hubspot:filters={"operator": "HAS_PROPERTY", "property": "p"}'
+    )
+
+
+def test_list_shapes_share_the_comma_strings_key():
+    comma = key_of({"property": "s", "operator": "IN", "value": "smb,mid_market"})
+    assert key_of({"property": "s", "operator": "IN", "value": ["smb", "mid_market"]}) == comma
+    assert key_of({"property": "s", "operator": "IN", "values": ["smb", "mid_market"]}) == comma
+
+
+def test_different_filters_get_different_keys():
+    keys = [
+        key_of({"property": "s", "operator": "IN", "value": "a,b"}),
+        key_of({"property": "s", "operator": "IN", "values": ["a,b"]}),
+        key_of({"property": "s", "operator": "IN", "values": ["a", "b", "c"]}),
+        key_of({"property": "s", "operator": "NOT_IN", "values": ["a", "b"]}),
+        key_of({"property": "s", "operator": "IN", "values": [" a", "b"]}),
+        key_of({"property": "a", "operator": "BETWEEN", "value": 1, "high_value": 5}),
+        key_of({"property": "a", "operator": "BETWEEN", "value": 1, "high_value": 6}),
+        key_of({"property": "a", "operator": "GTE", "value": 1}),
+    ]
+    assert len(set(keys)) == len(keys)
+    assert keys[1] == 'hubspot:filters={"operator": "IN", "property": "s", "values": ["a,b"]}'
+    assert keys[5] == (
+        'hubspot:filters={"high_value": 5, "operator": "BETWEEN", "property": "a", "value": 1}'
+    )
+
+
+def test_filters_are_frozen_and_hashable():
+    item = HubSpotFilter(property="s", operator="IN", value=["a", "b"])
+    assert item.value == ("a", "b") and hash(item) == hash(HubSpotFilter(**item.model_dump()))
+    with pytest.raises(ValidationError):
+        item.value = "c"  # type: ignore[misc]
+    assert len({metric(filters=(item,)), metric(filters=(item,))}) == 1
+
+
+# --- (f) the linter: each bad shape at its file and line --------------------------------------------
+
+KR_FILE = """\
+quarter: 2026-Q4
+objectives:
+  - id: sales
+    title: Sell
+    key_results:
+      - id: won
+        title: Won deals
+        type: increase
+        start: 0
+        target: 10
+        metric:
+          source: hubspot
+          filters:
+            - {{property: dealstage, operator: EQ, value: closedwon}}
+            - {filter}
+"""
+WHERE = "objectives[sales].key_results[won].metric.filters[1]"
+LIST_SHAPE = "takes a list of values: `value: [a, b]` or `values: [a, b]`"
+
+
+def write_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "2026-Q4.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def lint(tmp_path: Path, text: str) -> list[str]:
+    return [str(problem) for problem in load_definitions(write_file(tmp_path, text)).errors]
+
+
+@pytest.mark.parametrize(
+    ("filter_yaml", "message"),
+    [
+        ("{property: s, operator: IN}", f"IN {LIST_SHAPE}"),
+        ("{property: s, operator: IN, value: []}", f"IN {LIST_SHAPE}"),
+        ("{property: s, operator: NOT_IN, value: ' , '}", f"NOT_IN {LIST_SHAPE}"),
+        ("{property: s, operator: IN, value: [a, ''], }", f"IN {LIST_SHAPE}, none of them empty"),
+        ("{property: s, operator: IN, value: [a], values: [b]}", f"IN {LIST_SHAPE}, not both"),
+        (
+            "{property: s, operator: IN, values: [a], high_value: b}",
+            f"IN {LIST_SHAPE}, not `high_value`",
+        ),  # fmt: skip
+        ("{property: a, operator: BETWEEN, value: 1}", "BETWEEN takes `value` and `high_value`"),
+        (
+            "{property: a, operator: BETWEEN, high_value: 1}",
+            "BETWEEN takes `value` and `high_value`",
+        ),  # fmt: skip
+        (
+            "{property: a, operator: BETWEEN, value: [1, 5]}",
+            "BETWEEN takes `value` and `high_value`, one value each (not a list)",
         ),
         (
-            tuple({"property": f"p{i}", "operator": "EQ", "value": "x"} for i in range(5)),
-            "hubspot: at most 4 filters: HubSpot allows 6 in a search and the date window takes 2",
+            "{property: a, operator: BETWEEN, values: [1, 5]}",
+            "BETWEEN takes `value` and `high_value`, not `values`",
+        ),
+        (
+            "{property: a, operator: BETWEEN, value: 9, high_value: 1}",
+            "BETWEEN takes `value` and `high_value`, `value` not above `high_value` "
+            "(got 9 above 1)",
+        ),
+        (
+            "{property: d, operator: BETWEEN, value: 2026-10-05, high_value: 2026-10-01}",
+            "BETWEEN takes `value` and `high_value`, `value` not above `high_value` "
+            "(got 2026-10-05 above 2026-10-01)",
+        ),
+        ("{property: a, operator: HAS_PROPERTY, value: x}", "HAS_PROPERTY takes no value"),
+        (
+            "{property: a, operator: NOT_HAS_PROPERTY, values: [x]}",
+            "NOT_HAS_PROPERTY takes no value",
+        ),  # fmt: skip
+        ("{property: a, operator: EQ}", "EQ takes one value: `value: x`"),
+        (
+            "{property: a, operator: EQ, value: [a, b]}",
+            "EQ takes one value, not a list (for a list use IN: `values: [a, b]`)",
+        ),
+        (
+            "{property: a, operator: NEQ, values: [a, b]}",
+            "NEQ takes one value: `value: x`, not `values` "
+            "(for a list use NOT_IN: `values: [a, b]`)",
+        ),
+        (
+            "{property: a, operator: CONTAINS_TOKEN, value: [a]}",
+            "CONTAINS_TOKEN takes one value, not a list",
+        ),  # fmt: skip
+        (
+            "{property: a, operator: LT, value: 3, high_value: 4}",
+            "LT takes one value: `value: x`, not `high_value` (for a range use BETWEEN)",
+        ),
+        (
+            "{property: d, operator: GTE, value: 2026-02-30}",
+            "`2026-02-30` is not a date: write YYYY-MM-DD, or an ISO datetime such as "
+            "2026-10-01T12:00:00Z",
+        ),
+        (
+            "{property: d, operator: IN, value: '2026-10-01, 2026-10-01T25:00Z'}",
+            "`2026-10-01T25:00Z` is not a date: write YYYY-MM-DD, or an ISO datetime such as "
+            "2026-10-01T12:00:00Z",
         ),
     ],
 )
-def test_filters_hubspot_cannot_take(hubspot, filters, message):
-    with pytest.raises(SourceError) as failure:
-        hubspot.daily_series(metric("2-1006", filters), OCT_1, OCT_3)
-    assert str(failure.value) == message
+def test_the_linter_names_each_bad_shape(tmp_path, filter_yaml, message):
+    path = tmp_path / "2026-Q4.yaml"
+    assert lint(tmp_path, KR_FILE.format(filter=filter_yaml)) == [f"{path}:15: {WHERE}: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("filter_yaml", "key", "message"),
+    [
+        (
+            "{property: a, operator: IN, values: a}",
+            "values",
+            "`values` takes a list: `values: [a, b]`",
+        ),  # fmt: skip
+        (
+            "{property: a, operator: IN, value: [a, [b]]}",
+            "value",
+            "a list item must be one value (text, a number, a date)",
+        ),
+        (
+            "{property: a, operator: EQ, value: {x: 1}}",
+            "value",
+            "expected a value (text, a number, a date) or a list of values",
+        ),
+    ],
+)
+def test_the_linter_names_a_bad_value_type(tmp_path, filter_yaml, key, message):
+    path = tmp_path / "2026-Q4.yaml"
+    assert lint(tmp_path, KR_FILE.format(filter=filter_yaml)) == [
+        f"{path}:15: {WHERE}.{key}: {message}"
+    ]
+
+
+def test_the_linter_points_at_a_block_filter(tmp_path):
+    text = KR_FILE.format(filter="{property: s, operator: IN, values: [smb]}") + textwrap.indent(
+        "- property: amount\n  operator: BETWEEN\n  value: 100\n", " " * 12
+    )
+    path = tmp_path / "2026-Q4.yaml"
+    assert lint(tmp_path, text) == [
+        f"{path}:16: objectives[sales].key_results[won].metric.filters[2]: "
+        "BETWEEN takes `value` and `high_value`"
+    ]
+
+
+def test_the_linter_takes_every_good_shape(tmp_path):
+    filters = [
+        "{property: s, operator: IN, value: [smb, mid-market]}",
+        "{property: s, operator: NOT_IN, values: ['Food, drink', retail]}",
+        "{property: a, operator: BETWEEN, value: 500, high_value: 5000}",
+        "{property: d, operator: BETWEEN, value: 2026-10-01, high_value: 2026-10-01T12:00:00Z}",
+    ]
+    text = KR_FILE.format(filter=filters[0]).replace(
+        "            - {property: dealstage, operator: EQ, value: closedwon}\n",
+        "".join(f"            - {item}\n" for item in filters[1:]),
+    )
+    definitions = load_definitions(write_file(tmp_path, text))
+    assert definitions.errors == []
+    okr_file = definitions.for_quarter(Quarter(2026, 4))
+    (key,) = okr_file.series_by_key()
+    assert key == (
+        "hubspot:filters="
+        '{"operator": "NOT_IN", "property": "s", "values": ["Food, drink", "retail"]},'
+        '{"high_value": 5000, "operator": "BETWEEN", "property": "a", "value": 500},'
+        '{"high_value": "2026-10-01T12:00:00Z", "operator": "BETWEEN", "property": "d", '
+        '"value": "2026-10-01"},'
+        '{"operator": "IN", "property": "s", "value": "smb,mid-market"}'
+    )

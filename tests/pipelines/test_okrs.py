@@ -263,3 +263,64 @@ def test_shared_queries_share_a_key_and_ratio_kinds(tmp_path):
     assert inputs[2].aggregate == "sum"
     # A changed target changes the hash; a changed title does not.
     assert inputs[0].definition_hash != inputs[1].definition_hash
+
+
+SHARED_SERIES = """\
+quarter: 2026-Q4
+objectives:
+  - id: platform
+    title: Platform
+    key_results:
+      - id: releases
+        title: Ship releases
+        type: increase
+        start: 0
+        target: 10
+        metric:
+          source: github
+          repo: acme/app
+          count: releases
+          expect: {max: 3}
+      - id: releases-bounded
+        title: Releases, never more than five a day
+        type: maintain_below
+        target: 2
+        metric:
+          source: github
+          repo: acme/app
+          count: releases
+          expect: {min: 0, max: 5}
+"""
+
+
+def test_kris_sharing_a_series_apply_every_expect_block_and_lint_warns(tmp_path):
+    from datetime import date
+
+    from pipelines.observations import declared_expectations, series_requests
+
+    path = write(tmp_path, SHARED_SERIES)
+    definitions = load_definitions(path)
+    assert [str(p) for p in definitions.problems] == [
+        f"{path}:20: warning: objectives[platform].key_results[releases-bounded].metric: "
+        "KRs releases, releases-bounded read the same series "
+        "(github:count=releases;repo=acme/app) but declare different expect blocks; all of "
+        'them apply to it (releases: {"max": 3.0}; releases-bounded: {"max": 5.0, "min": 0.0})'
+    ]
+    (request,) = series_requests(definitions, "github", date(2026, 10, 1), date(2026, 10, 7))
+    declared = declared_expectations(request.expectations)
+    assert [(item.name, dict(item.kwargs)) for item in declared] == [
+        ("expect_column_values_to_be_between", {"max_value": 3.0}),
+        ("expect_column_values_to_be_between", {"min_value": 0.0, "max_value": 5.0}),
+    ]
+
+
+def test_the_same_expect_block_twice_is_no_disagreement(tmp_path):
+    path = write(tmp_path, SHARED_SERIES.replace("expect: {min: 0, max: 5}", "expect: {max: 3}"))
+    definitions = load_definitions(path)
+    assert definitions.problems == []
+    from datetime import date
+
+    from pipelines.observations import declared_expectations, series_requests
+
+    (request,) = series_requests(definitions, "github", date(2026, 10, 1), date(2026, 10, 7))
+    assert len(declared_expectations(request.expectations)) == 1
