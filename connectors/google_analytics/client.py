@@ -6,10 +6,17 @@ Built by the Dagster observation assets (through `connectors/registry.py`) from
 a dependency of okr-metrics: `pip install google-auth` to use it).
 
 One metric is one report, `POST /v1beta/properties/{id}:runReport`, over the whole
-window: the `date` dimension, the metric, `dimensionFilter` from the KR's `filter`,
-`keepEmptyRows`, paged by `limit`/`offset` until `offset >= rowCount`, and
-`returnPropertyQuota`, whose remaining tokens are logged. Values arrive as strings and
-are cast by `metricHeaders[].type`; a day the report leaves out is a 0.
+window: the `date` dimension, the metric, `dimensionFilter` from the KR's `filter` and
+`metricFilter` from its `metric_filter` (see `params.py` for the YAML; each entry is
+one `FilterExpression`, all of them in an `andGroup`), `keepEmptyRows`, paged by
+`limit`/`offset` until `offset >= rowCount`, and `returnPropertyQuota`. Values arrive
+as strings and are cast by `metricHeaders[].type`; a day the report leaves out is a 0
+(which is also what a day failing the `metricFilter` reads: with `date` the only
+dimension, the metric filter keeps or drops whole days).
+
+The connector remembers the last `propertyQuota` of each property and, once the run's
+last series is fetched (`finish()`), logs one line per property: the reports made, the
+daily tokens they used and the tokens left (a warning when few daily tokens are left).
 
 GA reports days in the property's time zone, which the connector cannot change: the
 KR file's `timezone` should be the property's (the connector warns when the report
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -28,7 +36,17 @@ import pandas as pd
 import requests
 
 from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.google_analytics.params import GoogleAnalyticsMetric
+from connectors.google_analytics.params import (
+    COMPARISONS,
+    MATCH_TYPES,
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    GoogleAnalyticsMetric,
+    Not,
+    StringMatch,
+)
 from connectors.http import HttpClient, OffsetPaginator, PageRequest
 from connectors.params import MetricParams
 
@@ -39,7 +57,7 @@ SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 # GA returns at most 250,000 rows a request; a report here has one row per day.
 PAGE_SIZE = 10_000
 INTEGER_TYPES = {"TYPE_INTEGER"}
-# The quotas logged after each report; with fewer daily tokens left, the line is a warning.
+# The quotas logged at the end of a run; with fewer daily tokens left, the line is a warning.
 TOKEN_QUOTAS = ("tokensPerDay", "tokensPerHour", "tokensPerProjectPerHour")
 LOW_QUOTA_TOKENS = 10_000
 
@@ -48,25 +66,78 @@ def report_path(property_id: str) -> str:
     return f"/{API_VERSION}/properties/{property_id}:runReport"
 
 
-def dimension_filter(allowed: Mapping[str, tuple[str, ...]]) -> dict[str, Any] | None:
-    """The `dimensionFilter` of a KR's `filter`: one `inListFilter` per dimension, all required.
-
-    Matching is case-sensitive: GA tells `Purchase` and `purchase` apart as events.
-    """
-    expressions = [
-        {
-            "filter": {
-                "fieldName": dimension,
-                "inListFilter": {"values": list(values), "caseSensitive": True},
+def filter_expression(name: str, condition: Condition) -> dict[str, Any]:
+    """The Data API `FilterExpression` of one dimension's or metric's condition."""
+    if isinstance(condition, Not):
+        return {"notExpression": filter_expression(name, condition.condition)}
+    if isinstance(condition, AnyOf | AllOf):
+        group = "orGroup" if isinstance(condition, AnyOf) else "andGroup"
+        expressions = [filter_expression(name, part) for part in condition.conditions]
+        return {group: {"expressions": expressions}}
+    if isinstance(condition, Comparison):
+        if condition.op == "between":
+            low, high = condition.value
+            spec = {
+                "betweenFilter": {"fromValue": numeric_value(low), "toValue": numeric_value(high)}
+            }
+        else:
+            spec = {
+                "numericFilter": {
+                    "operation": COMPARISONS[condition.op],
+                    "value": numeric_value(condition.value),
+                }
+            }
+        return {"filter": {"fieldName": name, **spec}}
+    if not isinstance(condition, StringMatch):
+        raise TypeError(f"not a filter condition: {condition!r}")
+    if condition.match == "in":
+        spec = {
+            "inListFilter": {
+                "values": list(condition.value),
+                "caseSensitive": condition.case_sensitive,
             }
         }
-        for dimension, values in allowed.items()
-    ]
+    else:
+        spec = {
+            "stringFilter": {
+                "matchType": MATCH_TYPES[condition.match],
+                "value": condition.value,
+                "caseSensitive": condition.case_sensitive,
+            }
+        }
+    return {"filter": {"fieldName": name, **spec}}
+
+
+def numeric_value(number: float) -> dict[str, Any]:
+    """A `NumericValue`: int64 travels as a string in JSON, a double as a number."""
+    if isinstance(number, int):
+        return {"int64Value": str(number)}
+    return {"doubleValue": number}
+
+
+def combined_filter(conditions: Mapping[str, Condition]) -> dict[str, Any] | None:
+    """One `FilterExpression` of every field's condition, all required (an `andGroup`)."""
+    expressions = [filter_expression(name, found) for name, found in conditions.items()]
     if not expressions:
         return None
     if len(expressions) == 1:
         return expressions[0]
     return {"andGroup": {"expressions": expressions}}
+
+
+def dimension_filter(conditions: Mapping[str, Condition]) -> dict[str, Any] | None:
+    """The `dimensionFilter` of a KR's `filter`.
+
+    A plain list is one `inListFilter`, case-sensitive as GA tells `Purchase` and
+    `purchase` apart as events; string matches are case-sensitive too unless the KR
+    says `case_sensitive: false` (`caseSensitive` is always sent).
+    """
+    return combined_filter(conditions)
+
+
+def metric_filter(conditions: Mapping[str, Condition]) -> dict[str, Any] | None:
+    """The `metricFilter` of a KR's `metric_filter`: applied to each day's aggregated row."""
+    return combined_filter(conditions)
 
 
 def report_request(metric: GoogleAnalyticsMetric, start: date, end: date) -> dict[str, Any]:
@@ -84,6 +155,9 @@ def report_request(metric: GoogleAnalyticsMetric, start: date, end: date) -> dic
     found = dimension_filter(metric.filter)
     if found is not None:
         body["dimensionFilter"] = found
+    found = metric_filter(metric.metric_filter)
+    if found is not None:
+        body["metricFilter"] = found
     return body
 
 
@@ -164,6 +238,8 @@ class GoogleAnalyticsConnector(Connector):
         self._client = client
         self._settings = settings or SourceSettings()
         self._client_options = dict(client_options or {})
+        # Per property, since the last `finish()`: the last `propertyQuota` seen.
+        self._quotas: dict[str, _QuotaSeen] = {}
 
     @classmethod
     def from_settings(
@@ -223,6 +299,7 @@ class GoogleAnalyticsConnector(Connector):
     ) -> Iterator[tuple[date, float]]:
         """(day, value) of every row of the report, cast by the metric's type."""
         last_page: Mapping[str, Any] = {}
+        first = True
         pages = self.client.paginate(
             "POST",
             report_path(metric.property),
@@ -234,11 +311,12 @@ class GoogleAnalyticsConnector(Connector):
             if not isinstance(page, Mapping):
                 raise SourceError(self.source, "unexpected response body: expected a report")
             metric_type = _metric_type(page, metric.metric)
+            self._remember_quota(metric.property, page, new_report=first)
+            first = False
             for row in _rows_of(page):
                 yield self._row(row, metric_type)
             last_page = page
         self._check_time_zone(metric, last_page, timezone)
-        self._log_quota(metric, last_page)
 
     def _row(self, row: Any, metric_type: str) -> tuple[date, float]:
         try:
@@ -271,28 +349,63 @@ class GoogleAnalyticsConnector(Connector):
                 reported,
             )
 
-    def _log_quota(self, metric: GoogleAnalyticsMetric, page: Mapping[str, Any]) -> None:
-        """Log the property's token quotas left after this report (a warning when low)."""
+    def _remember_quota(
+        self, property_id: str, page: Mapping[str, Any], *, new_report: bool
+    ) -> None:
+        """Keep the page's `propertyQuota` as the property's latest, and add up its tokens."""
         quota = page.get("propertyQuota")
         if not isinstance(quota, Mapping):
             return
-        parts, low = [], False
-        for name in TOKEN_QUOTAS:
-            status = quota.get(name)
-            if not isinstance(status, Mapping):
+        seen = self._quotas.setdefault(property_id, _QuotaSeen())
+        seen.quota = quota
+        seen.reports += new_report
+        daily = quota.get("tokensPerDay")
+        if isinstance(daily, Mapping):
+            seen.tokens += _quota_count(daily, "consumed")
+
+    def finish(self) -> None:
+        """Log each property's quota left after this run: one line per property.
+
+        The line is a warning when fewer than LOW_QUOTA_TOKENS daily tokens are left.
+        """
+        quotas, self._quotas = self._quotas, {}
+        for property_id, seen in quotas.items():
+            parts, low = [], False
+            for name in TOKEN_QUOTAS:
+                status = seen.quota.get(name)
+                if not isinstance(status, Mapping):
+                    continue
+                remaining = _quota_count(status, "remaining")
+                parts.append(f"{name} {remaining} left")
+                low = low or (name == "tokensPerDay" and remaining < LOW_QUOTA_TOKENS)
+            if not parts:
                 continue
-            # proto3 JSON leaves out zeros: a missing count is a 0.
-            remaining = int(status.get("remaining", 0))
-            parts.append(f"{name} {remaining} left")
-            low = low or (name == "tokensPerDay" and remaining < LOW_QUOTA_TOKENS)
-        if parts:
+            reports = f"{seen.reports} report{'' if seen.reports == 1 else 's'}"
             log.log(
                 logging.WARNING if low else logging.INFO,
-                "google_analytics: property %s quota after %s: %s",
-                metric.property,
-                metric.metric,
+                "google_analytics: property %s quota after %s (%d tokens used): %s",
+                property_id,
+                reports,
+                seen.tokens,
                 ", ".join(parts),
             )
+
+
+def _quota_count(status: Mapping[str, Any], name: str) -> int:
+    """A `QuotaStatus` count; proto3 JSON leaves out zeros, so a missing count is a 0."""
+    try:
+        return int(status.get(name, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class _QuotaSeen:
+    """A property's latest `propertyQuota`, and the reports and daily tokens since `finish()`."""
+
+    quota: Mapping[str, Any] = field(default_factory=dict)
+    reports: int = 0
+    tokens: int = 0
 
 
 def _metric_type(page: Mapping[str, Any], name: str) -> str:

@@ -5,9 +5,21 @@
 (https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/properties/runReport):
 `dimensionHeaders`, `metricHeaders` with their types, rows of string values, `rowCount`,
 `metadata`, `propertyQuota` when asked, `limit`/`offset` paging, `keepEmptyRows`
-(all-zero rows are left out otherwise), `orderBys`, dimension filters (`andGroup`,
-`orGroup`, `notExpression`, `inListFilter`, `stringFilter`, `emptyFilter`) and Google's
-error bodies (`{"error": {"code", "message", "status"}}`).
+(all-zero rows are left out otherwise), `orderBys`, filters and Google's error bodies
+(`{"error": {"code", "message", "status"}}`).
+
+Filters are `FilterExpression`s
+(https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/FilterExpression),
+evaluated as GA does: `andGroup`, `orGroup` and `notExpression` around filters; in
+`dimensionFilter`, `stringFilter` (every `matchType`; `caseSensitive` false, the
+default, matches regardless of case), `inListFilter` and `emptyFilter` on dimension
+values; in `metricFilter`, `numericFilter` (`EQUAL`, `LESS_THAN`, `LESS_THAN_OR_EQUAL`,
+`GREATER_THAN`, `GREATER_THAN_OR_EQUAL`) and `betweenFilter` (both ends included) on
+each row's aggregated metric value, the metric requested or not, like SQL's HAVING.
+Regular expressions are Python's, which accept all RE2 does. A malformed expression
+(not exactly one kind, unknown fields or match types, an empty list, an invalid
+regular expression, a NumericValue without a number, a dimension in `metricFilter`...)
+is a 400 INVALID_ARGUMENT.
 
 A property's data is a list of facts, each a day, some dimension values and some
 metric values. A report groups the facts that pass its filter by the requested
@@ -281,7 +293,10 @@ def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
             raise BadRequest(f"Field {name} is not a valid metric. {_SCHEMA_HELP}")
     where = body.get("dimensionFilter")
     if where is not None:
-        _check_filter(where, known)
+        _check_filter(where, known, "dimensionFilter")
+    having = body.get("metricFilter")
+    if having is not None:
+        _check_filter(having, set(METRICS), "metricFilter")
     limit = _count(body.get("limit"), "limit", DEFAULT_LIMIT)
     offset = _count(body.get("offset"), "offset", 0)
     if limit <= 0:
@@ -297,6 +312,10 @@ def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
         groups.setdefault(tuple(values.get(name, NOT_SET) for name in dimensions), []).append(fact)
     rows = []
     for key, facts in groups.items():
+        if having is not None:
+            totals = {name: _aggregate(facts, name) for name in _field_names(having)}
+            if not _matches(having, totals):
+                continue
         numbers = [_aggregate(facts, name) for name in metrics]
         if not body.get("keepEmptyRows") and all(n == 0 for n in numbers):
             continue
@@ -381,65 +400,201 @@ def _dimension_values(fact: Fact) -> dict[str, str]:
     return {**fact.dimensions, "date": fact.day.strftime("%Y%m%d")}
 
 
-def _check_filter(expression: Any, known: set[str]) -> None:
-    """Reject what the Data API rejects: unknown fields and malformed expressions."""
+_EXPRESSIONS = ("andGroup", "orGroup", "notExpression", "filter")
+_FILTERS = {
+    "dimensionFilter": ("stringFilter", "inListFilter", "emptyFilter"),
+    "metricFilter": ("numericFilter", "betweenFilter"),
+}
+MATCH_TYPES = ("EXACT", "BEGINS_WITH", "ENDS_WITH", "CONTAINS", "FULL_REGEXP", "PARTIAL_REGEXP")
+OPERATIONS = {
+    "EQUAL": lambda value, wanted: value == wanted,
+    "LESS_THAN": lambda value, wanted: value < wanted,
+    "LESS_THAN_OR_EQUAL": lambda value, wanted: value <= wanted,
+    "GREATER_THAN": lambda value, wanted: value > wanted,
+    "GREATER_THAN_OR_EQUAL": lambda value, wanted: value >= wanted,
+}
+
+
+def _check_filter(expression: Any, known: set[str], where: str) -> None:
+    """Reject what the Data API rejects: unknown fields and malformed expressions.
+
+    `where` is `dimensionFilter` (fields are dimensions) or `metricFilter` (metrics).
+    """
     if not isinstance(expression, Mapping) or len(expression) != 1:
         raise BadRequest(
-            "A FilterExpression needs exactly one of andGroup, orGroup, notExpression or filter."
+            f"A FilterExpression in {where} needs exactly one of andGroup, orGroup, "
+            "notExpression or filter."
         )
     ((kind, inner),) = expression.items()
+    if kind not in _EXPRESSIONS:
+        raise BadRequest(f"Invalid JSON payload received. Unknown name {kind!r} in {where}.")
+    if kind == "notExpression":
+        _check_filter(inner, known, where)
+        return
+    if not isinstance(inner, Mapping):
+        raise BadRequest(f"{where}: {kind} must be an object.")
     if kind in ("andGroup", "orGroup"):
-        for item in (inner or {}).get("expressions") or []:
-            _check_filter(item, known)
-    elif kind == "notExpression":
-        _check_filter(inner, known)
-    elif kind == "filter":
-        name = (inner or {}).get("fieldName")
-        if name not in known:
-            raise BadRequest(f"Field {name} is not a valid dimension. {_SCHEMA_HELP}")
-        kinds = [k for k in ("inListFilter", "stringFilter", "emptyFilter") if k in inner]
-        if len(kinds) != 1:
-            raise BadRequest(
-                "The sandbox evaluates inListFilter, stringFilter and emptyFilter on dimensions."
-            )
-        if kinds[0] == "inListFilter" and not (inner["inListFilter"] or {}).get("values"):
-            raise BadRequest("inListFilter.values must not be empty.")
-    else:
-        raise BadRequest(f"Unknown filter expression {kind!r}.")
+        items = inner.get("expressions")
+        if set(inner) - {"expressions"} or not isinstance(items, list) or not items:
+            raise BadRequest(f"{where}: {kind}.expressions must be a non-empty list.")
+        for item in items:
+            _check_filter(item, known, where)
+        return
+    name = inner.get("fieldName")
+    if where == "dimensionFilter" and name in METRICS:
+        raise BadRequest(f"Field {name} is a metric: filter it in metricFilter.")
+    if not isinstance(name, str) or name not in known:
+        field_kind = "dimension" if where == "dimensionFilter" else "metric"
+        raise BadRequest(f"Field {name} is not a valid {field_kind}. {_SCHEMA_HELP}")
+    kinds = [k for k in inner if k != "fieldName"]
+    if len(kinds) != 1:
+        raise BadRequest(f"{where}: the filter on {name} needs exactly one kind of filter.")
+    (filter_kind,) = kinds
+    if filter_kind not in _FILTERS[where]:
+        raise BadRequest(
+            f"{where}: {filter_kind} is not a filter for {name} here; the sandbox evaluates "
+            f"{', '.join(_FILTERS[where])} in {where}."
+        )
+    spec = inner[filter_kind]
+    if not isinstance(spec, Mapping):
+        raise BadRequest(f"{where}: {filter_kind} must be an object.")
+    _CHECKS[filter_kind](spec, f"{where}: {filter_kind} on {name}")
 
 
-def _matches(expression: Mapping[str, Any], values: Mapping[str, str]) -> bool:
+def _check_case(spec: Mapping[str, Any], where: str) -> None:
+    if not isinstance(spec.get("caseSensitive", False), bool):
+        raise BadRequest(f"{where}: caseSensitive must be a boolean.")
+
+
+def _check_string(spec: Mapping[str, Any], where: str) -> None:
+    _only(spec, {"matchType", "value", "caseSensitive"}, where)
+    _check_case(spec, where)
+    match_type = spec.get("matchType", "EXACT")
+    if match_type not in MATCH_TYPES:
+        raise BadRequest(
+            f"{where}: Invalid value {match_type!r} for matchType (one of {', '.join(MATCH_TYPES)})."
+        )
+    value = spec.get("value", "")
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}: value must be a string.")
+    if match_type.endswith("_REGEXP"):
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise BadRequest(f"{where}: invalid regular expression {value!r}: {error}.") from None
+
+
+def _check_in_list(spec: Mapping[str, Any], where: str) -> None:
+    _only(spec, {"values", "caseSensitive"}, where)
+    _check_case(spec, where)
+    values = spec.get("values")
+    if not isinstance(values, list) or not values:
+        raise BadRequest(f"{where}: values must not be empty.")
+    if not all(isinstance(value, str) for value in values):
+        raise BadRequest(f"{where}: values must be strings.")
+
+
+def _check_empty(spec: Mapping[str, Any], where: str) -> None:
+    _only(spec, set(), where)
+
+
+def _check_numeric(spec: Mapping[str, Any], where: str) -> None:
+    _only(spec, {"operation", "value"}, where)
+    if spec.get("operation") not in OPERATIONS:
+        raise BadRequest(
+            f"{where}: Invalid value {spec.get('operation')!r} for operation "
+            f"(one of {', '.join(OPERATIONS)})."
+        )
+    _number(spec.get("value"), f"{where}: value")
+
+
+def _check_between(spec: Mapping[str, Any], where: str) -> None:
+    _only(spec, {"fromValue", "toValue"}, where)
+    _number(spec.get("fromValue"), f"{where}: fromValue")
+    _number(spec.get("toValue"), f"{where}: toValue")
+
+
+_CHECKS = {
+    "stringFilter": _check_string,
+    "inListFilter": _check_in_list,
+    "emptyFilter": _check_empty,
+    "numericFilter": _check_numeric,
+    "betweenFilter": _check_between,
+}
+
+
+def _only(spec: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise BadRequest(f"Invalid JSON payload received. Unknown name {unknown[0]!r} ({where}).")
+
+
+def _number(value: Any, where: str) -> float:
+    """The number of a NumericValue: `{"int64Value": "10"}` or `{"doubleValue": 1.5}`."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise BadRequest(f"{where} must be a NumericValue with one of int64Value or doubleValue.")
+    ((kind, number),) = value.items()
+    try:
+        if kind == "int64Value" and not isinstance(number, bool | float):
+            return float(int(str(number)))
+        if kind == "doubleValue" and not isinstance(number, bool):
+            return float(number)
+    except (TypeError, ValueError):
+        pass
+    raise BadRequest(f"{where}: invalid NumericValue {dict(value)!r}.")
+
+
+def _field_names(expression: Mapping[str, Any]) -> set[str]:
+    ((kind, inner),) = expression.items()
+    if kind in ("andGroup", "orGroup"):
+        return set().union(*(_field_names(e) for e in inner["expressions"]))
+    if kind == "notExpression":
+        return _field_names(inner)
+    return {inner["fieldName"]}
+
+
+def _matches(expression: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether a row passes a (checked) expression: dimension values, or metric totals."""
     ((kind, inner),) = expression.items()
     if kind == "andGroup":
-        return all(_matches(e, values) for e in inner.get("expressions") or [])
+        return all(_matches(e, values) for e in inner["expressions"])
     if kind == "orGroup":
-        return any(_matches(e, values) for e in inner.get("expressions") or [])
+        return any(_matches(e, values) for e in inner["expressions"])
     if kind == "notExpression":
         return not _matches(inner, values)
-    value = values.get(inner["fieldName"], NOT_SET)
+    name = inner["fieldName"]
+    if "numericFilter" in inner:
+        spec = inner["numericFilter"]
+        return OPERATIONS[spec["operation"]](values[name], _number(spec["value"], name))
+    if "betweenFilter" in inner:
+        spec = inner["betweenFilter"]
+        low, high = _number(spec["fromValue"], name), _number(spec["toValue"], name)
+        return low <= values[name] <= high
+    value = values.get(name, NOT_SET)
     if "emptyFilter" in inner:
         return value in ("", NOT_SET)
     if "inListFilter" in inner:
         spec = inner["inListFilter"]
         if spec.get("caseSensitive"):
-            return value in spec.get("values", [])
-        return value.casefold() in {str(v).casefold() for v in spec.get("values", [])}
+            return value in spec["values"]
+        return value.casefold() in {str(v).casefold() for v in spec["values"]}
     spec = inner["stringFilter"]
-    wanted = str(spec.get("value", ""))
-    if not spec.get("caseSensitive"):
-        value, wanted = value.casefold(), wanted.casefold()
+    wanted = spec.get("value", "")
     match_type = spec.get("matchType", "EXACT")
-    tests = {
-        "EXACT": lambda: value == wanted,
-        "BEGINS_WITH": lambda: value.startswith(wanted),
-        "ENDS_WITH": lambda: value.endswith(wanted),
-        "CONTAINS": lambda: wanted in value,
-        "FULL_REGEXP": lambda: re.fullmatch(wanted, value) is not None,
-        "PARTIAL_REGEXP": lambda: re.search(wanted, value) is not None,
-    }
-    if match_type not in tests:
-        raise BadRequest(f"Unknown stringFilter matchType {match_type!r}.")
-    return tests[match_type]()
+    case_sensitive = bool(spec.get("caseSensitive"))
+    if match_type.endswith("_REGEXP"):
+        flags = 0 if case_sensitive else re.IGNORECASE
+        search = re.fullmatch if match_type == "FULL_REGEXP" else re.search
+        return search(wanted, value, flags) is not None
+    if not case_sensitive:
+        value, wanted = value.casefold(), wanted.casefold()
+    if match_type == "EXACT":
+        return value == wanted
+    if match_type == "BEGINS_WITH":
+        return value.startswith(wanted)
+    if match_type == "ENDS_WITH":
+        return value.endswith(wanted)
+    return wanted in value  # CONTAINS
 
 
 def _aggregate(facts: list[Fact], name: str) -> float:
