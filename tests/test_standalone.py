@@ -68,4 +68,3 @@ def test_relative_links_in_the_docs_resolve_inside_the_repository():
                 if not resolved.is_relative_to(ROOT) or not resolved.exists():
                     broken.append(f"{path.relative_to(ROOT)}:{number}: {target}")
     assert broken == []
-
