@@ -32,9 +32,9 @@ import pandas as pd
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pipelines.scoring import KR_SCORE_COLUMNS
-from warehouse.schema import kr_scores
-from warehouse.store import Warehouse, column_values
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.warehouse.schema import kr_scores
+from okr_metrics.warehouse.store import Warehouse, column_values
 
 QUARTERS = [  # (quarter, first day, last day) of 2026
     ("2026-Q1", date(2026, 1, 1), date(2026, 3, 31)),

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 if TYPE_CHECKING:
-    from connectors.http import HttpClient
+    from okr_metrics.connectors.http import HttpClient
 
 
 class SourceError(Exception):
@@ -99,7 +99,7 @@ class Connector(abc.ABC):
         The token is registered for redaction; `client_options` go to `HttpClient`
         (e.g. `sleep`, `max_attempts`, `error_reason`).
         """
-        from connectors.http import HttpClient
+        from okr_metrics.connectors.http import HttpClient
 
         all_headers = {"Accept": "application/json", **(headers or {})}
         if settings.token:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connectors.base import SourceError
+from okr_metrics.connectors.base import SourceError
 
 logger = logging.getLogger("okr_metrics.http")
 

@@ -2,7 +2,7 @@
 
 Each source declares what its `metric:` block accepts in `connectors/<source>/params.py`
 (pydantic only: no HTTP, so the OKR model can load it cheaply). The OKR model in
-`pipelines/okrs.py` builds its metric union from these models through the registry.
+`pipelines/definitions/model.py` builds its metric union from these models through the registry.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class MetricParams(BaseModel):
 
     # The aggregate a KR gets when its YAML names none.
     default_aggregate: ClassVar[str] = "sum"
+    # Whether a day without an observation means the source failed (the KR goes `stale`);
+    # False for series that only have data on some days, such as check-ins.
+    tracks_staleness: ClassVar[bool] = True
 
     def query_params(self) -> dict[str, Any]:
         """The keys that decide what is fetched (not how it is aggregated or validated)."""

@@ -14,8 +14,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from connectors.base import Connector
-    from connectors.params import MetricParams
+    from okr_metrics.connectors.base import Connector
+    from okr_metrics.connectors.params import MetricParams
 
 ENTRY_POINT_GROUP = "okr_metrics.connectors"
 
@@ -37,38 +37,38 @@ class Source:
 BUILTIN_SOURCES = (
     Source(
         "google_analytics",
-        "connectors.google_analytics.params:GoogleAnalyticsMetric",
-        connector="connectors.google_analytics.client:GoogleAnalyticsConnector",
-        sandbox="connectors.google_analytics.sandbox:register",
+        "okr_metrics.connectors.google_analytics.params:GoogleAnalyticsMetric",
+        connector="okr_metrics.connectors.google_analytics.client:GoogleAnalyticsConnector",
+        sandbox="okr_metrics.connectors.google_analytics.sandbox:register",
     ),
     Source(
         "jira",
-        "connectors.jira.params:JiraMetric",
-        connector="connectors.jira.client:JiraConnector",
-        sandbox="connectors.jira.sandbox:register",
+        "okr_metrics.connectors.jira.params:JiraMetric",
+        connector="okr_metrics.connectors.jira.client:JiraConnector",
+        sandbox="okr_metrics.connectors.jira.sandbox:register",
     ),
     Source(
         "github",
-        "connectors.github.params:GitHubMetric",
-        connector="connectors.github.client:GitHubConnector",
-        sandbox="connectors.github.sandbox:register",
+        "okr_metrics.connectors.github.params:GitHubMetric",
+        connector="okr_metrics.connectors.github.client:GitHubConnector",
+        sandbox="okr_metrics.connectors.github.sandbox:register",
     ),
     Source(
         "salesforce",
-        "connectors.salesforce.params:SalesforceMetric",
-        connector="connectors.salesforce.client:SalesforceConnector",
-        sandbox="connectors.salesforce.sandbox:register",
+        "okr_metrics.connectors.salesforce.params:SalesforceMetric",
+        connector="okr_metrics.connectors.salesforce.client:SalesforceConnector",
+        sandbox="okr_metrics.connectors.salesforce.sandbox:register",
     ),
     Source(
         "hubspot",
-        "connectors.hubspot.params:HubSpotMetric",
-        connector="connectors.hubspot.client:HubSpotConnector",
-        sandbox="connectors.hubspot.sandbox:register",
+        "okr_metrics.connectors.hubspot.params:HubSpotMetric",
+        connector="okr_metrics.connectors.hubspot.client:HubSpotConnector",
+        sandbox="okr_metrics.connectors.hubspot.sandbox:register",
     ),
     Source(
         "manual",
-        "connectors.manual.params:ManualMetric",
-        connector="connectors.manual.client:ManualConnector",
+        "okr_metrics.connectors.manual.params:ManualMetric",
+        connector="okr_metrics.connectors.manual.client:ManualConnector",
     ),
 )
 

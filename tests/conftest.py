@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+# `python -m pytest` puts the repository root on sys.path, where the bare folder names
+# (`pipelines`, `warehouse`) would import; users only ever have `okr_metrics`.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _ROOT]
 
 # --- the sandbox (connectors) ---------------------------------------------------------------
 # One sandbox server for the whole session; tests that use it start with no faults, no
@@ -17,7 +24,7 @@ import pytest
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[object]:
     """The running sandbox (`.url`, `.data`, `.add_fault`, `.requests`), started once."""
-    from connectors.sandbox import Sandbox
+    from okr_metrics.connectors.sandbox import Sandbox
 
     with Sandbox() as server:
         yield server

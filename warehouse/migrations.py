@@ -46,8 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import SetColumnComment, SetTableComment
 
-from warehouse import schema
-from warehouse.db import write_transaction
+from okr_metrics.warehouse import schema
+from okr_metrics.warehouse.db import write_transaction
 
 SCHEMA_LOCK = "schema"
 
@@ -65,7 +65,7 @@ class Step:
 
 def sql_statements(filename: str) -> list[str]:
     """The statements of warehouse/sql/`filename`, `--` comment lines dropped."""
-    text = files("warehouse").joinpath("sql", filename).read_text(encoding="utf-8")
+    text = files(__package__).joinpath("sql", filename).read_text(encoding="utf-8")
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [statement.strip() for statement in body.split(";") if statement.strip()]
 

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select
 
-from warehouse.db import create_warehouse_engine, write_transaction
-from warehouse.migrations import migrate
-from warehouse.schema import (
+from okr_metrics.warehouse.db import create_warehouse_engine, write_transaction
+from okr_metrics.warehouse.migrations import migrate
+from okr_metrics.warehouse.schema import (
     kr_scores,
     metadata,
     metric_observations,

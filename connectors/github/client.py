@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.github.params import GitHubMetric
-from connectors.http import HttpClient, LinkHeaderPaginator
-from connectors.params import MetricParams
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.github.params import GitHubMetric
+from okr_metrics.connectors.http import HttpClient, LinkHeaderPaginator
+from okr_metrics.connectors.params import MetricParams
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 
 class GitHubMetric(MetricParams):

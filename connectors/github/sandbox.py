@@ -23,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 API_ROOT = "https://api.github.com"  # replaced by the sandbox's own URL when served
 DOCS = "https://docs.github.com/rest"

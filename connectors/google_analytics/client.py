@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 import pandas as pd
 import requests
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.google_analytics.params import (
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.google_analytics.params import (
     COMPARISONS,
     MATCH_TYPES,
     AllOf,
@@ -47,8 +47,8 @@ from connectors.google_analytics.params import (
     Not,
     StringMatch,
 )
-from connectors.http import HttpClient, OffsetPaginator, PageRequest
-from connectors.params import MetricParams
+from okr_metrics.connectors.http import HttpClient, OffsetPaginator, PageRequest
+from okr_metrics.connectors.params import MetricParams
 
 log = logging.getLogger("okr_metrics.google_analytics")
 

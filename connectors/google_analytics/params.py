@@ -43,7 +43,7 @@ from pydantic import (
     model_serializer,
 )
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 # YAML name -> the Data API's StringFilter.MatchType.
 MATCH_TYPES = {

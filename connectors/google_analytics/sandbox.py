@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 DOCS = "https://developers.google.com/analytics/devguides/reporting/data/v1"
 MAX_ROWS = 250_000

@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.http import AfterCursorPaginator, HttpClient
-from connectors.hubspot.params import (
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.http import AfterCursorPaginator, HttpClient
+from okr_metrics.connectors.hubspot.params import (
     LIST_OPERATORS,
     NO_VALUE_OPERATORS,
     TOKEN_OPERATORS,
@@ -41,7 +41,7 @@ from connectors.hubspot.params import (
     as_moment,
     as_text,
 )
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 # The most records a search page holds, and the most results a search can page through.
 PAGE_SIZE = 200

@@ -46,7 +46,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 Operator = Literal[
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",

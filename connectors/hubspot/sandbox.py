@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 RESULT_CAP = 10_000
 MAX_LIMIT = 200

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import requests
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.http import HttpClient, NextTokenPaginator, PageRequest
-from connectors.jira.params import JiraMetric
-from connectors.params import MetricParams
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.http import HttpClient, NextTokenPaginator, PageRequest
+from okr_metrics.connectors.jira.params import JiraMetric
+from okr_metrics.connectors.params import MetricParams
 
 SEARCH_PATH = "/rest/api/3/search/jql"
 # Jira returns at most 100 issues a page once fields are asked for (5000 for ids only).

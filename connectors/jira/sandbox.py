@@ -38,8 +38,8 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 SITE = "https://your-domain.atlassian.net"  # replaced by the sandbox's own URL when served
 DEFAULT_MAX_RESULTS = 50

@@ -34,9 +34,15 @@ from typing import ClassVar
 
 import pandas as pd
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings, empty_series
-from connectors.manual.params import ManualMetric
-from connectors.params import MetricParams
+from okr_metrics.connectors.base import (
+    Connector,
+    SourceEnv,
+    SourceError,
+    SourceSettings,
+    empty_series,
+)
+from okr_metrics.connectors.manual.params import ManualMetric
+from okr_metrics.connectors.params import MetricParams
 
 log = logging.getLogger("okr_metrics.manual")
 

@@ -2,7 +2,7 @@
 
 A check-in series belongs to one KR of one quarter, and lives in a file beside the
 definitions, none of which the YAML says. The pipeline fills those in
-(`pipelines/okrs.py` the KR and quarter, `pipelines/observations.py` the file); the
+(`pipelines/definitions/model.py` the KR and quarter, `pipelines/jobs/collect.py` the file); the
 OKR model rejects them when a YAML file sets them (`pipeline_fields`).
 """
 
@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 
 class ManualMetric(MetricParams):
@@ -27,6 +27,7 @@ class ManualMetric(MetricParams):
     quarter_kr_ids: tuple[str, ...] | None = Field(default=None, exclude=True)
 
     default_aggregate: ClassVar[str] = "latest"
+    tracks_staleness: ClassVar[bool] = False  # only check-in days have data
     pipeline_fields: ClassVar[tuple[str, ...]] = (
         "kr_id",
         "quarter",

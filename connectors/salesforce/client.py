@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import requests
 
-from connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from connectors.http import HttpClient, NextUrlPaginator
-from connectors.params import MetricParams
-from connectors.salesforce.params import SalesforceMetric
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.http import HttpClient, NextUrlPaginator
+from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.salesforce.params import SalesforceMetric
 
 API_VERSION = "v62.0"
 QUERY_PATH = f"/services/data/{API_VERSION}/query"

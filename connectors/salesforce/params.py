@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from connectors.params import MetricParams
+from okr_metrics.connectors.params import MetricParams
 
 _IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]*(__c|__r)?$"
 

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 BATCH_SIZE = 2000  # Salesforce's default and maximum batch
 MIN_REQUESTED_BATCH = 200  # the smallest batchSize Salesforce honours in Sforce-Query-Options

@@ -1,7 +1,7 @@
 """The sandbox: a local test double of the APIs the connectors call (see `server.py`)."""
 
-from connectors.sandbox.data import SandboxData
-from connectors.sandbox.server import (
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.server import (
     Fault,
     RecordedRequest,
     Router,

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
-from connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.data import SandboxData
 
 logger = logging.getLogger("okr_metrics.sandbox")
 
@@ -429,7 +429,7 @@ def _fault_message(status: int, fault: Fault) -> str:
 
 
 def _registered_sandboxes() -> list[str]:
-    from connectors.registry import sources
+    from okr_metrics.connectors.registry import sources
 
     return [source.sandbox for source in sources().values() if source.sandbox]
 

@@ -45,8 +45,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from connectors.base import Connector, SourceError
-from connectors.registry import connected_sources
+from okr_metrics.connectors.base import Connector, SourceError
+from okr_metrics.connectors.registry import connected_sources
 
 CASES_DIR = Path(__file__).parent / "cases"
 EXTRA_CASES = "OKR_CONTRACT_CASES"
@@ -123,7 +123,7 @@ def test_every_connected_source_has_a_case():
 
 @pytest.fixture(scope="module")
 def contract_sandbox() -> Iterator[Any]:
-    from connectors.sandbox import Sandbox
+    from okr_metrics.connectors.sandbox import Sandbox
 
     with Sandbox() as server:
         yield server

@@ -13,10 +13,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.base import SourceError, SourceSettings
-from connectors.github.client import GitHubConnector
-from connectors.github.params import GitHubMetric
-from connectors.github.sandbox import repository_id
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.github.client import GitHubConnector
+from okr_metrics.connectors.github.params import GitHubMetric
+from okr_metrics.connectors.github.sandbox import repository_id
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OCT_1, OCT_3 = date(2026, 10, 1), date(2026, 10, 3)

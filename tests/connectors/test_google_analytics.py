@@ -16,10 +16,10 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.base import SourceError, SourceSettings
-from connectors.google_analytics import sandbox as ga_sandbox
-from connectors.google_analytics.client import GoogleAnalyticsConnector, cast_value
-from connectors.google_analytics.params import GoogleAnalyticsMetric
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.google_analytics import sandbox as ga_sandbox
+from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector, cast_value
+from okr_metrics.connectors.google_analytics.params import GoogleAnalyticsMetric
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_analytics"
 OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -424,7 +424,7 @@ def test_a_quarter_is_one_request(sandbox, ga):
 
 def test_a_short_page_does_not_end_the_report(sandbox, ga, tiny, monkeypatch):
     # GA may send fewer rows than `limit` (it caps a page): paging goes on to rowCount.
-    monkeypatch.setattr("connectors.google_analytics.sandbox.MAX_ROWS", 1)
+    monkeypatch.setattr("okr_metrics.connectors.google_analytics.sandbox.MAX_ROWS", 1)
     series = ga.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
     assert values(series) == [230, 0, 120]
     assert [body["offset"] for body in sandbox.request_bodies()] == [0, 1]
@@ -967,7 +967,7 @@ objectives:
 
 
 def lint(tmp_path: Path, keys: str) -> tuple[Path, list[str]]:
-    from pipelines.okrs import load_definitions
+    from okr_metrics.pipelines.definitions import load_definitions
 
     path = tmp_path / "2026-Q4.yaml"
     path.write_text(KR_HEAD + textwrap.indent(textwrap.dedent(keys), " " * 10), encoding="utf-8")
@@ -1112,8 +1112,8 @@ def test_the_key_of_a_list_filter_is_unchanged():
 
 
 def test_the_sample_definitions_keep_their_keys():
-    from pipelines.okrs import load_definitions
-    from pipelines.quarters import Quarter
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
     q4 = load_definitions(Path(__file__).parents[2] / "okr_defs").for_quarter(Quarter(2026, 4))
     keys = {key for key in q4.series_by_key() if key.startswith("google_analytics:")}

@@ -14,8 +14,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.base import SourceError
-from connectors.http import (
+from okr_metrics.connectors.base import SourceError
+from okr_metrics.connectors.http import (
     AfterCursorPaginator,
     HttpClient,
     LinkHeaderPaginator,

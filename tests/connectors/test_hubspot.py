@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.base import SourceError, SourceSettings
-from connectors.hubspot.client import HubSpotConnector, filter_body, parse_moment
-from connectors.hubspot.params import HubSpotFilter, HubSpotMetric
-from pipelines.okrs import load_definitions
-from pipelines.quarters import Quarter
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.hubspot.client import HubSpotConnector, filter_body, parse_moment
+from okr_metrics.connectors.hubspot.params import HubSpotFilter, HubSpotMetric
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "hubspot"
 OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)

@@ -16,14 +16,14 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.base import SourceError, SourceSettings
-from connectors.jira.client import (
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.jira.client import (
     JiraConnector,
     parse_timestamp,
     search_jql,
     without_order_by,
 )
-from connectors.jira.params import JiraMetric
+from okr_metrics.connectors.jira.params import JiraMetric
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "jira"
 SEARCH = "/rest/api/3/search/jql"
@@ -424,8 +424,8 @@ def test_generated_support_tickets_look_like_a_busy_help_desk(sandbox, jira):
 
 
 def test_two_sandboxes_generate_the_same_issues():
-    from connectors.jira.sandbox import JiraSandboxData
-    from connectors.sandbox.data import SandboxData
+    from okr_metrics.connectors.jira.sandbox import JiraSandboxData
+    from okr_metrics.connectors.sandbox.data import SandboxData
 
     now = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
     first = JiraSandboxData(SandboxData(now)).issues("SUP")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import SourceError, SourceSettings
-from connectors.manual.client import ManualConnector, quarter_days, read_checkins
-from connectors.manual.params import ManualMetric
-from pipelines.observations import series_requests
-from pipelines.okrs import load_definitions
-from pipelines.quarters import Quarter
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.manual.client import ManualConnector, quarter_days, read_checkins
+from okr_metrics.connectors.manual.params import ManualMetric
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.jobs.collect import series_requests
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 REPO = Path(__file__).resolve().parents[2]
 Q4 = ("2026-10-01", "2026-12-31")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Connector, SourceSettings
-from connectors.params import MetricParams
-from connectors.registry import (
+from okr_metrics.connectors.base import Connector, SourceSettings
+from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.registry import (
     BUILTIN_SOURCES,
     ENTRY_POINT_GROUP,
     RegistryError,
@@ -36,9 +36,9 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 
-from connectors.base import Connector, SourceEnv, SourceSettings
-from connectors.params import MetricParams
-from connectors.registry import Source
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
+from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.registry import Source
 
 
 class FakePagerMetric(MetricParams):
@@ -152,7 +152,14 @@ def test_a_new_process_accepts_the_new_sources_yaml_keys(install, tmp_path):
     def lint(*path: Path) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (*path, ROOT))}
         return subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "lint", "--defs", str(definitions)],
+            [
+                sys.executable,
+                "-m",
+                "okr_metrics.pipelines.cli.main",
+                "lint",
+                "--defs",
+                str(definitions),
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -14,9 +14,9 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from connectors.base import SourceError, SourceSettings
-from connectors.salesforce.client import SalesforceConnector, build_soql
-from connectors.salesforce.params import SalesforceMetric
+from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.salesforce.client import SalesforceConnector, build_soql
+from okr_metrics.connectors.salesforce.params import SalesforceMetric
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "salesforce"
 DATA = "/services/data/v62.0"
@@ -403,8 +403,8 @@ def test_small_batches_over_a_quarter(sandbox, salesforce):
 
 
 def test_two_sandboxes_generate_the_same_opportunities():
-    from connectors.salesforce.sandbox import SalesforceSandboxData
-    from connectors.sandbox.data import SandboxData
+    from okr_metrics.connectors.salesforce.sandbox import SalesforceSandboxData
+    from okr_metrics.connectors.sandbox.data import SandboxData
 
     now = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
     first = SalesforceSandboxData(SandboxData(now)).records("Opportunity")

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from connectors.github.sandbox import repository_id
-from connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.github.sandbox import repository_id
+from okr_metrics.connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
 NOW = datetime(2026, 10, 15, 12, 0, tzinfo=timezone.utc)
@@ -259,7 +259,9 @@ def test_two_sandboxes_serve_identical_data():
             generated = server.data.github.pulls("acme/same")
     assert bodies[0] == bodies[1]
     assert all(len(body) > 1000 for body in bodies[0])
-    other = Sandbox(data=SandboxData(now=NOW), sources=["connectors.github.sandbox:register"])
+    other = Sandbox(
+        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.github.sandbox:register"]
+    )
     try:
         assert other.data.github.pulls("acme/other") != generated
     finally:
@@ -267,7 +269,9 @@ def test_two_sandboxes_serve_identical_data():
 
 
 def test_generated_data_looks_like_a_busy_repository():
-    data = Sandbox(data=SandboxData(now=NOW), sources=["connectors.github.sandbox:register"])
+    data = Sandbox(
+        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.github.sandbox:register"]
+    )
     try:
         github = data.data.github
         pulls, issues, releases = (

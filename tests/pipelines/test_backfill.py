@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.cli import EXIT_OK, main, run_window
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.cli.main import EXIT_OK, main, run_window
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 REPO_NAME = "acme/history"

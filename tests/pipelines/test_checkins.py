@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import EXIT_FAILED, EXIT_SOURCE_FAILED, main, run_window
-from pipelines.quarters import Quarter
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.cli.main import EXIT_FAILED, EXIT_SOURCE_FAILED, main, run_window
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 Q3 = Quarter.parse("2026-Q3")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context
 
-from pipelines.cli import EXIT_OK, EXIT_USAGE, main
-from pipelines.definitions import JOB_NAME, build_definitions
-from pipelines.okrs import load_definitions
-from pipelines.quarters import Quarter
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_USAGE, main
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_ENV = (

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import run_window
-from pipelines.okrs import load_definitions
-from pipelines.quarters import Quarter
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.cli.main import run_window
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 Q3 = Quarter.parse("2026-Q3")

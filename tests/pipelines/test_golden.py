@@ -18,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.registry import connected_sources
-from connectors.sandbox import Sandbox
-from connectors.sandbox.data import SandboxData
-from pipelines.cli import run_window
-from pipelines.definitions import build_definitions
-from warehouse.store import Warehouse
+from okr_metrics.connectors.registry import connected_sources
+from okr_metrics.connectors.sandbox import Sandbox
+from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.pipelines.cli.main import run_window
+from okr_metrics.pipelines.orchestration.definitions import build_definitions
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "fixtures" / "golden"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
-from pipelines.okrs import load_definitions
-from pipelines.quarters import Quarter
+from okr_metrics.pipelines.cli.main import main
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.definitions.model import definition_hash
+from okr_metrics.pipelines.jobs.score import scoring_inputs
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -256,7 +260,7 @@ def test_shared_queries_share_a_key_and_ratio_kinds(tmp_path):
         "jira:count=resolved;jql=project = SUP@Europe/Oslo",
         "jira:count=resolved_within;hours=2.0;jql=project = SUP@Europe/Oslo",
     ]
-    _, inputs = okr_file.scoring_inputs()
+    _, inputs = scoring_inputs(okr_file)
     assert inputs[0].metric_key == inputs[1].metric_key
     assert inputs[0].aggregate == "sum" and inputs[1].aggregate == "latest"
     assert inputs[2].numerator_key.startswith("jira:count=resolved_within")
@@ -296,7 +300,7 @@ objectives:
 def test_kris_sharing_a_series_apply_every_expect_block_and_lint_warns(tmp_path):
     from datetime import date
 
-    from pipelines.observations import declared_expectations, series_requests
+    from okr_metrics.pipelines.jobs.collect import declared_expectations, series_requests
 
     path = write(tmp_path, SHARED_SERIES)
     definitions = load_definitions(path)
@@ -320,7 +324,16 @@ def test_the_same_expect_block_twice_is_no_disagreement(tmp_path):
     assert definitions.problems == []
     from datetime import date
 
-    from pipelines.observations import declared_expectations, series_requests
+    from okr_metrics.pipelines.jobs.collect import declared_expectations, series_requests
 
     (request,) = series_requests(definitions, "github", date(2026, 10, 1), date(2026, 10, 7))
     assert len(declared_expectations(request.expectations)) == 1
+
+
+def test_definition_hash_is_canonical_json_sha256_prefix():
+    definition = {"b": date(2026, 10, 1), "a": 1}
+    # sort_keys, compact separators, dates through str()
+    expected = hashlib.sha256(b'{"a":1,"b":"2026-10-01"}').hexdigest()[:16]
+    assert definition_hash(definition) == expected == "44cce8a04940e5e7"
+    assert definition_hash({"a": 1, "b": date(2026, 10, 1)}) == expected
+    assert definition_hash({"a": 2, "b": date(2026, 10, 1)}) != expected

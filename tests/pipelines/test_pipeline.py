@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.cli import EXIT_OK, EXIT_SOURCE_FAILED, run_window
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_SOURCE_FAILED, run_window
+from okr_metrics.warehouse.store import Warehouse
 
 DEFINITIONS = """\
 quarter: 2026-Q4

@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
-from connectors.github.client import GitHubConnector
-from connectors.google_analytics.client import GoogleAnalyticsConnector
-from pipelines.cli import EXIT_SOURCE_FAILED, run_window
-from pipelines.definitions import JOB_NAME, build_definitions
-from pipelines.schedules import partition_range_tags
-from pipelines.scorecard import render_scorecard
-from warehouse.store import Warehouse
+from okr_metrics.connectors.github.client import GitHubConnector
+from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector
+from okr_metrics.pipelines.cli.main import EXIT_SOURCE_FAILED, run_window
+from okr_metrics.pipelines.cli.scorecard import render_scorecard
+from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
+from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
+from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST, GOOD_LAST, BAD_DAY = date(2026, 10, 1), date(2026, 10, 5), date(2026, 10, 6)

@@ -7,15 +7,13 @@ x is the day's index from 0, so the quarter's last day is x = 91.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 
-from pipelines.quarters import Quarter
-from pipelines.scoring import (
+from okr_metrics.pipelines.scoring.rules import (
     KR_SCORE_COLUMNS,
     OBJECTIVE_SCORE_COLUMNS,
     KeyResultInput,
@@ -23,7 +21,6 @@ from pipelines.scoring import (
     StatusThresholds,
     aggregate_value,
     daily_ratio,
-    definition_hash,
     expected_progress,
     forecast,
     kr_status,
@@ -33,6 +30,7 @@ from pipelines.scoring import (
     score_objectives,
     share_of_days_held,
 )
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 Q4 = Quarter(2026, 4)
 Q1_2026 = Quarter(2026, 1)  # 90 days
@@ -793,16 +791,3 @@ class TestScoreObjectives:
         frame = score_objectives(self.objectives, self.key_results, kr_score_rows())
         assert list(frame.columns) == OBJECTIVE_SCORE_COLUMNS
         assert frame.empty
-
-
-# ---------------------------------------------------------------------------
-# Definition hash
-
-
-def test_definition_hash_is_canonical_json_sha256_prefix():
-    definition = {"b": date(2026, 10, 1), "a": 1}
-    # sort_keys, compact separators, dates through str()
-    expected = hashlib.sha256(b'{"a":1,"b":"2026-10-01"}').hexdigest()[:16]
-    assert definition_hash(definition) == expected == "44cce8a04940e5e7"
-    assert definition_hash({"a": 1, "b": date(2026, 10, 1)}) == expected
-    assert definition_hash({"a": 2, "b": date(2026, 10, 1)}) != expected

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from pipelines.validation import DeclaredExpectation, validate_series
+from okr_metrics.pipelines.validation.expectations import DeclaredExpectation, validate_series
 
 START, END = date(2026, 10, 1), date(2026, 10, 31)
 

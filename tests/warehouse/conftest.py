@@ -27,8 +27,8 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from pipelines.scoring import KR_SCORE_COLUMNS, OBJECTIVE_SCORE_COLUMNS
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS, OBJECTIVE_SCORE_COLUMNS
+from okr_metrics.warehouse.store import Warehouse
 
 DAYS_IN_QUARTER = 92
 Q3, Q4 = "2026-Q3", "2026-Q4"

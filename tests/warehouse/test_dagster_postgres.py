@@ -17,7 +17,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from warehouse.dagster_storage import DagsterPostgresSettingsError, postgres_url_from_env
+from okr_metrics.pipelines.orchestration.storage import (
+    DagsterPostgresSettingsError,
+    postgres_url_from_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 OKR = str(Path(sys.executable).parent / "okr")

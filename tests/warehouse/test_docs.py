@@ -17,7 +17,7 @@ import pytest
 from pytest import approx
 from sqlalchemy import text
 
-from warehouse import schema
+from okr_metrics.warehouse import schema
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
 EXAMPLE = re.compile(

@@ -12,10 +12,17 @@ from sqlalchemy import Column, Date, Float, MetaData, String, Table, inspect, te
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 
-from pipelines.scoring import KR_SCORE_COLUMNS
-from warehouse import migrations, schema
-from warehouse.migrations import LATEST, STEPS, SchemaTooNewError, Step, current_version, migrate
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.warehouse import migrations, schema
+from okr_metrics.warehouse.migrations import (
+    LATEST,
+    STEPS,
+    SchemaTooNewError,
+    Step,
+    current_version,
+    migrate,
+)
+from okr_metrics.warehouse.store import Warehouse
 
 HERE = Path(__file__).parent
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from pipelines.scoring import KR_SCORE_COLUMNS
-from warehouse import store
-from warehouse.db import WarehouseUrlError
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.warehouse import store
+from okr_metrics.warehouse.db import WarehouseUrlError
+from okr_metrics.warehouse.store import Warehouse
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from pipelines.scoring import KR_SCORE_COLUMNS
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.warehouse.store import Warehouse
 
 
 def query(warehouse: Warehouse, sql: str) -> pd.DataFrame:

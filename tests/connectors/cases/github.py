@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from connectors.base import SourceSettings
-from connectors.github.client import GitHubConnector
-from connectors.github.params import GitHubMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.github.client import GitHubConnector
+from okr_metrics.connectors.github.params import GitHubMetric
 
 
 class GitHubCase:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from connectors.base import SourceSettings
-from connectors.google_analytics.client import GoogleAnalyticsConnector
-from connectors.google_analytics.params import GoogleAnalyticsMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector
+from okr_metrics.connectors.google_analytics.params import GoogleAnalyticsMetric
 
 
 class GoogleAnalyticsCase:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from connectors.base import SourceSettings
-from connectors.hubspot.client import HubSpotConnector
-from connectors.hubspot.params import HubSpotMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.hubspot.client import HubSpotConnector
+from okr_metrics.connectors.hubspot.params import HubSpotMetric
 
 
 class HubSpotCase:

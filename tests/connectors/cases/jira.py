@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from connectors.base import SourceSettings
-from connectors.jira.client import JiraConnector
-from connectors.jira.params import JiraMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.jira.client import JiraConnector
+from okr_metrics.connectors.jira.params import JiraMetric
 
 
 class JiraCase:

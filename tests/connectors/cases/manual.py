@@ -8,8 +8,8 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from connectors.base import SourceSettings
-from connectors.manual.params import ManualMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.manual.params import ManualMetric
 
 
 class ManualCase:

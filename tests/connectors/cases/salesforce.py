@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from connectors.base import SourceSettings
-from connectors.salesforce.params import SalesforceMetric
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.connectors.salesforce.params import SalesforceMetric
 
 
 class SalesforceCase:

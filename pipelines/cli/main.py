@@ -40,7 +40,7 @@ def _date(text: str) -> date:
 
 
 def _quarter(text: str):
-    from pipelines.quarters import Quarter
+    from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
     try:
         return Quarter.parse(text)
@@ -97,8 +97,8 @@ def dagster_instance():
 
 def run_window(start: date, end: date) -> RunOutcome:
     """Materialize every asset for the days start..end in one Dagster run."""
-    from pipelines.definitions import JOB_NAME, build_definitions
-    from pipelines.schedules import partition_range_tags
+    from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
+    from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
 
     job = build_definitions().resolve_job_def(JOB_NAME)
     days = (end - start).days + 1
@@ -111,7 +111,7 @@ def run_window(start: date, end: date) -> RunOutcome:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     outcome = RunOutcome(result.run_id, result.success, start, end)
-    from pipelines.assets import EXPECTATIONS_CHECK, FETCH_CHECK
+    from okr_metrics.pipelines.orchestration.assets import EXPECTATIONS_CHECK, FETCH_CHECK
 
     evaluations = result.get_asset_check_evaluations()
     rejected = {
@@ -147,8 +147,8 @@ def run_window(start: date, end: date) -> RunOutcome:
 
 def unconnected_sources(definitions, start: date, end: date) -> list[str]:
     """Sources the KRs of start..end use that have no connector yet."""
-    from connectors.registry import connected_sources
-    from pipelines.quarters import quarters_between
+    from okr_metrics.connectors.registry import connected_sources
+    from okr_metrics.pipelines.vocabulary.quarters import quarters_between
 
     used = set()
     for quarter in quarters_between(start, end):
@@ -176,8 +176,8 @@ def report(outcome: RunOutcome, definitions=None) -> None:
 
 def _check_definitions(definitions, start: date, end: date) -> None:
     """Refuse to run over quarters whose definitions are missing or broken."""
-    from pipelines.compute import missing_definitions
-    from pipelines.quarters import quarters_between
+    from okr_metrics.pipelines.jobs.score import missing_definitions
+    from okr_metrics.pipelines.vocabulary.quarters import quarters_between
 
     missing = [
         missing_definitions(definitions, quarter)
@@ -193,8 +193,8 @@ def _check_definitions(definitions, start: date, end: date) -> None:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from pipelines.observations import lint_source_inputs
-    from pipelines.okrs import load_definitions
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.jobs.collect import lint_source_inputs
 
     definitions = load_definitions(args.defs)
     definitions.problems += lint_source_inputs(definitions)
@@ -208,8 +208,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.okrs import load_definitions
-    from pipelines.schedules import nightly_window, trailing_days
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.orchestration.schedules import nightly_window, trailing_days
 
     as_of = args.date or yesterday()
     if as_of > yesterday():
@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def backfill_window(args: argparse.Namespace) -> tuple[date, date]:
-    from pipelines.partitions import FIRST_DAY
+    from okr_metrics.pipelines.orchestration.partitions import FIRST_DAY
 
     if args.quarter is not None:
         if args.date_from or args.date_to:
@@ -246,7 +246,7 @@ def backfill_window(args: argparse.Namespace) -> tuple[date, date]:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipelines.okrs import load_definitions
+    from okr_metrics.pipelines.definitions import load_definitions
 
     start, end = backfill_window(args)
     definitions = load_definitions(args.defs)
@@ -257,9 +257,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from pipelines.okrs import load_definitions
-    from pipelines.scorecard import ScorecardError, render_scorecard
-    from warehouse.store import Warehouse
+    from okr_metrics.pipelines.cli.scorecard import ScorecardError, render_scorecard
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.warehouse.store import Warehouse
 
     # The definitions only order the output; the numbers come from the warehouse.
     order = [
@@ -283,7 +283,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from connectors.sandbox import Sandbox
+    from okr_metrics.connectors.sandbox import Sandbox
 
     try:
         sandbox = Sandbox(port=args.port)
@@ -297,7 +297,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def point_sources_at(url: str) -> None:
     """Aim every connected source at the sandbox, with placeholder credentials."""
-    from connectors.registry import connected_sources
+    from okr_metrics.connectors.registry import connected_sources
 
     for source in connected_sources().values():
         env = source.connector_class().env
@@ -312,9 +312,9 @@ def point_sources_at(url: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from connectors.sandbox import Sandbox
-    from pipelines.okrs import load_definitions
-    from pipelines.quarters import Quarter
+    from okr_metrics.connectors.sandbox import Sandbox
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
     end = yesterday()
     quarter = Quarter.containing(end)

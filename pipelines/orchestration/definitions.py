@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from connectors.registry import connected_sources
-from pipelines.assets import build_observation_asset, build_score_assets
-from pipelines.partitions import daily_partitions
-from pipelines.resources import (
+from okr_metrics.connectors.registry import connected_sources
+from okr_metrics.pipelines.orchestration.assets import build_observation_asset, build_score_assets
+from okr_metrics.pipelines.orchestration.partitions import daily_partitions
+from okr_metrics.pipelines.orchestration.resources import (
     DEFAULT_DEFS,
     OkrDefinitionsResource,
     WarehouseResource,
     env_or,
     source_resource,
 )
-from pipelines.schedules import build_nightly_schedule
-from warehouse.store import DEFAULT_URL
+from okr_metrics.pipelines.orchestration.schedules import build_nightly_schedule
+from okr_metrics.warehouse.store import DEFAULT_URL
 
 JOB_NAME = "okr_job"
 

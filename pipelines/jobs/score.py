@@ -15,10 +15,16 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines.okrs import Definitions, OkrFile
-from pipelines.quarters import Quarter, days_between, quarters_between
-from pipelines.scoring import score_key_results, score_objectives
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.definitions import Definitions, OkrFile
+from okr_metrics.pipelines.scoring.rules import (
+    KeyResultInput,
+    ObjectiveInput,
+    StatusThresholds,
+    score_key_results,
+    score_objectives,
+)
+from okr_metrics.pipelines.vocabulary.quarters import Quarter, days_between, quarters_between
+from okr_metrics.warehouse.store import Warehouse
 
 log = logging.getLogger("okr_metrics")
 
@@ -68,12 +74,16 @@ def compute_kr_scores(
 ) -> ScoreResult:
     result = ScoreResult()
     for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
-        _, key_results = okr_file.scoring_inputs()
+        _, key_results = scoring_inputs(okr_file)
         keys = okr_file.series_by_key().keys()
         # Observations after `last` are never read: no look-ahead.
         observations = warehouse.read_observations(keys, quarter.start, last)
         scores = score_key_results(
-            key_results, quarter, observations, days_between(first, last), okr_file.thresholds
+            key_results,
+            quarter,
+            observations,
+            days_between(first, last),
+            status_thresholds(okr_file),
         )
         result.rows += warehouse.replace_kr_scores(scores, first, last, run_id)
         result.quarters.append(str(quarter))
@@ -94,7 +104,7 @@ def compute_objective_scores(
 ) -> ScoreResult:
     result = ScoreResult()
     for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
-        objectives, key_results = okr_file.scoring_inputs()
+        objectives, key_results = scoring_inputs(okr_file)
         kr_rows = warehouse.read_kr_scores(first, last, quarter=str(quarter))
         scores = (
             score_objectives(objectives, key_results, kr_rows)
@@ -107,3 +117,39 @@ def compute_objective_scores(
         result.quarters.append(str(quarter))
         progress(f"objective_scores: {quarter} {first}..{last}: {len(scores)} rows")
     return result
+
+
+def scoring_inputs(okr_file: OkrFile) -> tuple[list[ObjectiveInput], list[KeyResultInput]]:
+    """The plain inputs the scoring functions work on, from a quarter's definitions."""
+    objectives, key_results = [], []
+    for objective in okr_file.objectives:
+        objectives.append(
+            ObjectiveInput(objective.id, objective.title, objective.owner, objective.aligns_to)
+        )
+        for key_result in objective.key_results:
+            parts = key_result.series_parts
+            keys = [okr_file.metric_key(key_result, part) for part in parts]
+            key_results.append(
+                KeyResultInput(
+                    kr_id=key_result.id,
+                    objective_id=objective.id,
+                    title=key_result.title,
+                    owner=key_result.owner or objective.owner,
+                    kr_type=key_result.type,
+                    start=key_result.start,
+                    target=key_result.effective_target,
+                    weight=key_result.weight,
+                    aggregate=key_result.aggregate,
+                    metric_key=keys[0] if len(keys) == 1 else None,
+                    numerator_key=keys[0] if len(keys) == 2 else None,
+                    denominator_key=keys[1] if len(keys) == 2 else None,
+                    tracks_staleness=any(part.tracks_staleness for part in parts),
+                    definition_hash=okr_file.definition_hash(key_result),
+                )
+            )
+    return objectives, key_results
+
+
+def status_thresholds(okr_file: OkrFile) -> StatusThresholds:
+    thresholds = okr_file.status_thresholds
+    return StatusThresholds(thresholds.on_track, thresholds.at_risk)

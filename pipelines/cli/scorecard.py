@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.scoring import KR_SCORE_COLUMNS
-from warehouse.store import Warehouse
+from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.warehouse.store import Warehouse
 
 # What the scorecard shows of a KR row: everything but the keys it is printed under.
 KR_COLUMNS = [c for c in KR_SCORE_COLUMNS if c not in ("quarter", "as_of", "definition_hash")]

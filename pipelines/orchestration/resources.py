@@ -10,10 +10,10 @@ import os
 
 from dagster import ConfigurableResource, EnvVar
 
-from connectors.base import Connector, SourceSettings
-from connectors.registry import Source
-from pipelines.okrs import Definitions, load_definitions
-from warehouse.store import DEFAULT_URL, Warehouse
+from okr_metrics.connectors.base import Connector, SourceSettings
+from okr_metrics.connectors.registry import Source
+from okr_metrics.pipelines.definitions import Definitions, load_definitions
+from okr_metrics.warehouse.store import DEFAULT_URL, Warehouse
 
 DEFAULT_DEFS = "okr_defs"
 

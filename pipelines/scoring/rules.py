@@ -16,8 +16,6 @@ Missing values in the returned frames: NaN in float columns (`value`, `start`,
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipelines.quarters import Quarter
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 KR_TYPES = ("increase", "decrease", "maintain_above", "maintain_below", "milestone")
 PROGRESS_TYPES = ("increase", "decrease")
@@ -143,12 +141,6 @@ class Forecast(NamedTuple):
     value: float | None
     score: float | None
     method: str
-
-
-def definition_hash(definition: Mapping[str, Any]) -> str:
-    """A short, stable fingerprint of a KR definition: sha256 of canonical JSON, 16 hex chars."""
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------

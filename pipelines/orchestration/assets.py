@@ -3,7 +3,7 @@
 Every asset is daily-partitioned with a single-run backfill policy and works on
 `context.partition_time_window`, so one run covers a day, the nightly trailing
 window, or a whole quarter. Asset bodies are thin: the work lives in
-`pipelines.observations` and `pipelines.compute`.
+`pipelines/jobs/` (`collect.py` and `score.py`).
 """
 
 import logging
@@ -23,10 +23,10 @@ from dagster import (
     asset,
 )
 
-from connectors.registry import Source
-from pipelines.compute import compute_kr_scores, compute_objective_scores
-from pipelines.observations import CollectResult, collect_source
-from pipelines.partitions import daily_partitions
+from okr_metrics.connectors.registry import Source
+from okr_metrics.pipelines.jobs.collect import CollectResult, collect_source
+from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
+from okr_metrics.pipelines.orchestration.partitions import daily_partitions
 
 FETCH_CHECK = "fetched_without_errors"
 EXPECTATIONS_CHECK = "rows_pass_expectations"

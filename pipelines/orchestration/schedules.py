@@ -15,7 +15,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.partitions import FIRST_DAY
+from okr_metrics.pipelines.orchestration.partitions import FIRST_DAY
 
 DEFAULT_TRAILING_DAYS = 3
 

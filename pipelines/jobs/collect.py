@@ -4,7 +4,7 @@ Plain Python, called by the source's Dagster observation asset: it works out whi
 series the definitions need in the window (each shared query once; a series new to
 the warehouse from its quarter's first day), asks the connector for each over the
 whole window (one windowed query per metric, never one per day), validates the rows
-with Great Expectations (`pipelines.validation`), quarantines the rows that fail in
+with Great Expectations (`pipelines/validation`), quarantines the rows that fail in
 `rejected_observations`, and replaces the window's valid days in
 `metric_observations`. A metric that fails is reported and leaves its stored rows
 alone; the other metrics go on.
@@ -18,12 +18,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from connectors.base import Connector, SourceError
-from connectors.params import Expectations, MetricParams
-from pipelines.okrs import Definitions, Problem
-from pipelines.quarters import Quarter, quarters_between
-from pipelines.validation import DeclaredExpectation, ValidationReport, validate_series
-from warehouse.store import Warehouse
+from okr_metrics.connectors.base import Connector, SourceError
+from okr_metrics.connectors.params import Expectations, MetricParams
+from okr_metrics.pipelines.definitions import Definitions, Problem
+from okr_metrics.pipelines.validation.expectations import (
+    DeclaredExpectation,
+    ValidationReport,
+    validate_series,
+)
+from okr_metrics.pipelines.vocabulary.quarters import Quarter, quarters_between
+from okr_metrics.warehouse.store import Warehouse
 
 log = logging.getLogger("okr_metrics")
 
@@ -105,7 +109,7 @@ def series_requests(
 
 def lint_source_inputs(definitions: Definitions) -> list[Problem]:
     """Problems in the files sources read beside the definitions (check-ins), for `okr lint`."""
-    from connectors.registry import connected_sources
+    from okr_metrics.connectors.registry import connected_sources
 
     problems = []
     for name, source in sorted(connected_sources().items()):

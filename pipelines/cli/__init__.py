@@ -1,0 +1,1 @@
+"""The `okr` command and the scorecard it prints."""

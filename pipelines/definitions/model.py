@@ -1,0 +1,258 @@
+"""The OKR definitions' YAML model: quarters, objectives, key results and their metrics.
+
+Pydantic models, strict (unknown keys are errors) and frozen. A KR's `metric` is one of
+the sources' metric models (`okr_metrics.connectors.<source>.params`), told apart by
+`source`, or a ratio of two. The loader (`loader.py`) validates YAML against these and
+turns every error into `file:line: key: message`. Pure: no Dagster, no HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from okr_metrics.connectors.params import Aggregate, Expectations, MetricParams
+from okr_metrics.connectors.registry import sources
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
+
+SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+KrType = Literal["increase", "decrease", "maintain_above", "maintain_below", "milestone"]
+RATIO_AGGREGATES = ("sum", "mean_7d")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _source_metric_type() -> Any:
+    """The union of every known source's metric model, told apart by `source`."""
+    models = tuple(source.params_model() for source in sources().values())
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="source")]  # noqa: UP007
+
+
+SourceMetric = _source_metric_type()
+
+
+def _metric_shape(value: Any) -> str:
+    is_ratio = isinstance(value, RatioMetric) or (isinstance(value, dict) and "ratio" in value)
+    return "ratio-metric" if is_ratio else "source-metric"
+
+
+def _no_pipeline_fields(value: Any) -> Any:
+    """Reject the keys a source leaves for the pipeline to fill (a manual KR's id, quarter...)."""
+    source = sources().get(value.get("source")) if isinstance(value, dict) else None
+    if source is not None:
+        for name in getattr(source.params_model(), "pipeline_fields", ()):
+            if name in value:
+                raise ValueError(f"`{name}` is filled in by the pipeline; remove it from the YAML")
+    return value
+
+
+class RatioParts(_Strict):
+    numerator: SourceMetric
+    denominator: SourceMetric
+
+    _pipeline_fields = field_validator("numerator", "denominator", mode="before")(
+        _no_pipeline_fields
+    )
+
+    @field_validator("numerator", "denominator")
+    @classmethod
+    def _plain_series(cls, metric: MetricParams) -> MetricParams:
+        if metric.aggregate is not None:
+            raise ValueError("put `aggregate` beside `ratio`, not inside numerator or denominator")
+        if metric.ratio_parts() is not None:
+            raise ValueError("a ratio's numerator and denominator must be plain series")
+        return metric
+
+
+class RatioMetric(_Strict):
+    ratio: RatioParts
+    aggregate: Aggregate | None = None
+
+
+class KeyResult(_Strict):
+    id: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    owner: str | None = None
+    type: KrType
+    start: float | None = None
+    target: float | None = None
+    weight: float = Field(default=1.0, gt=0)
+    metric: Annotated[
+        Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
+        Discriminator(_metric_shape),
+    ]
+
+    _pipeline_fields = field_validator("metric", mode="before")(_no_pipeline_fields)
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> KeyResult:
+        if self.type in ("increase", "decrease") and self.start is None:
+            raise ValueError(f"`start` is required for a {self.type} KR")
+        if self.type != "milestone" and self.target is None:
+            raise ValueError(f"`target` is required for a {self.type} KR")
+        if self.start is not None and self.start == self.effective_target:
+            raise ValueError(f"`start` and `target` are both {self.start:g}: nothing to move")
+        if self.type == "increase" and self.start is not None and self.target < self.start:
+            raise ValueError("an increase KR needs `target` above `start` (use type: decrease)")
+        if self.type == "decrease" and self.start is not None and self.target > self.start:
+            raise ValueError("a decrease KR needs `target` below `start` (use type: increase)")
+        if self.is_ratio and self.aggregate not in RATIO_AGGREGATES:
+            raise ValueError(
+                f"aggregate `{self.aggregate}` cannot apply to a ratio; use sum or mean_7d"
+            )
+        return self
+
+    @property
+    def effective_target(self) -> float:
+        return 1.0 if self.target is None else self.target
+
+    @property
+    def series_parts(self) -> tuple[MetricParams, ...]:
+        """One series, or a (numerator, denominator) pair for ratios."""
+        if isinstance(self.metric, RatioMetric):
+            return (self.metric.ratio.numerator, self.metric.ratio.denominator)
+        return self.metric.ratio_parts() or (self.metric,)
+
+    @property
+    def is_ratio(self) -> bool:
+        return len(self.series_parts) == 2
+
+    @property
+    def aggregate(self) -> str:
+        if self.metric.aggregate:
+            return self.metric.aggregate
+        if self.is_ratio:
+            return "sum"
+        return type(self.metric).default_aggregate
+
+    @property
+    def sources(self) -> set[str]:
+        return {part.source for part in self.series_parts}
+
+
+class Objective(_Strict):
+    id: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    owner: str | None = None
+    aligns_to: str | None = Field(default=None, pattern=SLUG)
+    key_results: list[KeyResult] = Field(min_length=1)
+
+
+class Thresholds(_Strict):
+    on_track: float = Field(default=0.7, gt=0)
+    at_risk: float = Field(default=0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.at_risk >= self.on_track:
+            raise ValueError("status_thresholds: at_risk must be below on_track")
+        return self
+
+
+class OkrFile(_Strict):
+    quarter: Quarter
+    timezone: str = "UTC"
+    status_thresholds: Thresholds = Thresholds()
+    objectives: list[Objective] = Field(min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @field_validator("quarter", mode="before")
+    @classmethod
+    def _quarter(cls, value: Any) -> Quarter:
+        if isinstance(value, Quarter):
+            return value
+        return Quarter.parse(str(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Europe/Oslo)"
+            ) from None
+        return value
+
+    @property
+    def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
+        for objective in self.objectives:
+            for key_result in objective.key_results:
+                yield objective, key_result
+
+    def metric_key(self, key_result: KeyResult, part: MetricParams) -> str:
+        return part.metric_key(
+            timezone=self.timezone, quarter=str(self.quarter), kr_id=key_result.id
+        )
+
+    def series_by_key(self) -> dict[str, MetricParams]:
+        """Every distinct series the quarter needs, by metric key (shared queries once).
+
+        A series that belongs to one KR (a manual check-in series) learns which KR and
+        quarter, and the quarter's other such KRs, through its `pipeline_fields`.
+        """
+        found: dict[str, MetricParams] = {}
+        bound_ids = tuple(
+            key_result.id
+            for _, key_result in self.key_results
+            if any(getattr(part, "pipeline_fields", ()) for part in key_result.series_parts)
+        )
+        for _, key_result in self.key_results:
+            for part in key_result.series_parts:
+                wanted = {
+                    "kr_id": key_result.id,
+                    "quarter": str(self.quarter),
+                    "quarter_kr_ids": bound_ids,
+                }
+                fields = getattr(part, "pipeline_fields", ())
+                update = {name: value for name, value in wanted.items() if name in fields}
+                if update:
+                    part = part.model_copy(update=update)
+                found.setdefault(self.metric_key(key_result, part), part)
+        return found
+
+    def expectations_by_key(self) -> dict[str, dict[str, Expectations | None]]:
+        """Per series key, the `expect` block each KR reading it declares (None: none).
+
+        Every block applies to the shared series, so that no KR's expectations are lost.
+        """
+        found: dict[str, dict[str, Expectations | None]] = {}
+        for _, key_result in self.key_results:
+            for part in key_result.series_parts:
+                blocks = found.setdefault(self.metric_key(key_result, part), {})
+                blocks.setdefault(key_result.id, part.expect)
+        return found
+
+    def definition_hash(self, key_result: KeyResult) -> str:
+        """What a KR's score depends on: its definition, the timezone and the thresholds."""
+        return definition_hash(
+            {
+                "key_result": key_result.model_dump(mode="json", exclude={"title", "owner"}),
+                "timezone": self.timezone,
+                "status_thresholds": self.status_thresholds.model_dump(),
+            }
+        )
+
+
+def definition_hash(definition: Mapping[str, Any]) -> str:
+    """A short, stable fingerprint of a KR definition: sha256 of canonical JSON, 16 hex chars."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

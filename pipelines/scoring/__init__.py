@@ -1,0 +1,1 @@
+"""Scoring: pure functions over pandas frames that turn daily series into KR and objective scores."""

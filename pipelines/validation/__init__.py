@@ -1,0 +1,1 @@
+"""Validation of daily series with Great Expectations, before anything is stored or scored."""
