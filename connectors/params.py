@@ -8,12 +8,11 @@ Each source declares what its `metric:` block accepts in `connectors/<source>/pa
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Aggregate = Literal["sum", "latest", "mean", "mean_7d", "min", "max"]
-SeriesKind = Literal["count", "share", "duration", "amount", "value"]
+from okr_metrics.pipelines.vocabulary.terms import Aggregate, SeriesKind
 
 
 class Expectations(BaseModel):

@@ -26,7 +26,6 @@ import csv
 import difflib
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -43,12 +42,12 @@ from okr_metrics.connectors.base import (
 )
 from okr_metrics.connectors.manual.params import ManualMetric
 from okr_metrics.connectors.params import MetricParams
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 log = logging.getLogger("okr_metrics.manual")
 
 COLUMNS = ("kr_id", "date", "value", "note")
 REQUIRED_COLUMNS = ("kr_id", "date", "value")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
 @dataclass(frozen=True)
@@ -85,13 +84,11 @@ def _line(row: RejectedCheckIn) -> int:
 
 def quarter_days(quarter: str) -> tuple[date, date] | None:
     """First and last day of `2026-Q4`, or None for another shape."""
-    found = _QUARTER.match(quarter)
-    if not found:
+    try:
+        parsed = Quarter.parse(quarter)
+    except ValueError:
         return None
-    year, number = int(found.group(1)), int(found.group(2))
-    first = date(year, 3 * number - 2, 1)
-    after = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
-    return first, date.fromordinal(after.toordinal() - 1)
+    return parsed.start, parsed.end
 
 
 def read_checkins(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,13 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-from okr_metrics.connectors.params import Aggregate, Expectations, MetricParams
+from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.pipelines.vocabulary.terms import RATIO_AGGREGATES, Aggregate, KrType
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
-KrType = Literal["increase", "decrease", "maintain_above", "maintain_below", "milestone"]
-RATIO_AGGREGATES = ("sum", "mean_7d")
 
 
 class _Strict(BaseModel):

@@ -27,15 +27,14 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
-
-KR_TYPES = ("increase", "decrease", "maintain_above", "maintain_below", "milestone")
-PROGRESS_TYPES = ("increase", "decrease")
-MAINTAIN_TYPES = ("maintain_above", "maintain_below")
-AGGREGATES = ("sum", "latest", "mean", "mean_7d", "min", "max")
-RATIO_AGGREGATES = ("sum", "mean_7d")
-STATUSES = ("no_data", "achieved", "on_track", "at_risk", "off_track")
-# Worst first: an objective takes the worst status among its KRs with data.
-STATUS_ORDER = ("off_track", "at_risk", "on_track", "achieved")
+from okr_metrics.pipelines.vocabulary.terms import (
+    AGGREGATES,
+    KR_TYPES,
+    MAINTAIN_TYPES,
+    PROGRESS_TYPES,
+    RATIO_AGGREGATES,
+    STATUS_ORDER,
+)
 
 MEAN_WINDOW_DAYS = 7
 FORECAST_WINDOW_DAYS = 28

@@ -18,11 +18,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-SeriesKind = Literal["count", "share", "duration", "amount", "value"]
 MAX_EXAMPLES = 5
 
 KIND_RULES: dict[str, str] = {
