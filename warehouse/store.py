@@ -120,7 +120,8 @@ def _executemany(connection: Connection, table: Table, frame: pd.DataFrame) -> N
         else:
             by_name[column.key] = _converted_values(series, processor)
     if compiled.positional:
-        rows: list[Any] = list(zip(*(by_name[n] for n in compiled.positiontup), strict=True))
+        order = compiled.positiontup or []
+        rows: list[Any] = list(zip(*(by_name[n] for n in order), strict=True))
     else:
         names = list(by_name)
         rows = [dict(zip(names, row, strict=True)) for row in zip(*by_name.values(), strict=True)]
@@ -362,7 +363,7 @@ class Warehouse:
         self.ensure_schema()
         keys = sorted(set(metric_keys))
         table = metric_observations
-        parts = []
+        parts: list[pd.DataFrame] = []
         with self.engine.connect() as connection:
             for chunk in _chunks(keys, 500):
                 query = (

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.definitions.lint import best_practice
@@ -100,7 +101,7 @@ def _line_of(raw: Any, loc: tuple[Any, ...]) -> tuple[int, str]:
     return line, dotted
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, message = error["type"], error["msg"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -133,7 +134,7 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
         loader.dispose()
     for key, line in loader.duplicate_keys:
         problems.append(Problem(display, line, f"{key}: duplicate key"))
-    if not isinstance(raw, dict):
+    if not isinstance(raw, LineMapping):
         return None, [
             *problems,
             Problem(display, 1, "expected a mapping with quarter and objectives"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -44,7 +44,10 @@ def _source_metric_type() -> Any:
     return Annotated[Union[models], Field(discriminator="source")]  # noqa: UP007
 
 
-SourceMetric = _source_metric_type()
+if TYPE_CHECKING:
+    SourceMetric = MetricParams
+else:
+    SourceMetric = _source_metric_type()
 
 
 def _metric_shape(value: Any) -> str:
@@ -54,7 +57,7 @@ def _metric_shape(value: Any) -> str:
 
 def _no_pipeline_fields(value: Any) -> Any:
     """Reject the keys a source leaves for the pipeline to fill (a manual KR's id, quarter...)."""
-    source = sources().get(value.get("source")) if isinstance(value, dict) else None
+    source = sources().get(str(value.get("source"))) if isinstance(value, dict) else None
     if source is not None:
         for name in getattr(source.params_model(), "pipeline_fields", ()):
             if name in value:
@@ -108,9 +111,10 @@ class KeyResult(_Strict):
             raise ValueError(f"`target` is required for a {self.type} KR")
         if self.start is not None and self.start == self.effective_target:
             raise ValueError(f"`start` and `target` are both {self.start:g}: nothing to move")
-        if self.type == "increase" and self.start is not None and self.target < self.start:
+        target = self.effective_target
+        if self.type == "increase" and self.start is not None and target < self.start:
             raise ValueError("an increase KR needs `target` above `start` (use type: decrease)")
-        if self.type == "decrease" and self.start is not None and self.target > self.start:
+        if self.type == "decrease" and self.start is not None and target > self.start:
             raise ValueError("a decrease KR needs `target` below `start` (use type: increase)")
         if self.is_ratio and self.aggregate not in RATIO_AGGREGATES:
             raise ValueError(
@@ -125,9 +129,10 @@ class KeyResult(_Strict):
     @property
     def series_parts(self) -> tuple[MetricParams, ...]:
         """One series, or a (numerator, denominator) pair for ratios."""
-        if isinstance(self.metric, RatioMetric):
-            return (self.metric.ratio.numerator, self.metric.ratio.denominator)
-        return self.metric.ratio_parts() or (self.metric,)
+        metric = self.metric
+        if isinstance(metric, RatioMetric):
+            return (metric.ratio.numerator, metric.ratio.denominator)
+        return metric.ratio_parts() or (metric,)
 
     @property
     def is_ratio(self) -> bool:
@@ -137,7 +142,7 @@ class KeyResult(_Strict):
     def aggregate(self) -> str:
         if self.metric.aggregate:
             return self.metric.aggregate
-        if self.is_ratio:
+        if self.is_ratio or isinstance(self.metric, RatioMetric):
             return "sum"
         return type(self.metric).default_aggregate
 
