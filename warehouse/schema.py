@@ -25,6 +25,20 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _written_by() -> tuple[Column, Column]:
+    """The run that wrote a score row, and when (fresh objects: a Column has one table)."""
+    return (
+        Column("run_id", String(64), nullable=False, comment="the Dagster run that wrote the row"),
+        Column(
+            "computed_at",
+            DateTime(timezone=True),
+            nullable=False,
+            comment="when the row was written (UTC)",
+        ),
+    )
+
+
 kr_scores = Table(
     "kr_scores",
     metadata,
@@ -72,13 +86,7 @@ kr_scores = Table(
         nullable=False,
         comment="hash of the KR definition the row was scored with",
     ),
-    Column("run_id", String(64), nullable=False, comment="the Dagster run that wrote the row"),
-    Column(
-        "computed_at",
-        DateTime(timezone=True),
-        nullable=False,
-        comment="when the row was written (UTC)",
-    ),
+    *_written_by(),
     PrimaryKeyConstraint("quarter", "kr_id", "as_of", name="kr_scores_pk"),
     comment="One row per key result per as-of day.",
 )
@@ -107,13 +115,7 @@ objective_scores = Table(
         nullable=False,
         comment="worst status among the KRs with data; no_data when none has data",
     ),
-    Column("run_id", String(64), nullable=False, comment="the Dagster run that wrote the row"),
-    Column(
-        "computed_at",
-        DateTime(timezone=True),
-        nullable=False,
-        comment="when the row was written (UTC)",
-    ),
+    *_written_by(),
     PrimaryKeyConstraint("quarter", "objective_id", "as_of", name="objective_scores_pk"),
     comment="One row per objective per as-of day.",
 )

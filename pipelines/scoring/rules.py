@@ -47,38 +47,16 @@ MILESTONE_AT_RISK = 0.9
 # that is exactly at a threshold on paper can land a hair below it.
 _PACE_TOLERANCE = 1e-9
 
-KR_SCORE_COLUMNS = [
-    "quarter",
-    "objective_id",
-    "kr_id",
-    "kr_title",
-    "owner",
-    "as_of",
-    "kr_type",
-    "value",
-    "start",
-    "target",
-    "progress",
-    "score",
-    "expected_progress",
-    "status",
-    "stale",
-    "last_observed",
-    "forecast_value",
-    "forecast_score",
-    "forecast_method",
-    "definition_hash",
-]
-KR_SCORE_FLOAT_COLUMNS = [
-    "value",
-    "start",
-    "target",
-    "progress",
-    "score",
-    "expected_progress",
-    "forecast_value",
-    "forecast_score",
-]
+# The columns of a KR-day row, in order, and which of them are floats.
+_KR_SCORE_TYPES = {
+    "quarter": str, "objective_id": str, "kr_id": str, "kr_title": str, "owner": str,
+    "as_of": date, "kr_type": str, "value": float, "start": float, "target": float,
+    "progress": float, "score": float, "expected_progress": float, "status": str,
+    "stale": bool, "last_observed": date, "forecast_value": float, "forecast_score": float,
+    "forecast_method": str, "definition_hash": str,
+}  # fmt: skip
+KR_SCORE_COLUMNS = list(_KR_SCORE_TYPES)
+KR_SCORE_FLOAT_COLUMNS = [name for name, kind in _KR_SCORE_TYPES.items() if kind is float]
 OBJECTIVE_SCORE_COLUMNS = [
     "quarter",
     "objective_id",
