@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,8 +37,15 @@ DEFAULT_URL = "sqlite:///.okr/warehouse.db"
 _COPY_NULL = "\\N"
 
 
-def warehouse_url() -> str:
-    return os.environ.get("OKR_WAREHOUSE_URL") or DEFAULT_URL
+def warehouse_url(environ: Mapping[str, str] | None = None) -> str:
+    """The URL `OKR_WAREHOUSE_URL` names in `environ` (default: the process environment),
+    else DEFAULT_URL.
+
+    The pipeline reads it once, through `pipelines.settings.Settings.from_env`, and hands
+    the URL to `Warehouse(url)`; only a `Warehouse()` given no URL falls back to this.
+    """
+    environ = os.environ if environ is None else environ
+    return environ.get("OKR_WAREHOUSE_URL") or DEFAULT_URL
 
 
 def _clean(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Every command that computes scores runs the real Dagster job in-process against a
 persistent instance (`DAGSTER_HOME`, default `.okr/dagster`), so its runs show in
-`dagster dev`.
+`dagster dev`. The environment is read once, in `main` (`Settings.from_env`), and the
+settings are handed to each command; a bad value is one line naming the variable (exit 2).
 
 Exit codes: 0 success; 1 lint errors or a failed run; 2 bad usage or definitions
 the run needs are missing or invalid; 3 the run finished but a source failed or some
@@ -14,14 +15,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from typing import Any
+
+from okr_metrics.pipelines.settings import Settings, SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE_FAILED = 0, 1, 2, 3
 
@@ -77,71 +78,55 @@ class RunOutcome:
         return EXIT_OK
 
 
-def dagster_instance():
-    """The persistent Dagster instance: `DAGSTER_HOME`, else `.okr/dagster`.
+def source_runs_of(warehouse, run_id: str) -> list[dict[str, Any]]:
+    """The `source_runs` rows the run `run_id` recorded, one per source it asked."""
+    from sqlalchemy import select
 
-    The folder is created when missing and gets a copy of ./dagster.yaml when it has
-    none (`.okr/dagster`, which the project owns, always gets the current one).
+    from okr_metrics.warehouse.schema import source_runs
+
+    warehouse.ensure_schema()
+    query = select(source_runs).where(source_runs.c.run_id == run_id)
+    with warehouse.engine.connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def run_window(
+    start: date,
+    end: date,
+    settings: Settings | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> RunOutcome:
+    """Materialize every asset for the days start..end in one Dagster run.
+
+    `settings` default to `Settings.from_env()`; `resources` replace those the settings
+    give (`okr demo` passes the sandbox's). Each source's outcome is what the run
+    recorded in the warehouse's `source_runs`.
     """
-    from dagster import DagsterInstance
+    from sqlalchemy.exc import SQLAlchemyError
 
-    own_home = not os.environ.get("DAGSTER_HOME")
-    home = Path(os.environ.get("DAGSTER_HOME") or ".okr/dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if Path("dagster.yaml").is_file() and (own_home or not settings.exists()):
-        shutil.copyfile("dagster.yaml", settings)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    from okr_metrics.pipelines.orchestration.runs import materialize_window
+    from okr_metrics.warehouse.store import Warehouse
 
-
-def run_window(start: date, end: date) -> RunOutcome:
-    """Materialize every asset for the days start..end in one Dagster run."""
-    from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
-    from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
-
-    job = build_definitions().resolve_job_def(JOB_NAME)
+    settings = Settings.from_env() if settings is None else settings
     days = (end - start).days + 1
     progress_log.info(f"run: {start}..{end} ({days} day{'s' * (days != 1)}) in one Dagster run")
-    with dagster_instance() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags=partition_range_tags(start, end),
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-    outcome = RunOutcome(result.run_id, result.success, start, end)
-    from okr_metrics.pipelines.orchestration.assets import EXPECTATIONS_CHECK, FETCH_CHECK
-
-    evaluations = result.get_asset_check_evaluations()
-    rejected = {
-        evaluation.asset_key.path[-1]: evaluation.metadata["rejected_rows"].value
-        for evaluation in evaluations
-        if evaluation.check_name == EXPECTATIONS_CHECK and not evaluation.passed
-    }
-    for evaluation in evaluations:
-        if evaluation.check_name != FETCH_CHECK:
-            continue
-        source = evaluation.asset_key.path[-1]
-        metadata = {key: value.value for key, value in evaluation.metadata.items()}
-        if not metadata.get("series_requested"):
-            continue  # no KR in the window uses this source
-        if rejected.get(source):
-            outcome.rejected[source] = rejected[source]
-        if evaluation.passed:
+    run = materialize_window(settings, start, end, resources)
+    outcome = RunOutcome(run.run_id, run.success, start, end, failure=run.failure)
+    try:
+        with Warehouse(settings.warehouse_url) as warehouse:
+            recorded = source_runs_of(warehouse, run.run_id)
+    except SQLAlchemyError:
+        if run.success:
+            raise
+        recorded = []  # the run failed, perhaps on the warehouse itself: its reason says why
+    for row in recorded:
+        source = row["source"]
+        if row["status"] == "ok":
             outcome.sources[source] = "ok"
-        elif metadata.get("skipped"):
-            outcome.sources[source] = f"skipped: {metadata['skipped']}"
         else:
-            reasons = sorted(set((metadata.get("failures") or {}).values()))
-            outcome.sources[source] = "failed: " + "; ".join(reasons)
-    if not result.success:
-        failures = [
-            event.step_failure_data.error.message.strip().splitlines()[0]
-            for event in result.all_events
-            if event.is_step_failure and event.step_failure_data.error
-        ]
-        outcome.failure = "; ".join(failures) or "the run failed"
+            outcome.sources[source] = f"{row['status']}: {row['reason']}"
+        if row["rejected_rows"]:
+            outcome.rejected[source] = row["rejected_rows"]
     return outcome
 
 
@@ -192,11 +177,11 @@ def _check_definitions(definitions, start: date, end: date) -> None:
 # Commands
 
 
-def cmd_lint(args: argparse.Namespace) -> int:
+def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     from okr_metrics.pipelines.definitions import load_definitions
     from okr_metrics.pipelines.jobs.collect import lint_source_inputs
 
-    definitions = load_definitions(args.defs)
+    definitions = load_definitions(settings.definitions_path)
     definitions.problems += lint_source_inputs(definitions)
     for problem in definitions.problems:
         print(problem)
@@ -207,18 +192,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from okr_metrics.pipelines.definitions import load_definitions
-    from okr_metrics.pipelines.orchestration.schedules import nightly_window, trailing_days
+    from okr_metrics.pipelines.orchestration.schedules import nightly_window
 
     as_of = args.date or yesterday()
     if as_of > yesterday():
         raise UsageError(f"--date {as_of}: the newest day that can be scored is {yesterday()}")
-    days = args.trailing_days if args.trailing_days is not None else trailing_days()
+    days = args.trailing_days if args.trailing_days is not None else settings.trailing_days
     start, end = nightly_window(as_of, days)
-    definitions = load_definitions(args.defs)
+    definitions = load_definitions(settings.definitions_path)
     _check_definitions(definitions, as_of, as_of)
-    outcome = run_window(start, end)
+    outcome = run_window(start, end, settings)
     report(outcome, definitions)
     return outcome.exit_code
 
@@ -245,18 +230,20 @@ def backfill_window(args: argparse.Namespace) -> tuple[date, date]:
     return start, end
 
 
-def cmd_backfill(args: argparse.Namespace) -> int:
+def cmd_backfill(
+    args: argparse.Namespace, settings: Settings, resources: Mapping[str, Any] | None = None
+) -> int:
     from okr_metrics.pipelines.definitions import load_definitions
 
     start, end = backfill_window(args)
-    definitions = load_definitions(args.defs)
+    definitions = load_definitions(settings.definitions_path)
     _check_definitions(definitions, start, end)
-    outcome = run_window(start, end)
+    outcome = run_window(start, end, settings, resources)
     report(outcome, definitions)
     return outcome.exit_code
 
 
-def cmd_scorecard(args: argparse.Namespace) -> int:
+def cmd_scorecard(args: argparse.Namespace, settings: Settings) -> int:
     from okr_metrics.pipelines.cli.scorecard import ScorecardError, render_scorecard
     from okr_metrics.pipelines.definitions import load_definitions
     from okr_metrics.warehouse.store import Warehouse
@@ -264,13 +251,13 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     # The definitions only order the output; the numbers come from the warehouse.
     order = [
         item.id
-        for okr_file in load_definitions(args.defs).files.values()
+        for okr_file in load_definitions(settings.definitions_path).files.values()
         for objective in okr_file.objectives
         for item in (objective, *objective.key_results)
     ]
     try:
         text = render_scorecard(
-            Warehouse(),
+            Warehouse(settings.warehouse_url),
             quarter=str(args.quarter) if args.quarter else None,
             as_of=args.as_of,
             output_format=args.format,
@@ -282,7 +269,7 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from okr_metrics.connectors.sandbox import Sandbox
 
     try:
@@ -295,43 +282,32 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def point_sources_at(url: str) -> None:
-    """Aim every connected source at the sandbox, with placeholder credentials."""
-    from okr_metrics.connectors.registry import connected_sources
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Backfill this quarter with every source on the sandbox, then print its scorecard.
 
-    for source in connected_sources().values():
-        env = source.connector_class().env
-        if env.base_url:
-            os.environ[env.base_url] = url
-        if env.token:
-            os.environ[env.token] = "sandbox-token"
-        if env.user:
-            os.environ[env.user] = "demo@example.com"
-        if env.credentials_file:
-            os.environ.pop(env.credentials_file, None)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
+    The sources reach the sandbox through resources built for it (`sandbox_resources`):
+    the settings and the process environment stay as they are.
+    """
     from okr_metrics.connectors.sandbox import Sandbox
     from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.orchestration.resources import sandbox_resources
     from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
     end = yesterday()
     quarter = Quarter.containing(end)
-    defined = [q for q in load_definitions(args.defs).files if q.start <= end]
+    defined = [q for q in load_definitions(settings.definitions_path).files if q.start <= end]
     if quarter not in defined and defined:
         # No definitions for this quarter yet: show the newest quarter that has them.
         quarter = max(defined)
         progress_log.info(f"demo: no definitions for {Quarter.containing(end)}; using {quarter}")
     with Sandbox() as sandbox:
         progress_log.info(f"demo: sandbox APIs on {sandbox.url}")
-        point_sources_at(sandbox.url)
         args.quarter, args.date_from, args.date_to = quarter, None, None
-        code = cmd_backfill(args)
+        code = cmd_backfill(args, settings, sandbox_resources(settings, sandbox.url))
     if code == EXIT_FAILED:
         return code
     args.quarter, args.as_of, args.format = quarter, None, "table"
-    cmd_scorecard(args)
+    cmd_scorecard(args, settings)
     return code
 
 
@@ -411,12 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(_LineFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     progress_log.setLevel(logging.INFO)
-    if getattr(args, "defs", None):
-        os.environ["OKR_DEFS"] = args.defs
-    args.defs = os.environ.get("OKR_DEFS") or "okr_defs"
     try:
-        return args.handler(args)
-    except UsageError as error:
+        # The one reading of the environment; --defs wins over OKR_DEFS.
+        settings = Settings.from_env().with_definitions(getattr(args, "defs", None))
+        return args.handler(args, settings)
+    except (UsageError, SettingsError) as error:
         print(f"okr {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
 

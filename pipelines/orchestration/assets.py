@@ -27,6 +27,7 @@ from okr_metrics.connectors.registry import Source
 from okr_metrics.pipelines.jobs.collect import CollectResult, collect_source
 from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.orchestration.partitions import daily_partitions
+from okr_metrics.pipelines.orchestration.resources import source_resource_key
 
 FETCH_CHECK = "fetched_without_errors"
 EXPECTATIONS_CHECK = "rows_pass_expectations"
@@ -63,7 +64,7 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
         group_name=source.name,
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
-        required_resource_keys={"okr_definitions", "warehouse", f"{source.name}_source"},
+        required_resource_keys={"okr_definitions", "warehouse", source_resource_key(source.name)},
         check_specs=[
             AssetCheckSpec(
                 FETCH_CHECK,
@@ -85,11 +86,8 @@ def build_observation_asset(source: Source) -> AssetsDefinition:
     )
     def _observations(context: AssetExecutionContext):
         start, end = window_days(context)
-        resource = getattr(context.resources, f"{source.name}_source")
-        connector_class = source.connector_class()
-        settings = resource.settings()
-        skip_reason = connector_class.missing_settings(settings)
-        connector = None if skip_reason else connector_class.from_settings(settings)
+        resource = getattr(context.resources, source_resource_key(source.name))
+        connector, skip_reason = resource.connector(source.connector_class())
         warehouse = context.resources.warehouse.open()
         result = collect_source(
             source.name,

@@ -1,30 +1,45 @@
 """The Dagster code location: `dagster dev` in the repo root loads `defs` from here.
 
-`build_definitions()` reads the environment when called, so the CLI can point
-sources at the sandbox before building them.
+`defs` is a `@definitions` function, so importing this module builds nothing: Dagster
+calls it when it loads the code location, and only then are the settings read from the
+environment, the connector entry points queried, the assets and resources built (their
+modules are imported by `build_definitions`, as the definitions model reads the
+registry when it is imported). The CLI and the
+tests call `build_definitions(settings, resources)` with settings of their own.
 """
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from collections.abc import Mapping
+from typing import Any
 
-from okr_metrics.connectors.registry import connected_sources
-from okr_metrics.pipelines.orchestration.assets import build_observation_asset, build_score_assets
-from okr_metrics.pipelines.orchestration.partitions import daily_partitions
-from okr_metrics.pipelines.orchestration.resources import (
-    DEFAULT_DEFS,
-    OkrDefinitionsResource,
-    WarehouseResource,
-    env_or,
-    source_resource,
-)
-from okr_metrics.pipelines.orchestration.schedules import build_nightly_schedule
-from okr_metrics.warehouse.store import DEFAULT_URL
+from dagster import AssetSelection, Definitions, define_asset_job, definitions
+
+from okr_metrics.pipelines.settings import Settings
 
 JOB_NAME = "okr_job"
 
 
-def build_definitions() -> Definitions:
+def build_definitions(
+    settings: Settings | None = None, resources: Mapping[str, Any] | None = None
+) -> Definitions:
+    """The assets, the job, the nightly schedule and their resources.
+
+    `settings` default to `Settings.from_env()`, read now; `resources` replace the
+    resources of the same keys that the settings give (e.g. `sandbox_resources`).
+    """
+    # Imported here, not at the top: the definitions model behind the assets builds its
+    # metric types from the connector registry when imported (entry points).
+    from okr_metrics.connectors.registry import connected_sources
+    from okr_metrics.pipelines.orchestration.assets import (
+        build_observation_asset,
+        build_score_assets,
+    )
+    from okr_metrics.pipelines.orchestration.partitions import daily_partitions
+    from okr_metrics.pipelines.orchestration.resources import build_resources
+    from okr_metrics.pipelines.orchestration.schedules import build_nightly_schedule
+
+    settings = Settings.from_env() if settings is None else settings
     sources = list(connected_sources().values())
     assets = [build_observation_asset(source) for source in sources]
     assets += build_score_assets(sources)
@@ -34,20 +49,18 @@ def build_definitions() -> Definitions:
         partitions_def=daily_partitions,
         description="Fetch every source, score every KR and objective, write the warehouse.",
     )
-    resources = {
-        "okr_definitions": OkrDefinitionsResource(path=env_or("OKR_DEFS", DEFAULT_DEFS)),
-        "warehouse": WarehouseResource(url=env_or("OKR_WAREHOUSE_URL", DEFAULT_URL)),
-    }
-    for source in sources:
-        resources[f"{source.name}_source"] = source_resource(source)
     return Definitions(
         assets=assets,
         jobs=[job],
-        schedules=[build_nightly_schedule(job)],
-        resources=resources,
+        schedules=[build_nightly_schedule(job, settings.trailing_days)],
+        resources={**build_resources(settings, sources), **(resources or {})},
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    """The code location, built when Dagster loads it, from the environment of that moment."""
+    return build_definitions(Settings.from_env())
 
-__all__ = ["build_definitions", "defs"]
+
+__all__ = ["JOB_NAME", "build_definitions", "defs"]

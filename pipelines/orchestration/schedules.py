@@ -1,6 +1,5 @@
 """The nightly schedule: at 02:00 UTC, yesterday plus a trailing window for late data."""
 
-import os
 from datetime import date, timedelta
 
 from dagster import (
@@ -16,20 +15,7 @@ from dagster._core.storage.tags import (
 )
 
 from okr_metrics.pipelines.orchestration.partitions import FIRST_DAY
-
-DEFAULT_TRAILING_DAYS = 3
-
-
-def trailing_days() -> int:
-    """How many days each nightly run re-pulls, ending yesterday (`OKR_TRAILING_DAYS`)."""
-    raw = os.environ.get("OKR_TRAILING_DAYS", str(DEFAULT_TRAILING_DAYS))
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(f"OKR_TRAILING_DAYS must be a whole number of days, got {raw!r}") from None
-    if days < 1:
-        raise ValueError(f"OKR_TRAILING_DAYS must be at least 1, got {days}")
-    return days
+from okr_metrics.pipelines.settings import DEFAULT_TRAILING_DAYS
 
 
 def nightly_window(as_of: date, days: int) -> tuple[date, date]:
@@ -45,7 +31,11 @@ def partition_range_tags(start: date, end: date) -> dict[str, str]:
     }
 
 
-def build_nightly_schedule(job: JobDefinition) -> ScheduleDefinition:
+def build_nightly_schedule(
+    job: JobDefinition, trailing_days: int = DEFAULT_TRAILING_DAYS
+) -> ScheduleDefinition:
+    """The schedule; each run re-pulls `trailing_days` days (`Settings.trailing_days`)."""
+
     @schedule(
         name="nightly",
         job=job,
@@ -56,7 +46,7 @@ def build_nightly_schedule(job: JobDefinition) -> ScheduleDefinition:
     )
     def nightly(context: ScheduleEvaluationContext) -> RunRequest:
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
-        start, end = nightly_window(yesterday, trailing_days())
+        start, end = nightly_window(yesterday, trailing_days)
         return RunRequest(run_key=f"nightly-{end}", tags=partition_range_tags(start, end))
 
     return nightly

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context
 
-from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_USAGE, main
+from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_USAGE, main
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
+from okr_metrics.pipelines.settings import Settings
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.warehouse.store import Warehouse
 
@@ -134,8 +135,9 @@ def test_nightly_schedule_targets_yesterday_and_the_trailing_days(monkeypatch):
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-10-31"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-02"
-    monkeypatch.setenv("OKR_TRAILING_DAYS", "1")
-    (request,) = schedule.evaluate_tick(context).run_requests
+    # The trailing days are read once, with the other settings, when the code location loads.
+    one_day = build_definitions(Settings.from_env({"OKR_TRAILING_DAYS": "1"}))
+    (request,) = one_day.resolve_schedule_def("nightly").evaluate_tick(context).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-02"
 
 
@@ -202,3 +204,152 @@ def test_okr_demo_subprocess(tmp_path, warehouse_url):
     speakers = "|".join([*sorted(set().union(*sources.values())), "demo", "run", "source"])
     own = re.compile(rf"^(({speakers})\b|(kr|objective)_scores: )")
     assert [line for line in result.stderr.splitlines() if not own.match(line)] == []
+
+
+def test_the_outcome_lines_come_from_source_runs(workspace, caplog, monkeypatch):
+    """What the run recorded in `source_runs` is what `okr` prints, and its exit code."""
+    caplog.set_level("INFO", logger="okr_metrics")
+    record = Warehouse.record_source_run
+
+    def doctored(self, run_id, source, start, end, status, reason, rejected_rows):
+        if source == "github":
+            status, reason, rejected_rows = "failed", "doctored in source_runs", 4
+        record(self, run_id, source, start, end, status, reason, rejected_rows)
+
+    monkeypatch.setattr(Warehouse, "record_source_run", doctored)
+    assert main(["run", "--date", "2026-10-20", "--trailing-days", "1"]) == EXIT_SOURCE_FAILED
+    assert (
+        "source github: failed: doctored in source_runs (4 rows failed validation; "
+        "see rejected_observations)" in caplog.messages
+    )
+    assert "source jira: skipped: JIRA_BASE_URL, JIRA_API_TOKEN, JIRA_EMAIL not set" in (
+        caplog.messages
+    )
+    runs = workspace.latest_source_runs()
+    assert set(runs["source"]) >= {"github", "jira"}
+    (line,) = [m for m in caplog.messages if m.startswith("run ") and m.endswith(": done")]
+    assert set(runs["run_id"]) == {line.split()[1].rstrip(":")}
+
+
+DEMO_DEFINITIONS = """\
+quarter: {quarter}
+objectives:
+  - id: demo
+    title: A small demo
+    owner: eng
+    key_results:
+      - id: releases
+        title: Ship 6 releases
+        type: increase
+        start: 0
+        target: 6
+        metric: {{source: github, repo: acme/mobile-app, count: releases, aggregate: sum}}
+      - id: tickets
+        title: 95% of tickets resolved within 2 hours
+        type: increase
+        start: 0.8
+        target: 0.95
+        metric:
+          source: jira
+          jql: project = SUP AND issuetype = "Support Ticket"
+          measure: resolved_within
+          hours: 2
+"""
+
+
+def test_okr_demo_swaps_resources_and_leaves_the_environment_alone(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    quarter = Quarter.containing(datetime.now(UTC).date() - timedelta(days=1))
+    defs = tmp_path / "okr_defs"
+    defs.mkdir()
+    (defs / f"{quarter}.yaml").write_text(DEMO_DEFINITIONS.format(quarter=quarter))
+    for name in SOURCE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OKR_DEFS", str(defs))
+    monkeypatch.setenv("OKR_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    # The environment aims GitHub elsewhere: only the swapped resources reach the sandbox.
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("GITHUB_TOKEN", "not-for-the-demo")
+    caplog.set_level("INFO", logger="okr_metrics")
+    # pipelines/validation switches Great Expectations' analytics off through its own
+    # variable (setdefault); everything else must be as it was.
+    ignored = {"GX_ANALYTICS_ENABLED"}
+    before = {key: value for key, value in os.environ.items() if key not in ignored}
+    assert main(["demo"]) == EXIT_OK
+    assert {key: value for key, value in os.environ.items() if key not in ignored} == before
+    assert "source github: ok" in caplog.messages and "source jira: ok" in caplog.messages
+    out = capsys.readouterr().out
+    assert "demo: A small demo" in out and "  releases " in out
+    assert "not-for-the-demo" not in out + caplog.text
+
+
+LAZY_IMPORT = """
+import sys
+
+reads = []
+watched = sys.argv[1:]
+AUDITED = ("open", "os.listdir", "os.scandir", "sqlite3.connect")
+
+def audit(event, args):
+    if event in AUDITED and args and args[0] is not None:
+        path = str(args[0])
+        if any(path.startswith(prefix) for prefix in watched):
+            reads.append((event, path))
+
+sys.addaudithook(audit)
+
+import okr_metrics.connectors.registry as registry
+
+def no_entry_points(*args, **kwargs):
+    raise AssertionError("entry points queried")
+
+real_entry_points, registry.entry_points = registry.entry_points, no_entry_points
+
+import okr_metrics.pipelines.orchestration.definitions as module
+
+assert reads == [], reads
+print("imported")
+# Dagster asks: only now are the settings read, and the bad one fails in one line.
+registry.entry_points = real_entry_points
+from okr_metrics.pipelines.settings import SettingsError
+
+try:
+    module.defs()
+except SettingsError as error:
+    print(error)
+"""
+
+
+def test_importing_the_code_location_reads_nothing(tmp_path):
+    """No definitions file, warehouse or entry point is touched until Dagster asks for `defs`.
+
+    The definitions are real (a read would show as an audited open or listing), the
+    warehouse and Dagster home would be created in a folder that must stay missing, and
+    OKR_TRAILING_DAYS is bad: settings read at import would fail it.
+    """
+    defs = tmp_path / "okr_defs"
+    shutil.copytree(REPO / "okr_defs", defs)
+    missing = tmp_path / "missing"
+    env = {
+        **os.environ,
+        "OKR_DEFS": str(defs),
+        "OKR_WAREHOUSE_URL": f"sqlite:///{missing / 'warehouse.db'}",
+        "OKR_TRAILING_DAYS": "abc",
+        "DAGSTER_HOME": str(missing / "dagster"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", LAZY_IMPORT, str(defs), str(missing)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "imported",
+        "OKR_TRAILING_DAYS must be a whole number of days, got 'abc'",
+    ]
+    assert not missing.exists()

@@ -1,0 +1,211 @@
+"""The pipeline's configuration: read from the environment once, then passed down.
+
+`Settings.from_env()` is called at the two entry points, the `okr` command (`main`) and
+the Dagster code location (`defs`, when Dagster loads it), and nowhere else; everything
+below them gets a `Settings` (or the values in it) as an argument. A bad value fails
+there, as one line that names the variable (`SettingsError`).
+
+| variable | field | default |
+| --- | --- | --- |
+| `OKR_WAREHOUSE_URL` | `warehouse_url` | `sqlite:///.okr/warehouse.db` |
+| `OKR_DEFS` | `definitions_path` | `okr_defs` |
+| `OKR_TRAILING_DAYS` | `trailing_days` (a whole number, at least 1) | 3 |
+| `OKR_HTTP_MAX_ATTEMPTS` | `http.max_attempts` | 5 |
+| `OKR_HTTP_BACKOFF_SECONDS` | `http.backoff_seconds` | 1.0 |
+| `OKR_HTTP_MAX_WAIT_SECONDS` | `http.max_wait_seconds` | 300.0 |
+| `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
+| each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
+
+Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
+from a `Settings`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.warehouse.store import DEFAULT_URL, warehouse_url
+
+if TYPE_CHECKING:
+    from okr_metrics.connectors.registry import Source
+
+WAREHOUSE_URL_VARIABLE = "OKR_WAREHOUSE_URL"
+DEFINITIONS_VARIABLE = "OKR_DEFS"
+TRAILING_DAYS_VARIABLE = "OKR_TRAILING_DAYS"
+MAX_ATTEMPTS_VARIABLE = "OKR_HTTP_MAX_ATTEMPTS"
+BACKOFF_VARIABLE = "OKR_HTTP_BACKOFF_SECONDS"
+MAX_WAIT_VARIABLE = "OKR_HTTP_MAX_WAIT_SECONDS"
+DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
+
+DEFAULT_DEFS = "okr_defs"
+DEFAULT_TRAILING_DAYS = 3
+# Where the `okr` command keeps its Dagster instance when DAGSTER_HOME is not set.
+DEFAULT_DAGSTER_HOME = ".okr/dagster"
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the pipeline cannot use: one line naming each such variable."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Retries of every source's HTTP client (`connectors.http.HttpClient`)."""
+
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+    max_wait_seconds: float = 300.0
+
+    def client_options(self) -> dict[str, Any]:
+        """The `HttpClient` keyword arguments, for `Connector.from_settings(settings, **options)`."""
+        return {
+            "max_attempts": self.max_attempts,
+            "backoff_base": self.backoff_seconds,
+            "max_wait": self.max_wait_seconds,
+        }
+
+
+def _frozen(mapping: Mapping[str, SourceSettings]) -> Mapping[str, SourceSettings]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline reads from its environment, resolved and checked."""
+
+    warehouse_url: str = DEFAULT_URL
+    definitions_path: str = DEFAULT_DEFS
+    trailing_days: int = DEFAULT_TRAILING_DAYS
+    http: HttpSettings = field(default_factory=HttpSettings)
+    # None: not set; the `okr` command then keeps its own instance in DEFAULT_DAGSTER_HOME.
+    dagster_home: str | None = None
+    # Each connected source's settings, by source name (read-only).
+    sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sources, MappingProxyType):
+            object.__setattr__(self, "sources", _frozen(self.sources))
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        sources: Iterable[Source] | None = None,
+    ) -> Settings:
+        """Read the settings from `environ` (default: the process environment).
+
+        `sources` defaults to every connected source (`connectors.registry`); each gets
+        its `SourceSettings` from the variables its connector's `env` names. Raises
+        `SettingsError` naming every variable whose value is unusable.
+        """
+        environ = os.environ if environ is None else environ
+        if sources is None:
+            from okr_metrics.connectors.registry import connected_sources
+
+            sources = connected_sources().values()
+        problems: list[str] = []
+
+        url = warehouse_url(environ)
+        try:
+            make_url(url)
+        except ArgumentError:
+            # Never echo the value: a database URL may hold a password.
+            problems.append(
+                f"{WAREHOUSE_URL_VARIABLE} is not a database URL "
+                "(expected e.g. postgresql+psycopg2://user:password@host/db or sqlite:///path)"
+            )
+
+        trailing = DEFAULT_TRAILING_DAYS
+        raw = _read(environ, TRAILING_DAYS_VARIABLE)
+        if raw is not None:
+            try:
+                trailing = int(raw)
+            except ValueError:
+                problems.append(
+                    f"{TRAILING_DAYS_VARIABLE} must be a whole number of days, got {raw!r}"
+                )
+            else:
+                if trailing < 1:
+                    problems.append(f"{TRAILING_DAYS_VARIABLE} must be at least 1, got {trailing}")
+
+        defaults = HttpSettings()
+        max_attempts = _number(environ, MAX_ATTEMPTS_VARIABLE, defaults.max_attempts, problems)
+        backoff = _number(environ, BACKOFF_VARIABLE, defaults.backoff_seconds, problems)
+        max_wait = _number(environ, MAX_WAIT_VARIABLE, defaults.max_wait_seconds, problems)
+        if math.isinf(max_attempts):
+            problems.append(f"{MAX_ATTEMPTS_VARIABLE} must be a finite number, got 'inf'")
+            max_attempts = defaults.max_attempts
+
+        source_settings = {}
+        for source in sources:
+            connector = source.connector_class()
+            if connector is not None:
+                source_settings[source.name] = SourceSettings.from_env(connector.env, environ)
+
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return cls(
+            warehouse_url=url,
+            definitions_path=_read(environ, DEFINITIONS_VARIABLE) or DEFAULT_DEFS,
+            trailing_days=trailing,
+            http=HttpSettings(int(max_attempts), backoff, max_wait),
+            dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
+            sources=source_settings,
+        )
+
+    def with_definitions(self, path: str | os.PathLike[str] | None) -> Settings:
+        """The same settings reading the definitions at `path` (unchanged when None)."""
+        return self if path is None else replace(self, definitions_path=str(path))
+
+    def source(self, name: str) -> SourceSettings | None:
+        """The settings of source `name`, or None when it was not read (not connected)."""
+        return self.sources.get(name)
+
+    @property
+    def dagster_home_path(self) -> Path:
+        """The Dagster instance's folder: DAGSTER_HOME, else DEFAULT_DAGSTER_HOME (absolute)."""
+        return Path(self.dagster_home or DEFAULT_DAGSTER_HOME).resolve()
+
+    def __repr__(self) -> str:  # never print a password or a token
+        try:
+            shown = make_url(self.warehouse_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            shown = "<unparsable>"
+        return (
+            f"Settings(warehouse_url={shown!r}, definitions_path={self.definitions_path!r}, "
+            f"trailing_days={self.trailing_days}, http={self.http!r}, "
+            f"dagster_home={self.dagster_home!r}, sources={dict(self.sources)!r})"
+        )
+
+
+def _read(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable's value; unset and empty are the same (None)."""
+    return environ.get(name) or None
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    """A non-negative number from `name`, or `default` when unset; problems are collected."""
+    raw = _read(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number, got {raw!r}")
+        return default
+    if math.isnan(value):
+        problems.append(f"{name} must be a number, got {raw!r}")
+        return default
+    if value < 0:
+        problems.append(f"{name} must not be negative, got {raw!r}")
+        return default
+    return value
