@@ -1,73 +1,81 @@
-"""The connector kit: what every source implements, and the settings it is built from.
+"""The connector: what every source implements, and the settings it is built from.
 
 A connector turns one metric of one source into a daily series. It is plain Python
-(no Dagster): the Dagster assets in `pipelines/` build it from a `SourceSettings`
-and call `daily_series`.
+(no Dagster): the Dagster assets in `pipelines/` build it from a `SourceSettings` and
+call `daily_series(request)` with a `SeriesRequest` (`connectors/kit.py`). The kit
+checks the request's metric against the connector's `params_model` once, here, and its
+window once, when the `Window` is made; a connector implements `fetch(request)`.
+
+Sources behind an HTTP API build on `connectors.http.HttpConnector`, which adds the
+client, the auth and the vendor's error shape to this.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import pandas as pd
 
+from okr_metrics.connectors.errors import SourceError
+from okr_metrics.connectors.kit import SeriesRequest, Window, empty_series
 from okr_metrics.connectors.params import MetricParams
 
-if TYPE_CHECKING:
-    from okr_metrics.connectors.http import HttpClient
-
-
-class SourceError(Exception):
-    """A source could not deliver a series; the message is one line and holds no secret."""
-
-    def __init__(self, source: str, message: str):
-        super().__init__(f"{source}: {message}")
-        self.source = source
-        self.reason = message
+__all__ = [
+    "Connector",
+    "SeriesRequest",
+    "SourceEnv",
+    "SourceError",
+    "SourceSettings",
+    "Window",
+    "empty_series",
+]
 
 
 @dataclass(frozen=True)
-class SourceEnv:
-    """Which environment variables configure a source (names, never values)."""
+class _SourceFields:
+    """What configures a source: where its API is, and the credentials to call it."""
 
     base_url: str | None = None
+    token: str | None = None
+    user: str | None = None
+    credentials_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceEnv(_SourceFields):
+    """Which environment variables configure a source (names, never values), and the base
+    URL it has when its variable is not set."""
+
     default_base_url: str | None = None
-    token: str | None = None
-    user: str | None = None
-    credentials_file: str | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """Every variable named (what a test clears so that no real token reaches an API)."""
+        found = (getattr(self, item.name) for item in fields(_SourceFields))
+        return tuple(name for name in found if name)
 
 
 @dataclass(frozen=True)
-class SourceSettings:
+class SourceSettings(_SourceFields):
     """Resolved settings of a source, as the Dagster resource or the caller hands them over."""
-
-    base_url: str | None = None
-    token: str | None = None
-    user: str | None = None
-    credentials_file: str | None = None
 
     @classmethod
     def from_env(cls, env_names: SourceEnv, environ: Mapping[str, str]) -> SourceSettings:
         def read(name: str | None) -> str | None:
             return (environ.get(name) or None) if name else None
 
-        return cls(
-            base_url=read(env_names.base_url) or env_names.default_base_url,
-            token=read(env_names.token),
-            user=read(env_names.user),
-            credentials_file=read(env_names.credentials_file),
-        )
+        found = {item.name: read(getattr(env_names, item.name)) for item in fields(_SourceFields)}
+        return cls(**{**found, "base_url": found["base_url"] or env_names.default_base_url})
 
     def __repr__(self) -> str:  # never print a token
         return f"SourceSettings(base_url={self.base_url!r}, token={'***' if self.token else None})"
 
 
 class Connector(abc.ABC):
-    """One source. Subclasses declare `source`, `params_model`, `env` and implement two methods."""
+    """One source: declares `source`, `params_model`, `env`; implements `from_settings`
+    and `fetch`."""
 
     source: ClassVar[str]
     params_model: ClassVar[type[MetricParams]]
@@ -88,52 +96,37 @@ class Connector(abc.ABC):
         return f"{', '.join(missing)} not set" if missing else None
 
     @classmethod
-    def bearer_client(
-        cls,
-        settings: SourceSettings,
-        headers: Mapping[str, str] | None = None,
-        **client_options: Any,
-    ) -> HttpClient:
-        """The shared HTTP client for this source, sending `Authorization: Bearer <token>`.
-
-        The token is registered for redaction; `client_options` go to `HttpClient`
-        (e.g. `sleep`, `max_attempts`, `error_reason`).
-        """
-        from okr_metrics.connectors.http import HttpClient
-
-        all_headers = {"Accept": "application/json", **(headers or {})}
-        if settings.token:
-            all_headers["Authorization"] = f"Bearer {settings.token}"
-        return HttpClient(
-            cls.source,
-            settings.base_url or cls.env.default_base_url or "",
-            headers=all_headers,
-            secrets=[settings.token],
-            token_env=cls.env.token,
-            **client_options,
-        )
-
-    @classmethod
     @abc.abstractmethod
     def from_settings(cls, settings: SourceSettings) -> Connector:
         """Build the connector; called only when `missing_settings` returned None."""
 
-    @abc.abstractmethod
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        """The metric's daily values from `start` through `end` (both included).
+    def daily_series(self, request: SeriesRequest) -> pd.DataFrame:
+        """The metric's daily values over the request's window (both ends included).
 
-        Returns a frame with columns `date` (datetime.date) and `value` (float), one
-        row per day; counts and sums have a row on every day of the window (0 when
-        nothing happened). Timestamps are bucketed into days in `timezone`.
-        Raises `SourceError` with a one-line reason when the source fails.
+        Returns a frame with columns `date` (datetime.date) and `value` (float): counts
+        and sums have a row on every day of the window (0 when nothing happened);
+        timestamps are bucketed into days in the window's time zone. Raises
+        `SourceError` with a one-line reason when the source fails, and `TypeError` for
+        a metric of another source.
         """
+        self.check(request)
+        return self.fetch(request)
 
-    def rejected_rows(
-        self, metric: MetricParams, start: date, end: date
-    ) -> dict[str, pd.DataFrame]:
-        """Rows the source itself refused while reading `metric`, by series key.
+    @classmethod
+    def check(cls, request: SeriesRequest) -> None:
+        """The request's metric must be this source's (`params_model`)."""
+        if not isinstance(request.metric, cls.params_model):
+            raise TypeError(
+                f"{cls.__name__} needs a {cls.params_model.__name__}, "
+                f"not {type(request.metric).__name__}"
+            )
+
+    @abc.abstractmethod
+    def fetch(self, request: SeriesRequest) -> pd.DataFrame:
+        """`daily_series` once the request is checked: the source's own work."""
+
+    def rejected_rows(self, request: SeriesRequest) -> dict[str, pd.DataFrame]:
+        """Rows the source itself refused while reading the request's series, by series key.
 
         For sources that read a file whole (check-ins): each frame (columns date,
         raw_value, reason; all text) is the complete current set of its key's
@@ -143,7 +136,7 @@ class Connector(abc.ABC):
         return {}
 
     @classmethod
-    def lint_inputs(cls, metrics: list[MetricParams]) -> list[tuple[str, int, str]]:
+    def lint_inputs(cls, requests: list[SeriesRequest]) -> list[tuple[str, int, str]]:
         """Problems in the source's own input files, as (file, line, message), for `okr lint`.
 
         For sources that read files beside the definitions (check-ins); the rows listed
@@ -154,7 +147,3 @@ class Connector(abc.ABC):
     def finish(self) -> None:
         """Called once after the run's last series of this source (e.g. to log a quota summary)."""
         return None
-
-
-def empty_series() -> pd.DataFrame:
-    return pd.DataFrame({"date": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)})

@@ -1,23 +1,28 @@
-"""The HTTP client every connector shares, and the paginators of the APIs they call.
+"""The HTTP half of the connector kit: the client every API source shares, its
+paginators, its auth, and `HttpConnector`, the base of a source behind an HTTP API.
 
-A connector builds one `HttpClient` in `from_settings` (base URL, auth header, the
-token as a secret) and declares which `Paginator` its endpoint uses. The client owns
-what all sources need alike: timeouts, retries with backoff, rate limits, one-line
-`SourceError`s, and redaction of secrets in every message it emits.
+A connector declares, on an `HttpConnector` subclass, its `auth` (`Bearer`, `Basic`,
+`HeaderAuth`), extra `headers`, and its vendor's error shape (`error_reason(response)`,
+returning an `ApiError`: the API's own words, a reason to fail at once, or a rate limit
+the status does not tell); each call is a `Query` (endpoint, request, paginator, where the
+records are). The client owns what all sources need alike: timeouts, retries with
+backoff, rate limits (429, `Retry-After`, `x-ratelimit-reset`), one-line `SourceError`s,
+and redaction of secrets in every message it emits.
 
-Paginators (the shapes of dlt's rest_client paginators):
+Paginators (the shapes of dlt's rest_client paginators); each takes the names of its
+API's fields:
 
-| class | API | where the next page is |
-| --- | --- | --- |
-| `LinkHeaderPaginator` | GitHub | `Link: <url>; rel="next"`, followed as given |
-| `NextTokenPaginator` | Jira (`/rest/api/3/search/jql`) | `nextPageToken` in the body, sent back as a parameter |
-| `OffsetPaginator` | GA4 (`runReport`) | `offset` + `limit` in the request, `rowCount` in the body |
-| `NextUrlPaginator` | Salesforce (`query`) | `nextRecordsUrl` in the body |
-| `AfterCursorPaginator` | HubSpot (CRM search) | `paging.next.after` in the body, sent back as `after` |
+| class | where the next page is |
+| --- | --- |
+| `LinkHeaderPaginator` | `Link: <url>; rel="next"`, followed as given |
+| `NextTokenPaginator` | a token in the body, sent back as a parameter (query or JSON body) |
+| `OffsetPaginator` | `offset` + `limit` in the request, a total in the body |
+| `NextUrlPaginator` | a URL (a path on the same host) in the body |
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json as jsonlib
 import logging
@@ -26,13 +31,15 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
-from okr_metrics.connectors.base import SourceError
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
+from okr_metrics.connectors.errors import SourceError
+from okr_metrics.connectors.kit import lookup
 
 logger = logging.getLogger("okr_metrics.http")
 
@@ -150,10 +157,10 @@ class SinglePagePaginator(Paginator):
 
 
 class LinkHeaderPaginator(Paginator):
-    """GitHub: follow `Link: <...>; rel="next"` exactly as given.
+    """Follow `Link: <...>; rel="next"` exactly as given.
 
-    GitHub rewrites the next URL (to `/repositories/{id}/...`) and carries every query
-    parameter in it, so the URL is never rebuilt and no parameter is added.
+    The API may rewrite the next URL and carries every query parameter in it, so the URL
+    is never rebuilt and no parameter is added.
     """
 
     def __init__(self, rel: str = "next") -> None:
@@ -169,15 +176,6 @@ class LinkHeaderPaginator(Paginator):
         return PageRequest(request.method, link["url"], params=None, json=request.json)
 
 
-def _lookup(data: Any, path: str) -> Any:
-    """The value at a dotted path (`paging.next.after`) of a JSON body, or None."""
-    for part in path.split("."):
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(part)
-    return data
-
-
 def _with_value(
     request: PageRequest, where: Literal["params", "json"], name: str, value: Any
 ) -> PageRequest:
@@ -187,17 +185,15 @@ def _with_value(
 
 
 class NextTokenPaginator(Paginator):
-    """Jira: the body's `nextPageToken`, sent back as the `nextPageToken` parameter.
-
-    The last page has no token (Jira also says `isLast: true`).
-    """
+    """The token at `token_path` of the body, sent back as `param` (in the query string or
+    the JSON body); the last page has no token, or says so at `last_path`."""
 
     def __init__(
         self,
-        token_path: str = "nextPageToken",
-        param: str = "nextPageToken",
+        token_path: str,
+        param: str,
         where: Literal["params", "json"] = "params",
-        last_path: str | None = "isLast",
+        last_path: str | None = None,
     ) -> None:
         super().__init__()
         self.token_path, self.param, self.where, self.last_path = (
@@ -210,50 +206,39 @@ class NextTokenPaginator(Paginator):
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
-        token = _lookup(data, self.token_path)
-        if token in (None, "") or (self.last_path and _lookup(data, self.last_path) is True):
+        token = lookup(data, self.token_path)
+        if token in (None, "") or (self.last_path and lookup(data, self.last_path) is True):
             return None
         return _with_value(request, self.where, self.param, token)
 
 
-class AfterCursorPaginator(NextTokenPaginator):
-    """HubSpot: `paging.next.after` in the body, sent back as `after` (in the JSON body of a search)."""
-
-    def __init__(
-        self,
-        token_path: str = "paging.next.after",
-        param: str = "after",
-        where: Literal["params", "json"] = "json",
-    ) -> None:
-        super().__init__(token_path, param, where, last_path=None)
-
-
 class NextUrlPaginator(Paginator):
-    """Salesforce: the body's `nextRecordsUrl` (a path on the instance) until `done`."""
+    """The URL at `url_path` of the body (a path on the same host), until `done_path` is true."""
 
-    def __init__(self, url_path: str = "nextRecordsUrl", done_path: str | None = "done") -> None:
+    def __init__(self, url_path: str, done_path: str | None = None) -> None:
         super().__init__()
         self.url_path, self.done_path = url_path, done_path
 
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
-        url = _lookup(data, self.url_path)
-        if not url or (self.done_path and _lookup(data, self.done_path) is True):
+        url = lookup(data, self.url_path)
+        if not url or (self.done_path and lookup(data, self.done_path) is True):
             return None
         return PageRequest(request.method, url, params=None, json=request.json)
 
 
 class OffsetPaginator(Paginator):
-    """GA4: `offset` and `limit` in the request; stops at the body's total or a short page."""
+    """`offset` and `limit` in the request; stops at the body's total (`total_path`) or a
+    short page of the records at `records_path`."""
 
     def __init__(
         self,
         limit: int,
+        records_path: str,
+        total_path: str | None = None,
         offset_param: str = "offset",
         limit_param: str = "limit",
-        total_path: str | None = "rowCount",
-        records_path: str = "rows",
         where: Literal["params", "json"] = "json",
     ) -> None:
         super().__init__()
@@ -272,12 +257,75 @@ class OffsetPaginator(Paginator):
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
-        records = _lookup(data, self.records_path) or []
+        records = lookup(data, self.records_path) or []
         self.offset += self.limit
-        total = _lookup(data, self.total_path) if self.total_path else None
+        total = lookup(data, self.total_path) if self.total_path else None
         if len(records) < self.limit or (total is not None and self.offset >= int(total)):
             return None
         return _with_value(request, self.where, self.offset_param, self.offset)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One paged call: the endpoint and its request, how its pages chain (a fresh
+    `paginator` per query: it holds the paging state), where a page's records are
+    (`records`, default the body itself) and, for lists sorted newest first, when to stop
+    reading (`stop(page)`, asked after each page)."""
+
+    method: str
+    path: str
+    paginator: Paginator = field(default_factory=SinglePagePaginator)
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    records: Records | None = None
+    stop: Callable[[list], bool] | None = None
+
+
+# --- the vendor's error shape ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """What a source reads in an error response (its `error_reason(response)`).
+
+    `said` is the API's own short message, quoted in the usual errors ("the API says:
+    ..."); `reason` a one-line reason to fail with at once (never retried);
+    `rate_limited` a rate limit the status does not tell (a 403 that says so): the
+    client waits (`Retry-After`, `x-ratelimit-reset`) and retries.
+    """
+
+    said: str = ""
+    reason: str | None = None
+    rate_limited: bool = False
+
+
+ErrorReason = Callable[[requests.Response], ApiError | None]
+
+
+def json_body(response: requests.Response) -> Any:
+    """The decoded JSON body, or None when there is none."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def said_in(response: requests.Response, *paths: str) -> str:
+    """The first non-empty text at one of `paths` (dotted; `0.message` in a list) of the
+    JSON body; a list of texts is joined with `; `."""
+    body = json_body(response)
+    for path in paths:
+        found = lookup(body, path)
+        if isinstance(found, list):
+            found = "; ".join(str(item) for item in found)
+        if found not in (None, "") and not isinstance(found, Mapping | bool):
+            return str(found)
+    return ""
+
+
+def message_error(response: requests.Response) -> ApiError:
+    """The error shape of an API without one of its own: the body's `message`."""
+    return ApiError(said_in(response, "message"))
 
 
 # --- the client -------------------------------------------------------------------------
@@ -296,9 +344,9 @@ class HttpClient:
 
     `secrets` are values (tokens) that must never appear in a message; the value of an
     `Authorization` header is always one. `token_env` names the variable an
-    authentication error tells the user to check. `error_reason(response)` lets a source
-    read its own error bodies first: it returns a one-line reason to fail with at once
-    (never retried), or None for the usual handling.
+    authentication error tells the user to check. `error_reason(response)` reads the
+    source's own error bodies (an `ApiError`); without one, the API's words are the
+    `message` of a JSON object body.
     """
 
     def __init__(
@@ -318,7 +366,7 @@ class HttpClient:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         session: requests.Session | None = None,
-        error_reason: Callable[[requests.Response], str | None] | None = None,
+        error_reason: ErrorReason | None = None,
     ) -> None:
         self.source = source
         self.error_reason = error_reason
@@ -394,36 +442,21 @@ class HttpClient:
             )
             self.sleep(wait)
 
-    def request_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
-        """`request`, returning the decoded JSON body."""
-        return self._decode(self.request(method, path, params=params, json=json))
+    def request_json(self, method: str, path: str, **options: Any) -> Any:
+        """`request` (`params`, `json`), returning the decoded JSON body."""
+        return self._decode(self.request(method, path, **options))
 
-    def paginate(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        paginator: Paginator | None = None,
-        records: Records | None = None,
-    ) -> Iterator[list]:
+    def paginate(self, query: Query) -> Iterator[list]:
         """Yield each page's records (a list), fetching the next page only when asked.
 
-        `records` picks the records out of a page's JSON body (default: the body, which
-        must then be a list). Stop iterating to stop fetching.
+        `query.records` picks the records out of a page's JSON body (default: the body,
+        which must then be a list); `query.stop(page)` ends the reading after a page.
+        Stop iterating to stop fetching.
         """
-        paginator = paginator or SinglePagePaginator()
+        paginator = query.paginator
         paginator.reset(self.source)
         page_request: PageRequest | None = paginator.first_request(
-            PageRequest(method, path, params=params, json=json)
+            PageRequest(query.method, query.path, params=query.params, json=query.json)
         )
         while page_request is not None:
             response = self.request(
@@ -433,13 +466,15 @@ class HttpClient:
                 json=page_request.json,
             )
             data = self._decode(response)
-            page = records(data) if records else data
+            page = query.records(data) if query.records else data
             if not isinstance(page, list):
                 raise SourceError(
                     self.source,
                     f"unexpected response body from {self._shown(response.url)}: expected a list of records",
                 )
             yield page
+            if query.stop is not None and query.stop(page):
+                return
             page_request = paginator.next_request(response, data, page_request)
 
     def redact(self, text: str) -> str:
@@ -498,14 +533,14 @@ class HttpClient:
         status = response.status_code
         if status < 400:
             return response
-        reason = self.error_reason(response) if self.error_reason else None
-        if reason:
-            raise SourceError(self.source, self.redact(reason))
-        if self._is_rate_limited(response):
+        read = (self.error_reason or message_error)(response) or ApiError()
+        if read.reason:
+            raise SourceError(self.source, self.redact(read.reason))
+        if status == 429 or read.rate_limited:
             return _Retry(f"rate limited (HTTP {status})", self._rate_limit_wait(response))
         if status >= 500:
             return _Retry(f"server error (HTTP {status})")
-        said = self._api_message(response)
+        said = self.redact(read.said)[:200]
         suffix = f" (the API says: {said})" if said else ""
         if status in (401, 403):
             hint = f": check {self.token_env}" if self.token_env else ""
@@ -520,17 +555,6 @@ class HttpClient:
         if isinstance(self.timeout, tuple):
             return f"connect {self.timeout[0]} s, read {self.timeout[1]} s"
         return f"{self.timeout} s"
-
-    def _is_rate_limited(self, response: requests.Response) -> bool:
-        if response.status_code == 429:
-            return True
-        if response.status_code != 403:
-            return False
-        headers = response.headers
-        if headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers:
-            return True
-        # GitHub's secondary rate limit: a 403 that says so in its body.
-        return "rate limit" in self._api_message(response).lower()
 
     def _rate_limit_wait(self, response: requests.Response) -> float | None:
         """Seconds to wait, from Retry-After or the reset time; None to back off."""
@@ -560,29 +584,110 @@ class HttpClient:
         # Jitter spreads the retries of parallel runs apart.
         return delay * (0.5 + self.jitter() / 2)
 
-    def _api_message(self, response: requests.Response) -> str:
-        """A short error text from the body (GitHub, Jira, Google, Salesforce, HubSpot shapes)."""
-        try:
-            body = response.json()
-        except ValueError:
-            return ""
-        message: Any = None
-        if isinstance(body, list) and body and isinstance(body[0], Mapping):
-            message = body[0].get("message")
-        elif isinstance(body, Mapping):
-            message = body.get("message") or body.get("errorMessages")
-            error = body.get("error")
-            if not message and isinstance(error, Mapping):
-                message = error.get("message")
-            elif not message and isinstance(error, str):
-                message = body.get("error_description") or error
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        return self.redact(str(message))[:200] if message else ""
-
     def _decode(self, response: requests.Response) -> Any:
         try:
             return response.json()
         except ValueError:
             pass
         raise SourceError(self.source, f"malformed response body from {self._shown(response.url)}")
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+class Auth:
+    """How a source's requests authenticate: the headers they carry, and the variables an
+    authentication error tells the user to check."""
+
+    def headers(self, user: str | None, token: str | None) -> dict[str, str]:
+        return {}
+
+    def hint(self, env: SourceEnv) -> str | None:
+        return env.token
+
+
+class Bearer(Auth):
+    """`Authorization: Bearer <token>`."""
+
+    def headers(self, user: str | None, token: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class Basic(Auth):
+    """`Authorization: Basic base64(<user>:<token>)`; an error names both variables."""
+
+    def headers(self, user: str | None, token: str | None) -> dict[str, str]:
+        if not (user and token):
+            return {}
+        return {"Authorization": f"Basic {base64.b64encode(f'{user}:{token}'.encode()).decode()}"}
+
+    def hint(self, env: SourceEnv) -> str | None:
+        return f"{env.user} and {env.token}"
+
+
+@dataclass(frozen=True)
+class HeaderAuth(Auth):
+    """The token in a header of the API's own (`X-Api-Key: <token>`), after `prefix`."""
+
+    name: str
+    prefix: str = ""
+
+    def headers(self, user: str | None, token: str | None) -> dict[str, str]:
+        return {self.name: f"{self.prefix}{token}"} if token else {}
+
+
+# --- the connector of an HTTP API ------------------------------------------------------------
+
+
+_C = TypeVar("_C", bound="HttpConnector")
+
+
+class HttpConnector(Connector):
+    """A source behind an HTTP API: declares `auth`, `headers` and `error_reason`
+    (besides `source`, `params_model`, `env`) and implements `fetch`; `from_settings`,
+    the client and the paging come from here."""
+
+    auth: ClassVar[Auth] = Bearer()
+    headers: ClassVar[Mapping[str, str]] = {}
+    # The vendor's error shape; None: the body's `message` (`message_error`).
+    error_reason: ClassVar[ErrorReason | None] = None
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_settings(cls: type[_C], settings: SourceSettings, **client_options: Any) -> _C:
+        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
+        return cls(cls.http_client(settings, **client_options))
+
+    @classmethod
+    def http_client(
+        cls,
+        settings: SourceSettings,
+        *,
+        token: str | None = None,
+        token_env: str | None = None,
+        **client_options: Any,
+    ) -> HttpClient:
+        """The client of this source: its base URL, auth and error shape; the token
+        (`token`, default the settings') is registered for redaction."""
+        token = token or settings.token
+        headers = {
+            "Accept": "application/json",
+            **cls.headers,
+            **cls.auth.headers(settings.user, token),
+        }
+        return HttpClient(
+            cls.source,
+            settings.base_url or cls.env.default_base_url or "",
+            headers=headers,
+            secrets=[token, settings.token],
+            token_env=token_env or cls.auth.hint(cls.env),
+            error_reason=cls.error_reason,
+            **client_options,
+        )
+
+    def records(self, query: Query) -> Iterator[Any]:
+        """Every record of the query, page after page, fetching a page only when needed."""
+        for page in self.client.paginate(query):
+            yield from page

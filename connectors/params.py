@@ -71,7 +71,7 @@ class MetricParams(BaseModel):
         return "value"
 
     def ratio_parts(self) -> tuple[MetricParams, MetricParams] | None:
-        """For a metric that is itself a ratio (Jira's `resolved_within`): numerator, denominator."""
+        """For a metric that is itself a ratio of two series (a share): numerator, denominator."""
         return None
 
     def metric_key(self, *, timezone: str = "UTC", quarter: str = "", kr_id: str = "") -> str:

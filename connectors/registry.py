@@ -25,7 +25,6 @@ class Source:
     name: str
     params: str  # "module:Class" of the MetricParams model
     connector: str | None = None  # "module:Class" of the Connector; None until built
-    sandbox: str | None = None  # "module:function" registering the sandbox routes
 
     def params_model(self) -> type[MetricParams]:
         return _load(self.params)
@@ -39,31 +38,26 @@ BUILTIN_SOURCES = (
         "google_analytics",
         "okr_metrics.connectors.google_analytics.params:GoogleAnalyticsMetric",
         connector="okr_metrics.connectors.google_analytics.client:GoogleAnalyticsConnector",
-        sandbox="okr_metrics.connectors.google_analytics.sandbox:register",
     ),
     Source(
         "jira",
         "okr_metrics.connectors.jira.params:JiraMetric",
         connector="okr_metrics.connectors.jira.client:JiraConnector",
-        sandbox="okr_metrics.connectors.jira.sandbox:register",
     ),
     Source(
         "github",
         "okr_metrics.connectors.github.params:GitHubMetric",
         connector="okr_metrics.connectors.github.client:GitHubConnector",
-        sandbox="okr_metrics.connectors.github.sandbox:register",
     ),
     Source(
         "salesforce",
         "okr_metrics.connectors.salesforce.params:SalesforceMetric",
         connector="okr_metrics.connectors.salesforce.client:SalesforceConnector",
-        sandbox="okr_metrics.connectors.salesforce.sandbox:register",
     ),
     Source(
         "hubspot",
         "okr_metrics.connectors.hubspot.params:HubSpotMetric",
         connector="okr_metrics.connectors.hubspot.client:HubSpotConnector",
-        sandbox="okr_metrics.connectors.hubspot.sandbox:register",
     ),
     Source(
         "manual",

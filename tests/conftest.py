@@ -16,6 +16,33 @@ import pytest
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _ROOT]
 
+# --- no real credentials ---------------------------------------------------------------------
+# Every registered source's environment variables (each connector's `env`), cleared for
+# every test: a real token in the developer's shell never reaches a real API. Tests that
+# want a source configured set its variables themselves (monkeypatch.setenv).
+
+
+def source_env_names() -> tuple[str, ...]:
+    """The variables every registered source's connector reads (`SourceEnv.names()`)."""
+    from okr_metrics.connectors.registry import connected_sources
+
+    names = (
+        name
+        for source in connected_sources().values()
+        for name in source.connector_class().env.names()
+    )
+    return tuple(dict.fromkeys(names))
+
+
+@pytest.fixture(autouse=True)
+def _no_source_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in source_env_names():
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- end of the credentials block ---------------------------------------------------------------
+
+
 # --- the sandbox (connectors) ---------------------------------------------------------------
 # One sandbox server for the whole session; tests that use it start with no faults, no
 # latency and an empty request log. Tests that set repositories use names of their own.

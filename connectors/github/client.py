@@ -2,160 +2,164 @@
 
 Built by the Dagster observation assets (through `connectors/registry.py`) from
 `GITHUB_API_URL` and `GITHUB_TOKEN`; works against api.github.com, GitHub Enterprise
-(`https://host/api/v3`) and the sandbox alike.
+(`https://host/api/v3`) and the sandbox alike. Each count reads one list endpoint,
+newest first, and stops once a whole page predates the window.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 import pandas as pd
+import requests
 
-from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.base import SourceEnv, SourceError
 from okr_metrics.connectors.github.params import GitHubMetric
-from okr_metrics.connectors.http import HttpClient, LinkHeaderPaginator
-from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.http import (
+    ApiError,
+    HttpConnector,
+    LinkHeaderPaginator,
+    Query,
+    said_in,
+)
+from okr_metrics.connectors.kit import Record, SeriesRequest, daily_counts, parse_timestamp
 
+API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 
-# A release is listed by `created_at`, but counted by `published_at`, which may come
-# later (a draft published days after it was drafted): keep reading this far back.
+# A release published days after it was drafted: keep reading this far back.
 RELEASE_DRAFT_LOOKBACK = timedelta(days=90)
 
 
-def parse_timestamp(text: str) -> datetime:
-    """`2026-10-15T09:12:33Z` as an aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def error_reason(response: requests.Response) -> ApiError:
+    """GitHub's errors: `{"message": ...}`; a 403 is a rate limit when its headers or its
+    message say so (the primary and the secondary rate limits)."""
+    said = said_in(response, "message")
+    headers = response.headers
+    limited = response.status_code == 403 and (
+        headers.get("x-ratelimit-remaining") == "0"
+        or "retry-after" in headers
+        or "rate limit" in said.lower()
+    )
+    return ApiError(said, rate_limited=limited)
 
 
-class GitHubConnector(Connector):
+@dataclass(frozen=True)
+class Count:
+    """One count: the list endpoint it reads and the field of each item it buckets.
+
+    `required`: an item without the field is an error (otherwise it does not count);
+    `stop_field`: the list is sorted by it, newest first, so the reading stops after a
+    page wholly older than the window (`lookback` earlier still).
+    """
+
+    endpoint: str
+    field: str
+    params: Mapping[str, str] = dataclass_field(default_factory=dict)
+    required: bool = False
+    stop_field: str | None = None
+    lookback: timedelta = timedelta(0)
+
+    def stop(self, start: datetime) -> Callable[[list], bool] | None:
+        return _all_before(self.stop_field, start - self.lookback) if self.stop_field else None
+
+    def counts(self, item: Record, labels: tuple[str, ...]) -> bool:
+        if self.endpoint == "releases":
+            return not item.get("draft")
+        # The issues endpoint lists pull requests too.
+        is_pull = "pull_request" in item.data
+        return (self.endpoint == "pulls" or not is_pull) and _has_labels(item, labels)
+
+
+# Issues updated in or after the window (`since`), which every issue opened or closed in it was.
+ISSUES = {"state": "all", "sort": "updated", "direction": "desc"}
+COUNTS = {
+    # Closed PRs, most recently updated first: a PR merged in the window was updated at or
+    # after its merge.
+    "merged_pull_requests": Count(
+        "pulls",
+        "merged_at",
+        {"state": "closed", "sort": "updated", "direction": "desc"},
+        stop_field="updated_at",
+    ),
+    "opened_issues": Count("issues", "created_at", ISSUES, required=True),
+    # Whatever the close reason (completed, not_planned, duplicate).
+    "closed_issues": Count("issues", "closed_at", ISSUES),
+    # A release is listed by `created_at` but counted by `published_at`, which may come later.
+    "releases": Count(
+        "releases", "published_at", stop_field="created_at", lookback=RELEASE_DRAFT_LOOKBACK
+    ),
+}
+
+
+class GitHubConnector(HttpConnector):
     """Counts per day, from the REST API's list endpoints (newest first, stopping early)."""
 
-    source: ClassVar[str] = "github"
-    params_model: ClassVar[type[MetricParams]] = GitHubMetric
-    env: ClassVar[SourceEnv] = SourceEnv(
-        base_url="GITHUB_API_URL", default_base_url="https://api.github.com", token="GITHUB_TOKEN"
-    )
+    source = "github"
+    params_model = GitHubMetric
+    env = SourceEnv(base_url="GITHUB_API_URL", default_base_url=API_URL, token="GITHUB_TOKEN")
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
+    error_reason = staticmethod(error_reason)
     # Items per page: GitHub's maximum. The contract tests shrink it to cross pages.
     page_size: ClassVar[int] = PER_PAGE
 
-    def __init__(self, client: HttpClient) -> None:
-        self.client = client
-
-    @classmethod
-    def from_settings(cls, settings: SourceSettings, **client_options: Any) -> GitHubConnector:
-        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-        return cls(cls.bearer_client(settings, headers, **client_options))
-
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        if not isinstance(metric, GitHubMetric):
-            raise TypeError(f"GitHubConnector needs a GitHubMetric, not {type(metric).__name__}")
-        if end < start:
-            raise ValueError(f"window ends ({end}) before it starts ({start})")
-        zone = ZoneInfo(timezone)
-        window_start = datetime.combine(start, time.min, tzinfo=zone)
-        counting: dict[str, Callable[[GitHubMetric, datetime], Iterable[str]]] = {
-            "merged_pull_requests": self._merged_pull_requests,
-            "opened_issues": self._opened_issues,
-            "closed_issues": self._closed_issues,
-            "releases": self._releases,
-        }
-        timestamps = counting[metric.count](metric, window_start)
-        days = Counter(parse_timestamp(ts).astimezone(zone).date() for ts in timestamps)
-        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        return pd.DataFrame(
-            {
-                "date": pd.Series(window, dtype=object),
-                "value": pd.Series([float(days.get(day, 0)) for day in window], dtype=float),
-            }
-        )
-
-    # -- one method per count: the timestamps to bucket (outside the window is fine) -----
-
-    def _merged_pull_requests(self, metric: GitHubMetric, window_start: datetime) -> Iterator[str]:
-        # Closed PRs, most recently updated first: a PR merged in the window was updated
-        # at or after its merge, so once a whole page predates the window, stop.
-        pages = self._pages(
-            f"{self._repo_path(metric)}/pulls",
-            {"state": "closed", "sort": "updated", "direction": "desc", "per_page": self.page_size},
-        )
-        for page in pages:
-            for pull in page:
-                if pull.get("merged_at") and _has_labels(pull, metric.labels):
-                    yield pull["merged_at"]
-            if _all_before(page, "updated_at", window_start):
-                break
-
-    def _opened_issues(self, metric: GitHubMetric, window_start: datetime) -> Iterator[str]:
-        for issue in self._issues(metric, window_start):
-            yield issue["created_at"]
-
-    def _closed_issues(self, metric: GitHubMetric, window_start: datetime) -> Iterator[str]:
-        for issue in self._issues(metric, window_start):
-            # Whatever the close reason (completed, not_planned, duplicate).
-            if issue.get("closed_at"):
-                yield issue["closed_at"]
-
-    def _issues(self, metric: GitHubMetric, window_start: datetime) -> Iterator[Mapping[str, Any]]:
-        # `since` keeps only issues updated in or after the window, which every issue
-        # opened or closed in it was.
-        params: dict[str, Any] = {
-            "state": "all",
-            "sort": "updated",
-            "direction": "desc",
-            "per_page": self.page_size,
-            "since": _iso(window_start),
-        }
-        if metric.labels:
-            params["labels"] = ",".join(metric.labels)
-        for page in self._pages(f"{self._repo_path(metric)}/issues", params):
-            for issue in page:
-                # The issues endpoint lists pull requests too.
-                if "pull_request" not in issue and _has_labels(issue, metric.labels):
-                    yield issue
-
-    def _releases(self, metric: GitHubMetric, window_start: datetime) -> Iterator[str]:
-        if metric.labels:
+    def fetch(self, request: SeriesRequest[GitHubMetric]) -> pd.DataFrame:
+        metric, count, start = request.metric, COUNTS[request.metric.count], request.window.start
+        if metric.labels and count.endpoint == "releases":
             raise SourceError(self.source, "`labels` do not apply to `count: releases`")
-        stop_before = window_start - RELEASE_DRAFT_LOOKBACK
-        pages = self._pages(f"{self._repo_path(metric)}/releases", {"per_page": self.page_size})
-        for page in pages:
-            for release in page:
-                if not release.get("draft") and release.get("published_at"):
-                    yield release["published_at"]
-            if _all_before(page, "created_at", stop_before):
-                break
+        params: dict[str, Any] = {**count.params, "per_page": self.page_size}
+        if count.endpoint == "issues":
+            params["since"] = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if metric.labels:
+                params["labels"] = ",".join(metric.labels)
+        query = Query(
+            "GET",
+            f"/repos/{metric.repo}/{count.endpoint}",
+            LinkHeaderPaginator(),
+            params=params,
+            stop=count.stop(start),
+        )
+        kind = {"pulls": "pull request", "issues": "issue", "releases": "release"}[count.endpoint]
+        items = (
+            Record(self.source, item, kind, id_fields=("number", "id"))
+            for item in self.records(query)
+        )
+        moments = (
+            item.moment(count.field, required=count.required)
+            for item in items
+            if count.counts(item, metric.labels)
+        )
+        return daily_counts(request.window, (moment for moment in moments if moment))
 
-    # -- helpers --------------------------------------------------------------------------
 
-    def _repo_path(self, metric: GitHubMetric) -> str:
-        return f"/repos/{metric.repo}"
-
-    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[list]:
-        return self.client.paginate("GET", path, params=params, paginator=LinkHeaderPaginator())
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _has_labels(item: Mapping[str, Any], labels: Iterable[str]) -> bool:
+def _has_labels(item: Record, labels: Iterable[str]) -> bool:
     """Whether the item carries every one of `labels` (GitHub matches names case-insensitively)."""
     wanted = {label.casefold() for label in labels}
     if not wanted:
         return True
-    names = {str(label.get("name", "")).casefold() for label in item.get("labels") or ()}
+    names = {
+        str(label.get("name", "") if isinstance(label, Mapping) else label).casefold()
+        for label in item.get("labels") or ()
+    }
     return wanted <= names
 
 
-def _all_before(page: list, field: str, moment: datetime) -> bool:
+def _all_before(field: str, moment: datetime) -> Callable[[list], bool]:
     """Whether every item of a page has `field` before `moment` (an empty page: yes)."""
-    return all(item.get(field) and parse_timestamp(item[field]) < moment for item in page)
+
+    def stop(page: list) -> bool:
+        for item in page:
+            value = item.get(field) if isinstance(item, Mapping) else None
+            try:
+                if not value or not parse_timestamp(value) < moment:
+                    return False
+            except (ValueError, TypeError):
+                return False  # unreadable: keep reading (the item itself is checked)
+        return True
+
+    return stop

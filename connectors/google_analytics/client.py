@@ -29,13 +29,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any, ClassVar
 
 import pandas as pd
 import requests
 
-from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.base import SourceEnv, SourceError, SourceSettings
 from okr_metrics.connectors.google_analytics.params import (
     COMPARISONS,
     MATCH_TYPES,
@@ -47,8 +47,17 @@ from okr_metrics.connectors.google_analytics.params import (
     Not,
     StringMatch,
 )
-from okr_metrics.connectors.http import HttpClient, OffsetPaginator, PageRequest
-from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.http import (
+    ApiError,
+    HttpClient,
+    HttpConnector,
+    OffsetPaginator,
+    PageRequest,
+    Query,
+    json_body,
+    said_in,
+)
+from okr_metrics.connectors.kit import Record, SeriesRequest, daily_values
 
 log = logging.getLogger("okr_metrics.google_analytics")
 
@@ -178,6 +187,9 @@ class _RowCountPaginator(OffsetPaginator):
     being over, so a short page alone does not end the paging.
     """
 
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit, records_path="rows", total_path="rowCount")
+
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
@@ -196,34 +208,38 @@ def _rows_of(body: Any) -> list:
     return rows if isinstance(rows, list) else []
 
 
-def _error_reason(response: requests.Response) -> str | None:
-    """Google's error bodies that deserve a clearer word than the usual handling."""
-    if response.status_code != 403:
-        return None
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(error, Mapping) or error.get("status") != "PERMISSION_DENIED":
-        return None
+def error_reason(response: requests.Response) -> ApiError:
+    """Google's errors, `{"error": {"code", "message", "status"}}`; a 403 PERMISSION_DENIED
+    deserves a clearer word than the usual handling."""
+    said = said_in(response, "message", "error.message", "error_description", "error")
+    body = json_body(response)
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if (
+        response.status_code != 403
+        or not isinstance(error, Mapping)
+        or error.get("status") != "PERMISSION_DENIED"
+    ):
+        return ApiError(said)
     said = " ".join(str(error.get("message") or "").split())[:200]
-    return (
-        "permission denied (HTTP 403): the account behind the credentials cannot read this "
-        f"property; give it at least Viewer access in GA (the API says: {said})"
+    return ApiError(
+        said,
+        reason="permission denied (HTTP 403): the account behind the credentials cannot read "
+        f"this property; give it at least Viewer access in GA (the API says: {said})",
     )
 
 
-class GoogleAnalyticsConnector(Connector):
+class GoogleAnalyticsConnector(HttpConnector):
     """Daily values of a GA4 metric, from one windowed runReport per metric."""
 
-    source: ClassVar[str] = "google_analytics"
-    params_model: ClassVar[type[MetricParams]] = GoogleAnalyticsMetric
-    env: ClassVar[SourceEnv] = SourceEnv(
+    source = "google_analytics"
+    params_model = GoogleAnalyticsMetric
+    env = SourceEnv(
         base_url="GA_API_URL",
         default_base_url="https://analyticsdata.googleapis.com",
         token="GA_ACCESS_TOKEN",
         credentials_file="GOOGLE_APPLICATION_CREDENTIALS",
     )
+    error_reason = staticmethod(error_reason)
     # Rows (days) a page asks for. The contract tests shrink it to cross pages.
     page_size: ClassVar[int] = PAGE_SIZE
 
@@ -248,92 +264,57 @@ class GoogleAnalyticsConnector(Connector):
         """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
         connector = cls(settings=settings, client_options=client_options)
         if settings.token:
-            connector._client = connector._build_client(settings.token, cls.env.token)
+            connector._client = cls.http_client(settings, **client_options)
         return connector
 
     @property
     def client(self) -> HttpClient:
         if self._client is None:
             token = access_token_from_file(self._settings.credentials_file)
-            self._client = self._build_client(token, self.env.credentials_file)
+            self._client = self.http_client(
+                self._settings,
+                token=token,
+                token_env=self.env.credentials_file,
+                **self._client_options,
+            )
         return self._client
 
-    def _build_client(self, token: str | None, token_env: str | None) -> HttpClient:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return HttpClient(
-            self.source,
-            self._settings.base_url or self.env.default_base_url or "",
-            headers=headers,
-            secrets=[token, self._settings.token],
-            token_env=token_env,
-            error_reason=_error_reason,
-            **self._client_options,
-        )
-
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        if not isinstance(metric, GoogleAnalyticsMetric):
-            raise TypeError(
-                f"GoogleAnalyticsConnector needs a GoogleAnalyticsMetric, not {type(metric).__name__}"
-            )
-        if end < start:
-            raise ValueError(f"window ends ({end}) before it starts ({start})")
-        values: dict[date, float] = {}
-        for day, value in self._report_rows(metric, start, end, timezone):
-            if day in values:
-                raise SourceError(self.source, f"the report lists {day} twice")
-            values[day] = value
-        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        return pd.DataFrame(
-            {
-                "date": pd.Series(window, dtype=object),
-                "value": pd.Series([values.get(day, 0.0) for day in window], dtype=float),
-            }
-        )
+    def fetch(self, request: SeriesRequest[GoogleAnalyticsMetric]) -> pd.DataFrame:
+        rows = self._report_rows(request.metric, request.start, request.end, request.timezone)
+        return daily_values(request.window, rows, source=self.source)
 
     def _report_rows(
         self, metric: GoogleAnalyticsMetric, start: date, end: date, timezone: str
     ) -> Iterator[tuple[date, float]]:
         """(day, value) of every row of the report, cast by the metric's type."""
         last_page: Mapping[str, Any] = {}
-        first = True
-        pages = self.client.paginate(
+        query = Query(
             "POST",
             report_path(metric.property),
+            _RowCountPaginator(self.page_size),
             json=report_request(metric, start, end),
-            paginator=_RowCountPaginator(self.page_size),
-            records=lambda body: [body],
+            records=lambda body: [body],  # the whole body: its headers and quota matter
         )
-        for (page,) in pages:
+        for number, page in enumerate(self.records(query)):
             if not isinstance(page, Mapping):
                 raise SourceError(self.source, "unexpected response body: expected a report")
             metric_type = _metric_type(page, metric.metric)
-            self._remember_quota(metric.property, page, new_report=first)
-            first = False
+            self._remember_quota(metric.property, page, new_report=number == 0)
             for row in _rows_of(page):
                 yield self._row(row, metric_type)
             last_page = page
         self._check_time_zone(metric, last_page, timezone)
 
-    def _row(self, row: Any, metric_type: str) -> tuple[date, float]:
+    def _row(self, item: Any, metric_type: str) -> tuple[date, float]:
+        row = Record(self.source, item, "report row", id_fields=("dimensionValues.0.value",))
+        day = row.day("dimensionValues.0.value")
+        text = row.get("metricValues.0.value")
+        if text is None:
+            raise row.missing("metricValues.0.value")
         try:
-            day_text = row["dimensionValues"][0]["value"]
-            value_text = row["metricValues"][0]["value"]
-        except (KeyError, IndexError, TypeError):
-            raise SourceError(self.source, f"unexpected report row: {str(row)[:120]}") from None
-        try:
-            day = datetime.strptime(day_text, "%Y%m%d").date()
-        except (TypeError, ValueError):
-            raise SourceError(self.source, f"unexpected date {day_text!r} in the report") from None
-        try:
-            return day, cast_value(value_text, metric_type)
+            return day, cast_value(text, metric_type)
         except ValueError:
-            raise SourceError(
-                self.source, f"value {value_text!r} on {day} is not a {metric_type} number"
-            ) from None
+            raise row.bad("metricValues.0.value", text, f"{metric_type} number") from None
 
     def _check_time_zone(
         self, metric: GoogleAnalyticsMetric, page: Mapping[str, Any], timezone: str

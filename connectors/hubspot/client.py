@@ -21,16 +21,13 @@ date and datetime properties.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from okr_metrics.connectors.http import AfterCursorPaginator, HttpClient
+from okr_metrics.connectors.base import SourceEnv, SourceError
+from okr_metrics.connectors.http import HttpConnector, NextTokenPaginator, Query
 from okr_metrics.connectors.hubspot.params import (
     LIST_OPERATORS,
     NO_VALUE_OPERATORS,
@@ -41,39 +38,14 @@ from okr_metrics.connectors.hubspot.params import (
     as_moment,
     as_text,
 )
-from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.kit import Record, SeriesRequest, daily_totals, epoch_ms
 
+API_URL = "https://api.hubapi.com"
 # The most records a search page holds, and the most results a search can page through.
 PAGE_SIZE = 200
 RESULT_CAP = 10_000
 # Filters a filter group may hold; the date window takes two of them.
 MAX_FILTERS = 6
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since 1970-01-01 UTC, as HubSpot compares datetime properties."""
-    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
-
-
-def parse_moment(text: Any, zone: ZoneInfo) -> date | None:
-    """The day (in `zone`) of a date or datetime property value, or None when empty.
-
-    HubSpot sends datetimes as ISO strings (`2026-10-15T09:12:33.123Z`); some properties
-    and older records carry epoch milliseconds (`1760519553123`); date properties are
-    calendar days (`2026-10-15`), taken as they are.
-    """
-    if text is None or text == "":
-        return None
-    value = str(text).strip()
-    if value.lstrip("-").isdigit():
-        moment = datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
-        return moment.astimezone(zone).date()
-    if len(value) == 10:
-        return date.fromisoformat(value)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(zone).date()
 
 
 def filter_body(item: HubSpotFilter) -> dict[str, Any]:
@@ -113,83 +85,47 @@ def search_text(value: Scalar, operator: str = "EQ") -> str:
     return as_text(value) if moment is None else str(epoch_ms(moment))
 
 
-class HubSpotConnector(Connector):
+class HubSpotConnector(HttpConnector):
     """Counts or sums per day from the CRM search API, splitting windows past 10,000 results."""
 
-    source: ClassVar[str] = "hubspot"
-    params_model: ClassVar[type[MetricParams]] = HubSpotMetric
-    env: ClassVar[SourceEnv] = SourceEnv(
-        base_url="HUBSPOT_API_URL",
-        default_base_url="https://api.hubapi.com",
-        token="HUBSPOT_ACCESS_TOKEN",
+    source = "hubspot"
+    params_model = HubSpotMetric
+    env = SourceEnv(
+        base_url="HUBSPOT_API_URL", default_base_url=API_URL, token="HUBSPOT_ACCESS_TOKEN"
     )
     # Records a page asks for (HubSpot's maximum). The contract tests shrink it.
     page_size: ClassVar[int] = PAGE_SIZE
     # Results a search can page through; tests lower it with a sandbox that does the same.
     result_cap: ClassVar[int] = RESULT_CAP
 
-    def __init__(self, client: HttpClient) -> None:
-        self.client = client
-
-    @classmethod
-    def from_settings(cls, settings: SourceSettings, **client_options: Any) -> HubSpotConnector:
-        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
-        return cls(cls.bearer_client(settings, **client_options))
-
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        if not isinstance(metric, HubSpotMetric):
-            raise TypeError(f"HubSpotConnector needs a HubSpotMetric, not {type(metric).__name__}")
-        if end < start:
-            raise ValueError(f"window ends ({end}) before it starts ({start})")
+    def fetch(self, request: SeriesRequest[HubSpotMetric]) -> pd.DataFrame:
+        metric, window = request.metric, request.window
         if len(metric.filters) > MAX_FILTERS - 2:
             raise SourceError(
                 self.source,
                 f"at most {MAX_FILTERS - 2} filters: HubSpot allows {MAX_FILTERS} in a search "
                 "and the date window takes 2",
             )
-        zone = ZoneInfo(timezone)
-        low = epoch_ms(datetime.combine(start, time.min, tzinfo=zone))
-        high = epoch_ms(datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
-        totals: dict[date, float] = defaultdict(float)
-        for record in self._records(metric, low, high):
-            properties = record.get("properties") or {}
-            try:
-                day = parse_moment(properties.get(metric.date_property), zone)
-            except ValueError:
-                raise SourceError(
-                    self.source,
-                    f"{metric.object} {record.get('id')}: {metric.date_property} "
-                    f"{properties.get(metric.date_property)!r} is not a date",
-                ) from None
-            if day is None or not start <= day <= end:
-                continue
-            totals[day] += self._measure(metric, record)
-        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        return pd.DataFrame(
-            {
-                "date": pd.Series(window, dtype=object),
-                "value": pd.Series([totals.get(day, 0.0) for day in window], dtype=float),
-            }
+        return daily_totals(
+            window,
+            (
+                (record.moment(metric.date_property, epoch="ms"), self._measure(metric, record))
+                for record in self._records(metric, window.start_ms, window.end_ms)
+            ),
         )
 
-    def _measure(self, metric: HubSpotMetric, record: Mapping[str, Any]) -> float:
+    def _measure(self, metric: HubSpotMetric, record: Record) -> float:
         if metric.measure == "count":
             return 1.0
-        raw = (record.get("properties") or {}).get(metric.field or "")
-        if raw is None or str(raw).strip() == "":
-            return 0.0  # nulls add nothing to a sum
-        try:
-            return float(raw)
-        except ValueError:
-            raise SourceError(
-                self.source,
-                f"{metric.object} {record.get('id')}: {metric.field} {raw!r} is not a number",
-            ) from None
+        return record.number(metric.field or "") or 0.0  # nulls add nothing to a sum
 
-    def _records(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Mapping[str, Any]]:
-        """Every record dated in [low, high) (epoch ms), once, splitting past the result cap."""
+    # -- the window split: a search pages through 10,000 results at most ----------------------
+
+    def _records(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
+        """Every record dated in [low, high) (epoch ms), once, splitting past the result cap.
+
+        Each record is its `properties`, named by the object and the record's id.
+        """
         pending = [(low, high)]
         while pending:
             part_low, part_high = pending.pop(0)
@@ -206,9 +142,7 @@ class HubSpotConnector(Connector):
                 continue
             yield from found.values()
 
-    def _search(
-        self, metric: HubSpotMetric, low: int, high: int
-    ) -> dict[str, Mapping[str, Any]] | None:
+    def _search(self, metric: HubSpotMetric, low: int, high: int) -> dict[str, Record] | None:
         """The records dated in [low, high) by id, or None when there are more than the cap."""
         filters = [filter_body(item) for item in metric.filters]
         filters += [
@@ -218,28 +152,31 @@ class HubSpotConnector(Connector):
         properties = [metric.date_property]
         if metric.measure == "sum" and metric.field and metric.field != metric.date_property:
             properties.append(metric.field)
-        body = {
-            "filterGroups": [{"filters": filters}],
-            "properties": properties,
-            "sorts": [{"propertyName": metric.date_property, "direction": "ASCENDING"}],
-            "limit": self.page_size,
-        }
-        records: dict[str, Mapping[str, Any]] = {}
-        pages = self.client.paginate(
+        query = Query(
             "POST",
             f"/crm/v3/objects/{metric.object}/search",
-            json=body,
-            paginator=AfterCursorPaginator(),
-            records=lambda page: [page],
+            NextTokenPaginator("paging.next.after", "after", where="json"),
+            json={
+                "filterGroups": [{"filters": filters}],
+                "properties": properties,
+                "sorts": [{"propertyName": metric.date_property, "direction": "ASCENDING"}],
+                "limit": self.page_size,
+            },
+            records=lambda page: [page],  # the whole body: its total and paging matter
         )
-        for (page,) in pages:
+        records: dict[str, Record] = {}
+        for page in self.records(query):
             if not isinstance(page, Mapping) or not isinstance(page.get("results"), list):
                 raise SourceError(self.source, "unexpected response body: expected search results")
             if int(page.get("total") or 0) > self.result_cap:
                 return None
-            for record in page["results"]:
+            for item in page["results"]:
+                found = Record(self.source, item, metric.object, id_fields=("id",))
+                properties = Record(
+                    self.source, found.get("properties") or {}, found.kind, found.id
+                )
                 # An id seen twice (records moved while paging) counts once.
-                records[str(record.get("id"))] = record
+                records[str(found.id)] = properties
             following = ((page.get("paging") or {}).get("next") or {}).get("after")
             if following is not None and _int(following) >= self.result_cap:
                 return None  # the window grew past the cap while paging

@@ -31,8 +31,7 @@ its file and line.
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 from pydantic import (
@@ -46,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from okr_metrics.connectors.kit import looks_like_timestamp, parse_timestamp
 from okr_metrics.connectors.params import MetricParams
 
 Operator = Literal[
@@ -61,37 +61,20 @@ TOKEN_OPERATORS = ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN")
 # The list operator to suggest when a one-value operator gets a list.
 _LIST_HINT = {"EQ": "IN", "NEQ": "NOT_IN"}
 
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_DATETIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
-    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?$"
-)
-
 
 def as_moment(value: Any) -> datetime | None:
     """The UTC instant a filter value written as a date or ISO datetime names, else None.
 
     A date is midnight UTC of its day (how HubSpot stores date properties); a datetime
     without an offset is UTC. Raises `ValueError` for date-shaped text that is no date
-    (`2026-02-30`). Parsed by hand: Python 3.10's `fromisoformat` takes fewer forms.
+    (`2026-02-30`).
     """
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not looks_like_timestamp(value):
         return None
-    text = value.strip()
-    day = _DATE.match(text)
-    if day:
-        year, month, mday = map(int, day.groups())
-        return datetime(year, month, mday, tzinfo=timezone.utc)
-    found = _DATETIME.match(text)
-    if not found:
-        return None
-    year, month, mday, hour, minute = map(int, found.groups()[:5])
-    second, fraction, _, sign, offset_hours, offset_minutes = found.groups()[5:]
-    offset = timedelta(hours=int(offset_hours or 0), minutes=int(offset_minutes or 0))
-    zone = timezone(-offset if sign == "-" else offset)
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    moment = datetime(year, month, mday, hour, minute, int(second or 0), micro, tzinfo=zone)
-    return moment.astimezone(timezone.utc)
+    found = parse_timestamp(value)
+    if isinstance(found, datetime):
+        return found.astimezone(timezone.utc)
+    return datetime(found.year, found.month, found.day, tzinfo=timezone.utc)
 
 
 def as_text(value: Scalar) -> str:

@@ -13,22 +13,35 @@ within N hours, and all issues resolved) come from one search per run.
 
 from __future__ import annotations
 
-import base64
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import requests
 
-from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
-from okr_metrics.connectors.http import HttpClient, NextTokenPaginator, PageRequest
+from okr_metrics.connectors.base import SourceEnv
+from okr_metrics.connectors.http import (
+    ApiError,
+    Basic,
+    HttpClient,
+    HttpConnector,
+    NextTokenPaginator,
+    PageRequest,
+    Query,
+    said_in,
+)
 from okr_metrics.connectors.jira.params import JiraMetric
-from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.kit import (
+    Record,
+    SeriesRequest,
+    Window,
+    daily_counts,
+    daily_ratio,
+    daily_totals,
+    totals_by_day,
+)
 
 SEARCH_PATH = "/rest/api/3/search/jql"
 # Jira returns at most 100 issues a page once fields are asked for (5000 for ids only).
@@ -43,14 +56,9 @@ JQL_MARGIN = timedelta(days=2)
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
-def parse_timestamp(text: str) -> datetime:
-    """Jira's `2026-10-15T09:12:33.123+0530` (no colon in the offset) as an aware datetime."""
-    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-    raise ValueError(f"not a Jira timestamp: {text!r}")
+def error_reason(response: requests.Response) -> ApiError:
+    """Jira's errors: `{"errorMessages": [...], "errors": {...}}` (or a `message`)."""
+    return ApiError(said_in(response, "message", "errorMessages"))
 
 
 def without_order_by(jql: str) -> str:
@@ -90,18 +98,11 @@ def search_jql(jql: str, date_clause_field: str, start: date, end: date) -> str:
     return f"({condition}) AND {window}" if condition else window
 
 
-@dataclass(frozen=True)
-class _Issue:
-    key: str
-    created: datetime
-    resolved: datetime | None
-
-
 class _JiraPaginator(NextTokenPaginator):
     """`nextPageToken` in the JSON body; stops on a missing token, `isLast` or an empty page."""
 
     def __init__(self) -> None:
-        super().__init__(where="json")
+        super().__init__("nextPageToken", "nextPageToken", where="json", last_path="isLast")
 
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
@@ -117,107 +118,66 @@ def _issues_of(body: Any) -> list | None:
     return None
 
 
-class JiraConnector(Connector):
+# (created, resolved or None) of one issue
+Issue = tuple[datetime, datetime | None]
+
+
+class JiraConnector(HttpConnector):
     """Counts of a JQL query's issues per day, by `created` or `resolutiondate`."""
 
-    source: ClassVar[str] = "jira"
-    params_model: ClassVar[type[MetricParams]] = JiraMetric
-    env: ClassVar[SourceEnv] = SourceEnv(
-        base_url="JIRA_BASE_URL", token="JIRA_API_TOKEN", user="JIRA_EMAIL"
-    )
+    source = "jira"
+    params_model = JiraMetric
+    env = SourceEnv(base_url="JIRA_BASE_URL", token="JIRA_API_TOKEN", user="JIRA_EMAIL")
+    auth = Basic()
+    error_reason = staticmethod(error_reason)
     page_size: ClassVar[int] = PAGE_SIZE  # `maxResults` of each page
 
     def __init__(self, client: HttpClient) -> None:
-        self.client = client
+        super().__init__(client)
         # (jql, date field, start, end) -> the issues of that search, fetched once per run.
-        self._searches: dict[tuple[str, str, date, date], list[_Issue]] = {}
+        self._searches: dict[tuple[str, str, date, date], list[Issue]] = {}
 
-    @classmethod
-    def from_settings(cls, settings: SourceSettings, **client_options: Any) -> JiraConnector:
-        """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""
-        headers = {"Accept": "application/json"}
-        if settings.user and settings.token:
-            pair = f"{settings.user}:{settings.token}".encode()
-            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
-        client = HttpClient(
-            cls.source,
-            settings.base_url or "",
-            headers=headers,
-            secrets=[settings.token],
-            token_env=f"{cls.env.user} and {cls.env.token}",
-            **client_options,
-        )
-        return cls(client)
-
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        if not isinstance(metric, JiraMetric):
-            raise TypeError(f"JiraConnector needs a JiraMetric, not {type(metric).__name__}")
-        if end < start:
-            raise ValueError(f"window ends ({end}) before it starts ({start})")
-        zone = ZoneInfo(timezone)
-        window = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
+    def fetch(self, request: SeriesRequest[JiraMetric]) -> pd.DataFrame:
+        metric, window = request.metric, request.window
         if metric.count == "created":
-            issues = self._search(metric.jql, "created", start, end)
-            days = _count_days((issue.created for issue in issues), zone)
-            return _frame(window, [float(days.get(day, 0)) for day in window])
-
+            issues = self._search(metric.jql, "created", window)
+            return daily_counts(window, (created for created, _ in issues))
         # (created, resolved) of the issues resolved in the searched range
-        resolutions: list[tuple[datetime, datetime]] = [
-            (issue.created, issue.resolved)
-            for issue in self._search(metric.jql, "resolved", start, end)
-            if issue.resolved is not None
+        resolutions = [
+            (created, done)
+            for created, done in self._search(metric.jql, "resolved", window)
+            if done is not None
         ]
-        resolved = _count_days((done for _, done in resolutions), zone)
         if metric.count == "resolved":
-            return _frame(window, [float(resolved.get(day, 0)) for day in window])
-
+            return daily_counts(window, (done for _, done in resolutions))
         limit = timedelta(hours=metric.hours or 0)
-        within = _count_days((done for opened, done in resolutions if done - opened <= limit), zone)
+        within = [(done, 1.0) for opened, done in resolutions if done - opened <= limit]
         if metric.count == "resolved_within":
-            return _frame(window, [float(within.get(day, 0)) for day in window])
+            return daily_totals(window, within)
         # `measure: resolved_within` asked for whole: the daily share, on days with resolutions.
-        shared = [day for day in window if resolved.get(day)]
-        return _frame(shared, [within.get(day, 0) / resolved[day] for day in shared])
+        resolved = totals_by_day(window, ((done, 1.0) for _, done in resolutions))
+        return daily_ratio(window, totals_by_day(window, within), resolved)
 
     # -- the search -----------------------------------------------------------------------
 
-    def _search(self, jql: str, field: str, start: date, end: date) -> list[_Issue]:
-        key = (jql, field, start, end)
+    def _search(self, jql: str, field: str, window: Window) -> list[Issue]:
+        key = (jql, field, window.first, window.last)
         if key not in self._searches:
-            body = {
-                "jql": search_jql(jql, field, start, end),
-                "fields": FIELDS,
-                "maxResults": self.page_size,
-            }
-            pages = self.client.paginate(
-                "POST", SEARCH_PATH, json=body, paginator=_JiraPaginator(), records=_issues_of
+            query = Query(
+                "POST",
+                SEARCH_PATH,
+                _JiraPaginator(),
+                json={
+                    "jql": search_jql(jql, field, window.first, window.last),
+                    "fields": FIELDS,
+                    "maxResults": self.page_size,
+                },
+                records=_issues_of,
             )
-            self._searches[key] = [self._issue(item) for page in pages for item in page]
+            self._searches[key] = [self._issue(item) for item in self.records(query)]
         return self._searches[key]
 
-    def _issue(self, item: Any) -> _Issue:
-        item = item if isinstance(item, Mapping) else {}
-        key = str(item.get("key") or item.get("id") or "?")
-        fields = item.get("fields")
-        if not isinstance(fields, Mapping) or not fields.get("created"):
-            raise SourceError(self.source, f"issue {key} came without its `created` field")
-        try:
-            created = parse_timestamp(str(fields["created"]))
-            resolved_text = fields.get("resolutiondate")
-            resolved = parse_timestamp(str(resolved_text)) if resolved_text else None
-        except ValueError as error:
-            raise SourceError(self.source, f"issue {key}: {error}") from None
-        return _Issue(key, created, resolved)
-
-
-def _count_days(moments: Iterable[datetime], zone: ZoneInfo) -> Counter[date]:
-    return Counter(moment.astimezone(zone).date() for moment in moments)
-
-
-def _frame(days: list[date], values: list[float]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"date": pd.Series(days, dtype=object), "value": pd.Series(values, dtype=float)}
-    )
+    def _issue(self, item: Any) -> Issue:
+        issue = Record(self.source, item, "issue", id_fields=("key", "id"))
+        created = issue.instant("fields.created")
+        return created, issue.instant("fields.resolutiondate", required=False)

@@ -31,7 +31,8 @@ class JiraMetric(MetricParams):
         return self
 
     def series_kind(self) -> str:
-        return "count"
+        # `measure: resolved_within` asked for whole is the daily share of the two counts.
+        return "share" if self.measure else "count"
 
     def ratio_parts(self) -> tuple[MetricParams, MetricParams] | None:
         if self.measure != "resolved_within":

@@ -16,8 +16,9 @@ the file itself (`manual:quarter=<quarter>`). Only a file that cannot be read as
 whole (a bad header, an unreadable file) fails every KR of the file.
 
 Built by the Dagster observation assets (through `connectors/registry.py`); it needs
-no settings, so it is never skipped. The pipeline tells it the KR, the quarter and the
-file (`ManualMetric`'s pipeline fields).
+no settings, so it is never skipped. Its `SeriesRequest` names the KR (`kr_id`), the
+quarter, the quarter's other manual KRs (`sibling_kr_ids`) and the definitions folder
+(`definitions_root`), beside which the file lives.
 """
 
 from __future__ import annotations
@@ -29,19 +30,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import ClassVar
 
 import pandas as pd
 
-from okr_metrics.connectors.base import (
-    Connector,
-    SourceEnv,
-    SourceError,
-    SourceSettings,
-    empty_series,
-)
+from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.kit import SeriesRequest, daily_values, parse_day
 from okr_metrics.connectors.manual.params import ManualMetric
-from okr_metrics.connectors.params import MetricParams
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
 log = logging.getLogger("okr_metrics.manual")
@@ -157,7 +151,7 @@ def _check_values(
 ) -> tuple[date, float] | str:
     """The row's day and value, or what is wrong with them."""
     try:
-        day = date.fromisoformat(day_text)
+        day = parse_day(day_text)
     except ValueError:
         return f"date {day_text!r} is not a YYYY-MM-DD date"
     if bounds and not bounds[0] <= day <= bounds[1]:
@@ -182,10 +176,10 @@ def _owner(kr_id: str, known_ids: tuple[str, ...] | None) -> str | None:
 class ManualConnector(Connector):
     """Check-ins of one KR from the quarter's CSV file; only check-in days have data."""
 
-    source: ClassVar[str] = "manual"
-    params_model: ClassVar[type[MetricParams]] = ManualMetric
-    env: ClassVar[SourceEnv] = SourceEnv()
-    row_expectation: ClassVar[str] = "valid_checkin_row"
+    source = "manual"
+    params_model = ManualMetric
+    env = SourceEnv()
+    row_expectation = "valid_checkin_row"
 
     def __init__(self) -> None:
         # Every manual KR of a quarter reads the same file: read it once while it is unchanged.
@@ -195,41 +189,27 @@ class ManualConnector(Connector):
     def from_settings(cls, settings: SourceSettings) -> ManualConnector:
         return cls()
 
-    def daily_series(
-        self, metric: MetricParams, start: date, end: date, timezone: str = "UTC"
-    ) -> pd.DataFrame:
-        if not isinstance(metric, ManualMetric):
-            raise TypeError(f"ManualConnector needs a ManualMetric, not {type(metric).__name__}")
-        if end < start:
-            raise ValueError(f"window ends ({end}) before it starts ({start})")
-        if not (metric.kr_id and metric.quarter and metric.checkins_path):
+    def fetch(self, request: SeriesRequest[ManualMetric]) -> pd.DataFrame:
+        checkins = self._checkins(request)
+        if checkins is None:
             raise SourceError(
                 self.source,
-                "the manual metric does not know its KR, quarter and check-ins file "
-                "(the pipeline fills them in)",
+                "a check-in series needs its KR, quarter and definitions folder on the request "
+                "(the pipeline passes them)",
             )
-        checkins = self._checkins(metric)
         if checkins.file_problem:
             raise SourceError(self.source, checkins.file_problem)
-        values = checkins.values.get(metric.kr_id, {})
-        days = sorted(day for day in values if start <= day <= end)
-        if not days:
-            return empty_series()
-        return pd.DataFrame(
-            {
-                "date": pd.Series(days, dtype=object),
-                "value": pd.Series([values[day] for day in days], dtype=float),
-            }
-        )
+        values = checkins.values.get(request.kr_id or "", {})
+        return daily_values(request.window, values.items(), source=self.source, fill=None)
 
     @classmethod
-    def lint_inputs(cls, metrics: list[MetricParams]) -> list[tuple[str, int, str]]:
+    def lint_inputs(cls, requests: list[SeriesRequest]) -> list[tuple[str, int, str]]:
         problems: dict[tuple[str, int, str], None] = {}
         connector = cls()
-        for metric in metrics:
-            if not isinstance(metric, ManualMetric) or not metric.checkins_path:
+        for request in requests:
+            checkins = connector._checkins(request)
+            if checkins is None:
                 continue
-            checkins = connector._checkins(metric)
             if checkins.file_problem:
                 where, _, message = checkins.file_problem.partition(":1: ")
                 problems[where, 1, message] = None
@@ -239,35 +219,36 @@ class ManualConnector(Connector):
                     problems[checkins.path, row.line, message] = None
         return list(problems)
 
-    def rejected_rows(
-        self, metric: MetricParams, start: date, end: date
-    ) -> dict[str, pd.DataFrame]:
+    def rejected_rows(self, request: SeriesRequest) -> dict[str, pd.DataFrame]:
         """Every rejected row of the KR's check-ins, wherever it is dated (the file is read whole).
 
         The quarter's first manual KR (by id) also carries the rows that belong to no KR,
         under the file's own key, `manual:quarter=<quarter>`.
         """
-        if not isinstance(metric, ManualMetric) or not (metric.kr_id and metric.quarter):
+        checkins = self._checkins(request)
+        if checkins is None or checkins.file_problem or not request.kr_id or not request.quarter:
             return {}
-        checkins = self._checkins(metric)
-        if checkins.file_problem:
-            return {}
-        found = {metric.metric_key(): _rejected_frame(checkins.rejected.get(metric.kr_id, []))}
-        if metric.kr_id == min(metric.quarter_kr_ids or (metric.kr_id,)):
+        found = {request.metric_key: _rejected_frame(checkins.rejected.get(request.kr_id, []))}
+        if request.kr_id == min(request.sibling_kr_ids or (request.kr_id,)):
             orphans = checkins.rejected.get(None, [])
-            found[file_key(metric.quarter)] = _rejected_frame(orphans)
+            found[file_key(request.quarter)] = _rejected_frame(orphans)
         return found
 
-    def _checkins(self, metric: ManualMetric) -> CheckIns:
-        path = Path(metric.checkins_path or "")
+    def _checkins(self, request: SeriesRequest) -> CheckIns | None:
+        """The quarter's check-ins file, read and checked (None: the request names no KR,
+        quarter or definitions folder)."""
+        if not (request.kr_id and request.quarter and request.definitions_root):
+            return None
+        path = Path(request.definitions_root) / "checkins" / f"{request.quarter}.csv"
+        known = request.sibling_kr_ids or None
         try:
             stat = path.stat()
             version: tuple = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             version = ()
-        key = (str(path), metric.quarter, metric.quarter_kr_ids, version)
+        key = (str(path), request.quarter, known, version)
         if key not in self._read:
-            self._read[key] = read_checkins(path, metric.quarter, metric.quarter_kr_ids)
+            self._read[key] = read_checkins(path, request.quarter, known)
             if self._read[key].missing:
                 log.info("manual: no check-ins file %s yet: its KRs have no data", path)
         return self._read[key]

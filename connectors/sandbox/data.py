@@ -1,7 +1,8 @@
-"""The sandbox's sample data: one object per source, created by that source's sandbox module.
+"""The sandbox's sample data: one object per API, created by that API's module.
 
-A source's `register(router, data)` calls `data.source(name, factory)` to get (or
-create) its data object; tests reach it as an attribute, e.g. `sandbox.data.github`.
+An API module's `register(router, data)` calls `data.source(name, factory)` to get (or
+create) its data object (`ApiData.of(data)` in `api.py` does it for a subclass of
+`ApiData`); tests reach it as an attribute, e.g. `sandbox.data.github`.
 """
 
 from __future__ import annotations

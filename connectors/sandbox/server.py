@@ -1,9 +1,11 @@
 """The sandbox: a local test double of the APIs the connectors call, on one 127.0.0.1 port.
 
-`okr sandbox`, `okr demo` and the tests start a `Sandbox`. Each source with a
-`sandbox` entry in `connectors/registry.py` registers its routes on the `Router`
-(`register(router, data)`), at the API's real paths and in its real wire format, so
-a connector pointed at `sandbox.url` runs unchanged.
+`okr sandbox`, `okr demo` and the tests start a `Sandbox`. Each API module registers
+its routes on the `Router` (`register(router, data)`), at the API's real paths and in its
+real wire format, so a connector pointed at `sandbox.url` runs unchanged: the built-in
+modules beside this one (`github.py`, `jira.py`, `google_analytics.py`, `salesforce.py`,
+`hubspot.py`, on the shared base `api.py`) and those other packages add through the
+entry point group `okr_metrics.sandboxes` (`registry.py`).
 
 The sandbox also records every API request (for tests that count pages), injects
 faults (5xx, 429 with Retry-After, 403 rate limits, malformed bodies, delays) and
@@ -29,6 +31,11 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.registry import (
+    RegistrarTarget,
+    load_all,
+    registrars,
+)
 
 logger = logging.getLogger("okr_metrics.sandbox")
 
@@ -216,8 +223,10 @@ _REASONS = {
 class Sandbox:
     """The sandbox server. `Sandbox().start()` serves in a daemon thread; `.url` is its base URL.
 
-    `sources` are `"module:function"` registrars (default: every registered source that
-    has a sandbox); `data` the sample data (default: generated up to now).
+    `sources` are the API modules' registrars, as functions or `"module:function"`
+    (`"okr_metrics.connectors.sandbox.github:register"`; default: every built-in API and
+    every `okr_metrics.sandboxes` entry point); `data` the sample data (default:
+    generated up to now).
     """
 
     def __init__(
@@ -226,12 +235,12 @@ class Sandbox:
         host: str = "127.0.0.1",
         *,
         data: SandboxData | None = None,
-        sources: Iterable[str] | None = None,
+        sources: Iterable[RegistrarTarget] | None = None,
     ) -> None:
         self.data = data or SandboxData()
         self.router = Router()
-        for target in sources if sources is not None else _registered_sandboxes():
-            _load(target)(self.router, self.data)
+        for register in registrars() if sources is None else load_all(sources):
+            register(self.router, self.data)
         self.requests: list[RecordedRequest] = []
         self._bodies: list[Any] = []  # the JSON body of each recorded request (None: none)
         self.faults: list[Fault] = []
@@ -426,19 +435,6 @@ def _fault_message(status: int, fault: Fault) -> str:
     if status >= 500:
         return _REASONS.get(status, "Server Error")
     return _REASONS.get(status, "Error")
-
-
-def _registered_sandboxes() -> list[str]:
-    from okr_metrics.connectors.registry import sources
-
-    return [source.sandbox for source in sources().values() if source.sandbox]
-
-
-def _load(target: str) -> Callable[[Router, SandboxData], None]:
-    import importlib
-
-    module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _handler_class(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:

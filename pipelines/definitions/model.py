@@ -55,23 +55,9 @@ def _metric_shape(value: Any) -> str:
     return "ratio-metric" if is_ratio else "source-metric"
 
 
-def _no_pipeline_fields(value: Any) -> Any:
-    """Reject the keys a source leaves for the pipeline to fill (a manual KR's id, quarter...)."""
-    source = sources().get(str(value.get("source"))) if isinstance(value, dict) else None
-    if source is not None:
-        for name in getattr(source.params_model(), "pipeline_fields", ()):
-            if name in value:
-                raise ValueError(f"`{name}` is filled in by the pipeline; remove it from the YAML")
-    return value
-
-
 class RatioParts(_Strict):
     numerator: SourceMetric
     denominator: SourceMetric
-
-    _pipeline_fields = field_validator("numerator", "denominator", mode="before")(
-        _no_pipeline_fields
-    )
 
     @field_validator("numerator", "denominator")
     @classmethod
@@ -100,8 +86,6 @@ class KeyResult(_Strict):
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
     ]
-
-    _pipeline_fields = field_validator("metric", mode="before")(_no_pipeline_fields)
 
     @model_validator(mode="after")
     def _type_rules(self) -> KeyResult:
@@ -208,28 +192,10 @@ class OkrFile(_Strict):
         )
 
     def series_by_key(self) -> dict[str, MetricParams]:
-        """Every distinct series the quarter needs, by metric key (shared queries once).
-
-        A series that belongs to one KR (a manual check-in series) learns which KR and
-        quarter, and the quarter's other such KRs, through its `pipeline_fields`.
-        """
+        """Every distinct series the quarter needs, by metric key (shared queries once)."""
         found: dict[str, MetricParams] = {}
-        bound_ids = tuple(
-            key_result.id
-            for _, key_result in self.key_results
-            if any(getattr(part, "pipeline_fields", ()) for part in key_result.series_parts)
-        )
         for _, key_result in self.key_results:
             for part in key_result.series_parts:
-                wanted = {
-                    "kr_id": key_result.id,
-                    "quarter": str(self.quarter),
-                    "quarter_kr_ids": bound_ids,
-                }
-                fields = getattr(part, "pipeline_fields", ())
-                update = {name: value for name, value in wanted.items() if name in fields}
-                if update:
-                    part = part.model_copy(update=update)
                 found.setdefault(self.metric_key(key_result, part), part)
         return found
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from okr_metrics.connectors.base import Connector, SourceError
+from okr_metrics.connectors.base import Connector, SeriesRequest, SourceError, Window
 from okr_metrics.connectors.params import Expectations, MetricParams
-from okr_metrics.pipelines.definitions import Definitions, Problem
+from okr_metrics.pipelines.definitions import Definitions, OkrFile, Problem
 from okr_metrics.pipelines.validation.expectations import (
     DeclaredExpectation,
     ValidationReport,
@@ -33,16 +33,16 @@ log = logging.getLogger("okr_metrics")
 
 
 @dataclass(frozen=True)
-class SeriesRequest:
-    """One series to fetch: its key, its query, and the days the definitions need."""
+class PlannedSeries(SeriesRequest[MetricParams]):
+    """One series to fetch: the connector's request (its key, its query, the days the
+    definitions need, who reads it), and the expectations its rows must meet."""
 
-    metric_key: str
-    params: MetricParams
-    timezone: str
-    start: date
-    end: date
     # Every `expect` block the KRs reading this series declare; all of them apply.
     expectations: tuple[Expectations, ...] = ()
+
+    def starting(self, day: date) -> PlannedSeries:
+        """The same series, fetched from `day`."""
+        return replace(self, window=Window(day, self.end, self.timezone))
 
 
 @dataclass
@@ -75,36 +75,69 @@ class CollectResult:
 
 def series_requests(
     definitions: Definitions, source: str, start: date, end: date
-) -> list[SeriesRequest]:
+) -> list[PlannedSeries]:
     """The series of `source` that the quarters touching start..end need, each once."""
-    windows: dict[str, SeriesRequest] = {}
+    windows: dict[str, PlannedSeries] = {}
     for quarter in quarters_between(start, end):
         okr_file = definitions.for_quarter(quarter)
         if okr_file is None:
             continue
         first, last = max(start, quarter.start), min(end, quarter.end)
         expectations = okr_file.expectations_by_key()
+        readers, siblings = _readers(okr_file, source)
         for metric_key, params in okr_file.series_by_key().items():
             if params.source != source:
                 continue
-            if "checkins_path" in getattr(params, "pipeline_fields", ()) and definitions.root:
-                checkins = definitions.root / "checkins" / f"{quarter}.csv"
-                params = params.model_copy(update={"checkins_path": str(checkins)})
+            kr_ids = readers[metric_key]
             declared = tuple(block for block in expectations[metric_key].values() if block)
-            series_first, series_last = first, last
+            planned = PlannedSeries(
+                params,
+                Window(first, last, okr_file.timezone),
+                metric_key,
+                kr_id=kr_ids[0] if len(kr_ids) == 1 else None,
+                quarter=str(quarter),
+                sibling_kr_ids=siblings,
+                definitions_root=definitions.root,
+            )
             known = windows.get(metric_key)
             if known is not None:
-                series_first, series_last = min(first, known.start), max(last, known.end)
+                planned = _spanning(known, planned)
                 declared = known.expectations + declared
-            windows[metric_key] = SeriesRequest(
-                metric_key,
-                params,
-                okr_file.timezone,
-                series_first,
-                series_last,
-                tuple(block for i, block in enumerate(declared) if block not in declared[:i]),
+            windows[metric_key] = replace(
+                planned,
+                expectations=tuple(
+                    block for i, block in enumerate(declared) if block not in declared[:i]
+                ),
             )
-    return sorted(windows.values(), key=lambda request: request.metric_key)
+    return sorted(windows.values(), key=lambda planned: planned.metric_key)
+
+
+def _readers(okr_file: OkrFile, source: str) -> tuple[dict[str, list[str]], tuple[str, ...]]:
+    """Per series key of `source`, the KRs reading it; and every KR of the file reading
+    the source (file order)."""
+    readers: dict[str, list[str]] = {}
+    siblings: list[str] = []
+    for _, key_result in okr_file.key_results:
+        for part in key_result.series_parts:
+            if part.source != source:
+                continue
+            for ids in (readers.setdefault(okr_file.metric_key(key_result, part), []), siblings):
+                if key_result.id not in ids:
+                    ids.append(key_result.id)
+    return readers, tuple(siblings)
+
+
+def _spanning(known: PlannedSeries, later: PlannedSeries) -> PlannedSeries:
+    """One request over both windows of a series two quarters' files need; what the two
+    say differently about who reads it is left out."""
+    window = Window(min(known.start, later.start), max(known.end, later.end), later.window.timezone)
+    return replace(
+        later,
+        window=window,
+        kr_id=later.kr_id if later.kr_id == known.kr_id else None,
+        quarter=later.quarter if later.quarter == known.quarter else None,
+        sibling_kr_ids=later.sibling_kr_ids if later.sibling_kr_ids == known.sibling_kr_ids else (),
+    )
 
 
 def lint_source_inputs(definitions: Definitions) -> list[Problem]:
@@ -113,12 +146,12 @@ def lint_source_inputs(definitions: Definitions) -> list[Problem]:
 
     problems = []
     for name, source in sorted(connected_sources().items()):
-        metrics = []
+        requests: list[SeriesRequest] = []
         for quarter in sorted(definitions.files):
-            requests = series_requests(definitions, name, quarter.start, quarter.end)
-            metrics += [request.params for request in requests]
-        if metrics:
-            problems += [Problem(*found) for found in source.connector_class().lint_inputs(metrics)]
+            requests += series_requests(definitions, name, quarter.start, quarter.end)
+        if requests:
+            found = source.connector_class().lint_inputs(requests)
+            problems += [Problem(*problem) for problem in found]
     return sorted(problems, key=lambda p: (p.path, p.line))
 
 
@@ -150,16 +183,14 @@ def collect_source(
         began = time.monotonic()
         label = f"{source} [{index}/{len(requests)}] {request.metric_key}"
         try:
-            series = connector.daily_series(
-                request.params, request.start, request.end, request.timezone
-            )
+            series = connector.daily_series(request)
         except SourceError as error:
             result.failures[request.metric_key] = error.reason
             progress(f"{label}: FAILED: {error.reason}")
             continue
         report = validate_series(
             series,
-            request.params.series_kind(),
+            request.metric.series_kind(),
             request.start,
             request.end,
             declared_expectations(request.expectations),
@@ -176,7 +207,7 @@ def collect_source(
                 source, request.metric_key, report.rejected, request.start, request.end, run_id
             )
             progress(f"{label}: {report.summary()}")
-        refused = connector.rejected_rows(request.params, request.start, request.end)
+        refused = connector.rejected_rows(request)
         keep_dates = rejected_dates(report)
         if request.metric_key in refused:
             own = refused[request.metric_key]
@@ -217,8 +248,8 @@ def collect_source(
 
 
 def with_new_series_from_quarter_start(
-    requests: list[SeriesRequest], warehouse: Warehouse, progress: Callable[[str], None]
-) -> list[SeriesRequest]:
+    requests: list[PlannedSeries], warehouse: Warehouse, progress: Callable[[str], None]
+) -> list[PlannedSeries]:
     """Fetch a series the warehouse has never seen from its quarter's first day.
 
     A KR whose metric was added or changed mid-quarter has a new series key; fetching
@@ -233,10 +264,10 @@ def with_new_series_from_quarter_start(
         first_day = Quarter.containing(request.start).start
         if request in late and request.metric_key not in known:
             progress(
-                f"{request.params.source}: {request.metric_key} is new this quarter; "
+                f"{request.metric.source}: {request.metric_key} is new this quarter; "
                 f"fetching it from {first_day}"
             )
-            request = replace(request, start=first_day)
+            request = request.starting(first_day)
         extended.append(request)
     return extended
 

@@ -1,58 +1,79 @@
-"""The connector contract: every connector passes the same tests against the sandbox.
+"""The connector contract: every connector passes the same wire-level tests, on scripted pages.
 
-Each module in `tests/connectors/cases/` (and in any folder listed in the environment
-variable `OKR_CONTRACT_CASES`, for connectors that live in other packages) describes
-one source to the suite with a module-level `CASE` object:
+The HTTP tests serve each source the pages its case scripts, with pytest-httpserver: no
+fake API. A new source writes a fixture (recorded or written from the API's reference,
+in `tests/fixtures/<source>/`) and a case, not a server. Each module in
+`tests/connectors/cases/` (and in any folder listed in the environment variable
+`OKR_CONTRACT_CASES`, for connectors that live in other packages) describes one source
+to the suite with a module-level `CASE` object:
 
 | attribute | what it is |
 | --- | --- |
 | `source` | the source's name in the registry |
 | `http` | False for a source that calls no API (manual): the HTTP tests skip |
-| `path_prefix` | sandbox path prefix of every request the connector sends (for faults) |
 | `secret` | the token `settings()` carries; it must never leak |
-| `settings(sandbox)` | `SourceSettings` pointing at `sandbox.url` with `token=secret` |
-| `metric()` | a `MetricParams` of the source that the sandbox serves |
+| `settings(url)` | `SourceSettings` pointing at `url` (the test server) with `token=secret` |
+| `metric()` | a `MetricParams` of the source, the one the scripted pages answer |
 | `window` | `(start, end)`, the days asked for |
-| `seed(sandbox, records_per_day)` | replace the metric's sandbox data with that many records on every day of the window; return the expected daily values |
-| `seed_empty(sandbox)` | no records at all |
-| `page_size(sandbox, size)` | make one page hold `size` records, so little data spans several pages |
+| `records(url)` | the window with records: `(exchanges, expected)`, the requests the connector must send, in order, each with the page that answers it (an API: at least two pages), and the expected daily series (`{date: value}`) |
+| `no_records(url)` | the same for a window without any record |
 
-Optional attributes: `empty_is_zero` (default True: a series with no records has a 0
-on every day; False: no rows, as manual check-ins), `token_env` (the variable an
-authentication error names; default the connector's `env.token`), `seed_bad(sandbox)`
-(sources without HTTP: break the input and return the `file:line` the error must
-name).
+Optional attributes: `timezone` (default "UTC": the definitions' time zone the series is
+asked in), `page_size` (the connector's `page_size` that the scripted pages are cut to;
+the suite sets it), `error_body(status, message)` (the API's error body, which the
+injected failures answer with; default `{"message": message}`), `empty_is_zero`
+(default True: a series with no records has a 0 on every day; False: no rows, as
+manual check-ins), `token_env` (the variable an authentication error names; default
+the connector's `env.token`). Sources without HTTP write their input in `records` and
+`no_records` and return no exchanges; `seed_bad()` breaks one row and returns the
+`file:line` the rejection must name with the series of the good rows, and
+`seed_unreadable()` breaks the whole input and returns the `file:line` the error names.
 
-The suite runs against a sandbox of its own, so what a case changes in the sample
-data stays here, and puts back the connector's class attributes (a `page_size` a case
-shrinks) after each test. HTTP backoff is set to a millisecond, so nothing waits.
+An exchange is a dict in the shape of the request/response fixtures:
+
+    {"request": {"method": "POST", "path": "/rest/api/3/search/jql",
+                 "query": {...},   # the whole query, decoded; none: no query at all
+                 "body": {...}},   # the JSON body, exactly; none: not checked
+     "response": {"status": 200, "headers": {...},
+                  "body": {...}}}  # JSON, or bytes/str sent as they are
+
+Keys starting with `_` are notes. A request the script does not expect fails the test
+with the server's account of it; so does a scripted request never sent.
+
+Every connector call goes through `fetch`. The suite puts back the connector's class
+attributes (the `page_size` it sets) after each test. HTTP backoff is set to a
+millisecond, so nothing waits.
 """
 
 from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import logging
 import os
 import pkgutil
 import sys
 import traceback
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
-from okr_metrics.connectors.base import Connector, SourceError
+from okr_metrics.connectors.base import Connector, SeriesRequest, SourceError
 from okr_metrics.connectors.registry import connected_sources
 
 CASES_DIR = Path(__file__).parent / "cases"
 EXTRA_CASES = "OKR_CONTRACT_CASES"
-REQUIRED = ("source", "secret", "settings", "metric", "seed", "seed_empty", "page_size")
+REQUIRED = ("source", "secret", "settings", "metric", "records", "no_records")
 HOW_TO = "see docs/adding-a-connector.md"
 DEFAULT_WINDOW = (date(2026, 10, 1), date(2026, 10, 10))
+REQUEST_KEYS = {"method", "path", "query", "body"}
+RESPONSE_KEYS = {"status", "headers", "body"}
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -118,22 +139,7 @@ def test_every_connected_source_has_a_case():
     )
 
 
-# --- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def contract_sandbox() -> Iterator[Any]:
-    from okr_metrics.connectors.sandbox import Sandbox
-
-    with Sandbox() as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(contract_sandbox) -> Any:
-    """The suite's own sandbox, with no faults and an empty request log."""
-    contract_sandbox.reset()
-    return contract_sandbox
+# --- fixtures --------------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
@@ -157,13 +163,33 @@ def case(request, monkeypatch) -> Any:
     for name, value in list(vars(connector_class).items()):
         if not name.startswith("_") and isinstance(value, int | float | str | bool | tuple):
             monkeypatch.setattr(connector_class, name, value)
+    if getattr(case, "page_size", None) is not None:
+        monkeypatch.setattr(connector_class, "page_size", case.page_size)
     return case
 
 
-def connector_for(case, sandbox) -> Connector:
-    """A connector built the way the Dagster assets build it (after seeding and page size)."""
+# --- the connector ---------------------------------------------------------------------------
+
+
+def fetch(case, connector: Connector, start: date, end: date, *, rejected: bool = False) -> Any:
+    """The one place the suite calls a connector: the case's series over start..end in the
+    case's time zone (with `rejected`, the rows the connector refused while reading it)."""
+    context = case.request_context() if hasattr(case, "request_context") else {}
+    timezone = getattr(case, "timezone", "UTC")
+    request = SeriesRequest.of(case.metric(), start, end, timezone, **context)
+    if rejected:
+        return connector.rejected_rows(request)
+    return connector.daily_series(request)
+
+
+def base_url(server: HTTPServer) -> str:
+    return server.url_for("/").rstrip("/")
+
+
+def connector_for(case, server: HTTPServer) -> Connector:
+    """A connector built the way the Dagster assets build it, aimed at the test server."""
     connector_class = connected_sources()[case.source].connector_class()
-    settings = case.settings(sandbox)
+    settings = case.settings(base_url(server))
     assert connector_class.missing_settings(settings) is None
     return connector_class.from_settings(settings)
 
@@ -177,25 +203,132 @@ def days(case) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def fetch(case, sandbox) -> pd.DataFrame:
+def series_of(case, server: HTTPServer) -> pd.DataFrame:
+    """The connector's series of the case's window; a request the script did not expect
+    fails the test with the server's account of it."""
+    connector = connector_for(case, server)
     start, end = window(case)
-    return connector_for(case, sandbox).daily_series(case.metric(), start, end)
+    try:
+        return fetch(case, connector, start, end)
+    finally:
+        server.check_assertions()
 
 
 def as_dict(series: pd.DataFrame) -> dict[date, float]:
     return dict(zip(series["date"], series["value"], strict=True))
 
 
-def secrets_of(case, sandbox) -> list[str]:
+# --- scripted pages --------------------------------------------------------------------------
+
+
+def script(case, server: HTTPServer, scenario: str) -> tuple[list[dict], dict[date, float]]:
+    """The case's exchanges and expected series of `scenario` (`records`, `no_records`)."""
+    exchanges, expected = getattr(case, scenario)(base_url(server))
+    for number, exchange in enumerate(exchanges, start=1):
+        problem = _exchange_problem(exchange)
+        if problem:
+            pytest.fail(f"case {case.source!r}, {scenario}(), exchange {number}: {problem}")
+    return list(exchanges), dict(expected)
+
+
+def _exchange_problem(exchange: Any) -> str | None:
+    if not isinstance(exchange, dict) or not isinstance(exchange.get("request"), dict):
+        return "an exchange is a dict with a `request` dict and a `response` dict"
+    request, response = exchange["request"], exchange.get("response", {})
+    unknown = {k for k in request if not k.startswith("_")} - REQUEST_KEYS
+    unknown |= {k for k in response if not k.startswith("_")} - RESPONSE_KEYS
+    if unknown:
+        return f"unknown keys {sorted(unknown)} (request: {sorted(REQUEST_KEYS)}, response: {sorted(RESPONSE_KEYS)})"
+    if not request.get("method") or not str(request.get("path", "")).startswith("/"):
+        return "the request needs a `method` and a `path` starting with /"
+    return None
+
+
+def response_of(answer: dict) -> Response:
+    """A scripted response: JSON unless the body is bytes or text."""
+    body = answer.get("body")
+    headers = dict(answer.get("headers") or {})
+    if not isinstance(body, bytes | str):
+        body = json.dumps(body)
+        headers.setdefault("Content-Type", "application/json")
+    return Response(body, answer.get("status", 200), headers)
+
+
+def expect(server: HTTPServer, exchange: dict, answer: dict | None = None, *, once=True) -> None:
+    """Expect the exchange's request (next in order, or with `once=False` any number of
+    times) and answer it with its response, or with `answer`."""
+    request = exchange["request"]
+    matcher: dict[str, Any] = {
+        "method": request["method"].upper(),
+        "query_string": request.get("query") or "",
+    }
+    if "body" in request:
+        matcher["json"] = request["body"]
+    if once:
+        handler = server.expect_ordered_request(request["path"], **matcher)
+    else:
+        handler = server.expect_request(request["path"], **matcher)
+    handler.respond_with_response(response_of(answer or exchange.get("response", {})))
+
+
+def serve(
+    server: HTTPServer, exchanges: list[dict], *, first_answered: tuple[dict, ...] = ()
+) -> None:
+    """Serve the exchanges in order; the first request is answered with `first_answered`,
+    one by one, before it gets its page (the failures a connector must retry)."""
+    for answer in first_answered:
+        expect(server, exchanges[0], answer)
+    for exchange in exchanges:
+        expect(server, exchange)
+
+
+def assert_all_sent(server: HTTPServer, exchanges: list[dict], extra: int = 0) -> None:
+    unsent = [h.matcher for h in server.ordered_handlers]
+    assert not unsent, f"the connector never sent these scripted requests: {unsent}"
+    assert len(server.log) == len(exchanges) + extra
+
+
+def error_answer(case, status: int, message: str, **headers: str) -> dict:
+    """An injected failure: `status` with the API's error body."""
+    error_body = getattr(case, "error_body", None)
+    body = error_body(status, message) if error_body else {"message": message}
+    return {"status": status, "headers": headers, "body": body}
+
+
+FAILURES = {
+    "401": lambda case: error_answer(case, 401, "Bad credentials"),
+    "404": lambda case: error_answer(case, 404, "Not Found"),
+    "malformed": lambda case: {
+        "headers": {"Content-Type": "application/json"},
+        "body": b'{"message": "truncated',
+    },
+    "503": lambda case: error_answer(case, 503, "Service Unavailable"),
+    "429": lambda case: error_answer(case, 429, "API rate limit exceeded", **{"Retry-After": "0"}),
+}
+
+
+def failure(case, server: HTTPServer, kind: str) -> SourceError:
+    """The SourceError the connector raises when every request meets the failure `kind`."""
+    exchanges, _ = script(case, server, "records")
+    expect(server, exchanges[0], FAILURES[kind](case), once=False)
+    with pytest.raises(SourceError) as raised:
+        series_of(case, server)
+    return raised.value
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def secrets_of(case, server: HTTPServer) -> list[str]:
     """The secret and, for basic auth, the encoded `user:secret` the header carries."""
-    settings = case.settings(sandbox)
+    settings = case.settings(base_url(server))
     found = [case.secret]
     if settings.user:
         found.append(base64.b64encode(f"{settings.user}:{case.secret}".encode()).decode())
     return found
 
 
-def assert_no_secret(case, sandbox, error: BaseException | None, caplog) -> None:
+def assert_no_secret(case, server, error: BaseException | None, caplog) -> None:
     texts = {"log records": caplog.text}
     for record in caplog.records:
         texts[f"log record {record.name}"] = f"{record.getMessage()} {record.args!r}"
@@ -207,7 +340,7 @@ def assert_no_secret(case, sandbox, error: BaseException | None, caplog) -> None
                 "the traceback": "".join(traceback.format_exception(error)),
             }
         )
-    for secret in secrets_of(case, sandbox):
+    for secret in secrets_of(case, server):
         leaked = [where for where, text in texts.items() if secret in text]
         assert not leaked, f"the token leaked into {', '.join(leaked)}"
 
@@ -219,46 +352,42 @@ def assert_one_line(error: SourceError, case) -> str:
     return message
 
 
-def failure(case, sandbox, **fault) -> SourceError:
-    """The SourceError the connector raises when every request meets `fault`."""
-    case.seed(sandbox, 1)
-    sandbox.add_fault(path_prefix=case.path_prefix, **fault)
-    with pytest.raises(SourceError) as raised:
-        fetch(case, sandbox)
-    return raised.value
-
-
 # --- every source ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", ALL, indirect=True)
-def test_several_pages_give_every_record(case, sandbox):
-    expected = case.seed(sandbox, 3)
-    if getattr(case, "http", True):
-        case.page_size(sandbox, 4)
-    series = fetch(case, sandbox)
+def test_several_pages_give_every_record(case, httpserver):
+    exchanges, expected = script(case, httpserver, "records")
+    http = getattr(case, "http", True)
+    if http:
+        assert len(exchanges) > 1, f"case {case.source!r}: records() must script several pages"
+    serve(httpserver, exchanges)
+    series = series_of(case, httpserver)
     assert as_dict(series) == pytest.approx(expected)
     if getattr(case, "empty_is_zero", True):
         assert list(series["date"]) == days(case)
-    if getattr(case, "http", True):
-        assert len(sandbox.requests) > 1, "3 records a day, 4 a page: expected several pages"
+    if http:
+        assert_all_sent(httpserver, exchanges)
 
 
 @pytest.mark.parametrize("case", ALL, indirect=True)
-def test_no_records(case, sandbox):
-    case.seed_empty(sandbox)
-    series = fetch(case, sandbox)
+def test_no_records(case, httpserver):
+    exchanges, expected = script(case, httpserver, "no_records")
+    serve(httpserver, exchanges)
+    series = series_of(case, httpserver)
     if getattr(case, "empty_is_zero", True):
-        assert as_dict(series) == {day: 0.0 for day in days(case)}
+        assert as_dict(series) == {day: 0.0 for day in days(case)} == expected
     else:
-        assert series.empty
+        assert series.empty and not expected
     assert list(series.columns) == ["date", "value"]
+    assert_all_sent(httpserver, exchanges)
 
 
 @pytest.mark.parametrize("case", ALL, indirect=True)
-def test_the_series_shape(case, sandbox):
-    case.seed(sandbox, 2)
-    series = fetch(case, sandbox)
+def test_the_series_shape(case, httpserver):
+    exchanges, _ = script(case, httpserver, "records")
+    serve(httpserver, exchanges)
+    series = series_of(case, httpserver)
     start, end = window(case)
     assert list(series.columns) == ["date", "value"]
     assert series["value"].dtype == "float64"
@@ -274,30 +403,29 @@ def test_the_series_shape(case, sandbox):
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_a_rate_limit_is_waited_out(case, sandbox, caplog):
+def test_a_rate_limit_is_waited_out(case, httpserver, caplog):
     caplog.set_level(logging.DEBUG)
-    expected = case.seed(sandbox, 2)
-    fault = sandbox.add_fault(path_prefix=case.path_prefix, status=429, retry_after=0, times=1)
-    assert as_dict(fetch(case, sandbox)) == pytest.approx(expected)
-    assert fault.times == 0, (
-        f"no request reached {case.path_prefix!r}: check the case's path_prefix"
-    )
-    assert_no_secret(case, sandbox, None, caplog)
+    exchanges, expected = script(case, httpserver, "records")
+    serve(httpserver, exchanges, first_answered=(FAILURES["429"](case),))
+    assert as_dict(series_of(case, httpserver)) == pytest.approx(expected)
+    assert_all_sent(httpserver, exchanges, extra=1)
+    assert_no_secret(case, httpserver, None, caplog)
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_server_errors_are_retried(case, sandbox, caplog):
+def test_server_errors_are_retried(case, httpserver, caplog):
     caplog.set_level(logging.DEBUG)
-    expected = case.seed(sandbox, 2)
-    fault = sandbox.add_fault(path_prefix=case.path_prefix, status=500, times=2)
-    assert as_dict(fetch(case, sandbox)) == pytest.approx(expected)
-    assert fault.times == 0
-    assert_no_secret(case, sandbox, None, caplog)
+    exchanges, expected = script(case, httpserver, "records")
+    crash = error_answer(case, 500, "Internal Server Error")
+    serve(httpserver, exchanges, first_answered=(crash, crash))
+    assert as_dict(series_of(case, httpserver)) == pytest.approx(expected)
+    assert_all_sent(httpserver, exchanges, extra=2)
+    assert_no_secret(case, httpserver, None, caplog)
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_a_rejected_token_names_its_variable(case, sandbox):
-    message = assert_one_line(failure(case, sandbox, status=401), case)
+def test_a_rejected_token_names_its_variable(case, httpserver):
+    message = assert_one_line(failure(case, httpserver, "401"), case)
     token_env = getattr(case, "token_env", None) or (
         connected_sources()[case.source].connector_class().env.token
     )
@@ -306,67 +434,58 @@ def test_a_rejected_token_names_its_variable(case, sandbox):
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_not_found_is_a_clear_error(case, sandbox):
-    message = assert_one_line(failure(case, sandbox, status=404), case)
+def test_not_found_is_a_clear_error(case, httpserver):
+    message = assert_one_line(failure(case, httpserver, "404"), case)
     assert "not found" in message.lower() or "404" in message
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_a_malformed_body_is_a_clear_error(case, sandbox):
-    message = assert_one_line(failure(case, sandbox, malformed=True), case)
+def test_a_malformed_body_is_a_clear_error(case, httpserver):
+    message = assert_one_line(failure(case, httpserver, "malformed"), case)
     assert "malformed" in message.lower()
 
 
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_persistent_server_errors_give_up(case, sandbox):
-    message = assert_one_line(failure(case, sandbox, status=503), case)
+def test_persistent_server_errors_give_up(case, httpserver):
+    message = assert_one_line(failure(case, httpserver, "503"), case)
     assert "503" in message
 
 
-FAULTS = {
-    "401": {"status": 401},
-    "404": {"status": 404},
-    "malformed": {"malformed": True},
-    "503": {"status": 503},
-    "429": {"status": 429, "retry_after": 0},
-}
-
-
-@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+@pytest.mark.parametrize("kind", FAILURES)
 @pytest.mark.parametrize("case", HTTP, indirect=True)
-def test_the_token_never_leaks(case, sandbox, caplog, fault):
+def test_the_token_never_leaks(case, httpserver, caplog, kind):
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="urllib3")
-    error = failure(case, sandbox, **fault)
+    error = failure(case, httpserver, kind)
     assert any(record.name.startswith("urllib3") for record in caplog.records), (
         "expected urllib3's DEBUG request lines in the captured logs"
     )
-    assert_no_secret(case, sandbox, error, caplog)
+    assert_no_secret(case, httpserver, error, caplog)
 
 
 # --- sources without an API ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", NO_HTTP, indirect=True)
-def test_a_bad_row_costs_one_row_and_names_its_file_and_line(case, sandbox):
+def test_a_bad_row_costs_one_row_and_names_its_file_and_line(case, httpserver):
     if not hasattr(case, "seed_bad"):
         pytest.skip(f"{case.source}: the case has no seed_bad")
-    where, good = case.seed_bad(sandbox)
-    connector = connector_for(case, sandbox)
+    where, good = case.seed_bad()
+    connector = connector_for(case, httpserver)
     start, end = window(case)
-    assert as_dict(connector.daily_series(case.metric(), start, end)) == good
-    refused = connector.rejected_rows(case.metric(), start, end)
+    assert as_dict(fetch(case, connector, start, end)) == good
+    refused = fetch(case, connector, start, end, rejected=True)
     reasons = [reason for frame in refused.values() for reason in frame["reason"]]
     assert len(reasons) == 1 and reasons[0].startswith(f"{where}: "), reasons
     assert "\n" not in reasons[0] and case.secret not in reasons[0]
 
 
 @pytest.mark.parametrize("case", NO_HTTP, indirect=True)
-def test_an_unreadable_input_names_its_file_and_line(case, sandbox):
+def test_an_unreadable_input_names_its_file_and_line(case, httpserver):
     if not hasattr(case, "seed_unreadable"):
         pytest.skip(f"{case.source}: the case has no seed_unreadable")
-    where = case.seed_unreadable(sandbox)
+    where = case.seed_unreadable()
     with pytest.raises(SourceError) as raised:
-        fetch(case, sandbox)
+        series_of(case, httpserver)
     message = assert_one_line(raised.value, case)
     assert where in message

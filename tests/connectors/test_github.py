@@ -16,7 +16,8 @@ from werkzeug import Request, Response
 from okr_metrics.connectors.base import SourceError, SourceSettings
 from okr_metrics.connectors.github.client import GitHubConnector
 from okr_metrics.connectors.github.params import GitHubMetric
-from okr_metrics.connectors.github.sandbox import repository_id
+from okr_metrics.connectors.kit import SeriesRequest
+from okr_metrics.connectors.sandbox.github import repository_id
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OCT_1, OCT_3 = date(2026, 10, 1), date(2026, 10, 3)
@@ -116,7 +117,7 @@ def test_replay_follows_githubs_link_headers_as_given(httpserver):
     )
 
     series = connector.daily_series(
-        metric(repo, "opened_issues"), date(2022, 7, 18), date(2022, 7, 20)
+        SeriesRequest.of(metric(repo, "opened_issues"), date(2022, 7, 18), date(2022, 7, 20))
     )
 
     # Expected counts, computed from the recording independently of the connector.
@@ -148,7 +149,12 @@ def test_replay_buckets_days_in_the_timezone(httpserver):
     )
     # 04:38Z on July 19 is 21:38 on July 18 in Los Angeles.
     series = connector.daily_series(
-        metric(repo, "opened_issues"), date(2022, 7, 18), date(2022, 7, 19), "America/Los_Angeles"
+        SeriesRequest.of(
+            metric(repo, "opened_issues"),
+            date(2022, 7, 18),
+            date(2022, 7, 19),
+            "America/Los_Angeles",
+        )
     )
     assert values(series) == [13.0, 0.0]
     first = httpserver.log[0][0]
@@ -165,7 +171,7 @@ def test_an_api_error_body_becomes_a_one_line_source_error(httpserver):
         SourceSettings(base_url=httpserver.url_for("/"), token="ghp_0123456789")
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric("acme/web", "closed_issues"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric("acme/web", "closed_issues"), OCT_1, OCT_3))
     assert failure.value.source == "github"
     assert "HTTP 422" in str(failure.value) and "Validation Failed" in str(failure.value)
     assert "\n" not in str(failure.value)
@@ -244,7 +250,9 @@ def tiny(sandbox) -> str:
     ],
 )
 def test_tiny_repository(github, tiny, count, labels, timezone_name, expected):
-    series = github.daily_series(metric(tiny, count, labels), OCT_1, OCT_3, timezone_name)
+    series = github.daily_series(
+        SeriesRequest.of(metric(tiny, count, labels), OCT_1, OCT_3, timezone_name)
+    )
     assert series["date"].tolist() == [OCT_1, date(2026, 10, 2), OCT_3]
     assert values(series) == expected
 
@@ -253,7 +261,9 @@ def test_the_issues_endpoint_does_list_pull_requests(sandbox, github, tiny):
     listed = sandbox.data.github.issues(tiny, include_pulls=True)
     assert sum("pull_request" in item for item in listed) == len(TINY_PULLS)
     github.daily_series(
-        metric(tiny, "opened_issues", ("performance",)), OCT_1, OCT_3, "Europe/Oslo"
+        SeriesRequest.of(
+            metric(tiny, "opened_issues", ("performance",)), OCT_1, OCT_3, "Europe/Oslo"
+        )
     )
     (request,) = sandbox.requests
     assert request.path == "/repos/acme/tiny/issues"
@@ -268,26 +278,30 @@ def test_the_issues_endpoint_does_list_pull_requests(sandbox, github, tiny):
 
 
 def test_a_window_of_one_day_has_one_row(github, tiny):
-    series = github.daily_series(metric(tiny, "merged_pull_requests"), OCT_3, OCT_3)
+    series = github.daily_series(
+        SeriesRequest.of(metric(tiny, "merged_pull_requests"), OCT_3, OCT_3)
+    )
     assert series.to_dict("records") == [{"date": OCT_3, "value": 1.0}]
 
 
 def test_labels_do_not_apply_to_releases(github, tiny):
     with pytest.raises(SourceError, match="labels"):
-        github.daily_series(metric(tiny, "releases", ("bug",)), OCT_1, OCT_3)
+        github.daily_series(SeriesRequest.of(metric(tiny, "releases", ("bug",)), OCT_1, OCT_3))
 
 
 def test_a_missing_repository_is_not_found(sandbox, github):
     sandbox.data.github.remove_repo("acme/gone")
     with pytest.raises(SourceError) as failure:
-        github.daily_series(metric("acme/gone", "merged_pull_requests"), OCT_1, OCT_3)
+        github.daily_series(
+            SeriesRequest.of(metric("acme/gone", "merged_pull_requests"), OCT_1, OCT_3)
+        )
     assert str(failure.value).startswith("github: not found (HTTP 404): /repos/acme/gone/pulls")
 
 
 def test_a_bad_token_is_an_authentication_error(sandbox, tiny):
     connector = GitHubConnector.from_settings(SourceSettings(base_url=sandbox.url, token="invalid"))
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(tiny, "releases"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(tiny, "releases"), OCT_1, OCT_3))
     assert str(failure.value) == (
         "github: authentication failed (HTTP 401): check GITHUB_TOKEN "
         "(the API says: Bad credentials)"
@@ -322,7 +336,9 @@ def test_recent_window_reads_only_the_first_pages(sandbox, github):
     closed = [p for p in pulls if p["state"] == "closed"]
     assert len(closed) > 1000  # more than ten pages of 100
 
-    series = github.daily_series(metric(repo, "merged_pull_requests"), start, yesterday)
+    series = github.daily_series(
+        SeriesRequest.of(metric(repo, "merged_pull_requests"), start, yesterday)
+    )
 
     assert values(series) == expected_counts(pulls, "merged_at", start, yesterday)
     assert sum(values(series)) > 0
@@ -360,7 +376,7 @@ def test_a_quarter_of_generated_data_over_several_pages(sandbox, github, count, 
         ),
     }[count]()
 
-    series = github.daily_series(metric(repo, count, labels), start, end)
+    series = github.daily_series(SeriesRequest.of(metric(repo, count, labels), start, end))
 
     assert len(series) == 92
     assert values(series) == expected
@@ -376,7 +392,9 @@ def test_a_quarter_of_generated_data_over_several_pages(sandbox, github, count, 
 
 def test_two_server_errors_then_the_right_values(sandbox, github, tiny, sleeps):
     sandbox.add_fault(path_prefix="/repos/acme/tiny/pulls", status=500, times=2)
-    series = github.daily_series(metric(tiny, "merged_pull_requests"), OCT_1, OCT_3)
+    series = github.daily_series(
+        SeriesRequest.of(metric(tiny, "merged_pull_requests"), OCT_1, OCT_3)
+    )
     assert values(series) == [0, 2, 1]
     assert len(sleeps) == 2
     assert sandbox.request_count("/repos/acme/tiny/pulls") == 3
@@ -387,7 +405,7 @@ def test_rate_limits_wait_as_told(sandbox, github, tiny, sleeps):
     sandbox.add_fault(
         path_prefix="/repos/acme/tiny/releases", status=403, ratelimit_reset_in=60, times=1
     )
-    series = github.daily_series(metric(tiny, "releases"), OCT_1, OCT_3)
+    series = github.daily_series(SeriesRequest.of(metric(tiny, "releases"), OCT_1, OCT_3))
     assert values(series) == [1, 0, 1]
     assert sleeps[0] == 3
     assert 55 <= sleeps[1] <= 61
@@ -396,7 +414,7 @@ def test_rate_limits_wait_as_told(sandbox, github, tiny, sleeps):
 def test_a_malformed_body_fails_the_source(sandbox, github, tiny):
     sandbox.add_fault(path_prefix="/repos/acme/tiny/issues", malformed=True, times=1)
     with pytest.raises(SourceError) as failure:
-        github.daily_series(metric(tiny, "opened_issues"), OCT_1, OCT_3)
+        github.daily_series(SeriesRequest.of(metric(tiny, "opened_issues"), OCT_1, OCT_3))
     assert str(failure.value) == "github: malformed response body from /repos/acme/tiny/issues"
 
 
@@ -405,5 +423,44 @@ def test_persistent_errors_give_up(sandbox, github, tiny, sleeps):
     with pytest.raises(
         SourceError, match=r"gave up after 5 attempts .* last server error \(HTTP 502\)"
     ):
-        github.daily_series(metric(tiny, "releases"), OCT_1, OCT_3)
+        github.daily_series(SeriesRequest.of(metric(tiny, "releases"), OCT_1, OCT_3))
     assert len(sleeps) == 4
+
+
+# --- records the mapping cannot read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("created_at", "message"),
+    [
+        (None, "github: issue 2: created_at is missing"),
+        ("last tuesday", "github: issue 2: created_at 'last tuesday' is not a timestamp"),
+        (1760519553, "github: issue 2: created_at 1760519553 is not a timestamp"),
+    ],
+)
+def test_an_issue_without_a_readable_created_at_is_one_line(sandbox, github, created_at, message):
+    repo = sandbox.data.github.set_repo(
+        "acme/undated",
+        issues=[{"created_at": "2026-10-02T10:00:00Z"}, {"created_at": "2026-10-02T11:00:00Z"}],
+    )
+    # The second issue as a broken API would list it.
+    if created_at is None:
+        del repo.issues[1]["created_at"]
+    else:
+        repo.issues[1]["created_at"] = created_at
+    with pytest.raises(SourceError) as failure:
+        github.daily_series(SeriesRequest.of(metric("acme/undated", "opened_issues"), OCT_1, OCT_3))
+    assert str(failure.value) == message
+
+
+def test_a_secondary_rate_limit_is_waited_out(sandbox, github, tiny, sleeps):
+    # GitHub's secondary rate limit: a 403 whose message says so, with no rate headers.
+    sandbox.add_fault(
+        path_prefix="/repos/acme/tiny/releases",
+        status=403,
+        body={"message": "You have exceeded a secondary rate limit."},
+        times=1,
+    )
+    series = github.daily_series(SeriesRequest.of(metric(tiny, "releases"), OCT_1, OCT_3))
+    assert sum(values(series)) > 0
+    assert len(sleeps) == 1

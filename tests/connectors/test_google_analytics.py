@@ -17,9 +17,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.google_analytics import sandbox as ga_sandbox
 from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector, cast_value
 from okr_metrics.connectors.google_analytics.params import GoogleAnalyticsMetric
+from okr_metrics.connectors.kit import SeriesRequest
+from okr_metrics.connectors.sandbox import google_analytics as ga_sandbox
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "google_analytics"
 OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
@@ -150,10 +151,12 @@ def test_replay_two_pages_and_a_missing_day(httpserver, monkeypatch, caplog):
     connector = connect(httpserver.url_for("/"))
 
     series = connector.daily_series(
-        metric("123456789", "activeUsers", platform=["iOS", "Android"]),
-        OCT_1,
-        date(2026, 10, 7),
-        "America/Los_Angeles",
+        SeriesRequest.of(
+            metric("123456789", "activeUsers", platform=["iOS", "Android"]),
+            OCT_1,
+            date(2026, 10, 7),
+            "America/Los_Angeles",
+        ),
     )
 
     assert series["date"].tolist() == [OCT_1 + timedelta(days=i) for i in range(7)]
@@ -181,12 +184,17 @@ def test_replay_fractional_seconds_and_an_and_group(httpserver, caplog):
     connector = connect(httpserver.url_for("/"))
 
     series = connector.daily_series(
-        metric(
-            "123456789", "averageSessionDuration", platform=["iOS", "Android"], country=["Norway"]
+        SeriesRequest.of(
+            metric(
+                "123456789",
+                "averageSessionDuration",
+                platform=["iOS", "Android"],
+                country=["Norway"],
+            ),
+            OCT_1,
+            OCT_3,
+            "UTC",
         ),
-        OCT_1,
-        OCT_3,
-        "UTC",
     )
 
     assert values(series) == [312.45161290322579, 298.0625, 0.0]
@@ -231,7 +239,7 @@ def test_replay_google_error_bodies(httpserver, status, expected):
     serve_error(httpserver, status)
     connector = connect(httpserver.url_for("/"), token="ya29.a-secret-token")
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric("123456789", "activeUser"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric("123456789", "activeUser"), OCT_1, OCT_3))
     message = str(failure.value)
     assert message.startswith(expected), message
     assert "\n" not in message and "ya29.a-secret-token" not in message
@@ -244,7 +252,7 @@ def test_replay_resource_exhausted_is_retried_with_backoff_then_given_up(httpser
         httpserver.url_for("/"), sleep=sleeps, backoff_base=0.5, jitter=lambda: 1.0, max_attempts=3
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric("123456789", "activeUsers"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric("123456789", "activeUsers"), OCT_1, OCT_3))
     assert str(failure.value) == (
         "google_analytics: gave up after 3 attempts on POST /v1beta/properties/123456789:runReport: "
         "last rate limited (HTTP 429)"
@@ -298,17 +306,19 @@ def tiny(sandbox) -> str:
     ],
 )
 def test_tiny_property(ga, tiny, name, allowed, expected):
-    series = ga.daily_series(metric(tiny, name, **allowed), OCT_1, OCT_3)
+    series = ga.daily_series(SeriesRequest.of(metric(tiny, name, **allowed), OCT_1, OCT_3))
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == expected
 
 
 def test_the_exact_request_body(sandbox, ga, tiny):
     ga.daily_series(
-        metric(tiny, "eventCount", eventName=["push_opt_in"], platform=["iOS", "Android"]),
-        OCT_1,
-        OCT_3,
-        "UTC",
+        SeriesRequest.of(
+            metric(tiny, "eventCount", eventName=["push_opt_in"], platform=["iOS", "Android"]),
+            OCT_1,
+            OCT_3,
+            "UTC",
+        ),
     )
     assert [(r.method, r.path) for r in sandbox.requests] == [
         ("POST", f"/v1beta/properties/{tiny}:runReport")
@@ -383,7 +393,9 @@ def test_the_sandbox_leaves_out_all_zero_rows_unless_asked(sandbox, tiny):
 
 
 def test_non_additive_users_are_never_summed_across_days(sandbox, ga, tiny):
-    series = ga.daily_series(metric(tiny, "activeUsers", platform=["Android"]), OCT_1, OCT_3)
+    series = ga.daily_series(
+        SeriesRequest.of(metric(tiny, "activeUsers", platform=["Android"]), OCT_1, OCT_3)
+    )
     # Per day, as GA counts them; the KR's `aggregate` decides what to make of them.
     assert values(series) == [80, 0, 120]
     (body,) = sandbox.request_bodies()
@@ -392,7 +404,7 @@ def test_non_additive_users_are_never_summed_across_days(sandbox, ga, tiny):
 
 def test_a_missing_day_is_zero_in_a_long_window(ga, tiny):
     series = ga.daily_series(
-        metric(tiny, "activeUsers"), date(2026, 9, 29), date(2026, 10, 5), "UTC"
+        SeriesRequest.of(metric(tiny, "activeUsers"), date(2026, 9, 29), date(2026, 10, 5), "UTC")
     )
     assert values(series) == [0, 0, 230, 0, 120, 0, 0]
 
@@ -401,7 +413,9 @@ def test_offset_paging_over_generated_data(sandbox, ga, monkeypatch):
     monkeypatch.setattr(GoogleAnalyticsConnector, "page_size", 25)
     start, end = date(2026, 7, 1), date(2026, 9, 30)
     series = ga.daily_series(
-        metric("123456789", "activeUsers", platform=["iOS", "Android"]), start, end
+        SeriesRequest.of(
+            metric("123456789", "activeUsers", platform=["iOS", "Android"]), start, end
+        )
     )
     expected: dict[date, float] = {}
     for fact in sandbox.data.google_analytics.facts("123456789"):
@@ -414,9 +428,11 @@ def test_offset_paging_over_generated_data(sandbox, ga, monkeypatch):
 
 def test_a_quarter_is_one_request(sandbox, ga):
     series = ga.daily_series(
-        metric("123456789", "eventCount", eventName=["onboarding_complete"]),
-        date(2026, 7, 1),
-        date(2026, 9, 30),
+        SeriesRequest.of(
+            metric("123456789", "eventCount", eventName=["onboarding_complete"]),
+            date(2026, 7, 1),
+            date(2026, 9, 30),
+        ),
     )
     assert len(series) == 92 and (series["value"] > 0).all()
     assert sandbox.request_count() == 1  # one windowed report, never one a day
@@ -424,15 +440,15 @@ def test_a_quarter_is_one_request(sandbox, ga):
 
 def test_a_short_page_does_not_end_the_report(sandbox, ga, tiny, monkeypatch):
     # GA may send fewer rows than `limit` (it caps a page): paging goes on to rowCount.
-    monkeypatch.setattr("okr_metrics.connectors.google_analytics.sandbox.MAX_ROWS", 1)
-    series = ga.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    monkeypatch.setattr("okr_metrics.connectors.sandbox.google_analytics.MAX_ROWS", 1)
+    series = ga.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert values(series) == [230, 0, 120]
     assert [body["offset"] for body in sandbox.request_bodies()] == [0, 1]
 
 
 def test_generated_sample_data_fits_the_sample_definitions(ga):
     def mean(name: str, start: date, end: date, **allowed) -> float:
-        series = ga.daily_series(metric("123456789", name, **allowed), start, end)
+        series = ga.daily_series(SeriesRequest.of(metric("123456789", name, **allowed), start, end))
         return sum(values(series)) / len(series)
 
     q3, q4 = (date(2026, 7, 1), date(2026, 7, 14)), (date(2026, 10, 1), date(2026, 10, 14))
@@ -456,7 +472,7 @@ def test_generated_sample_data_fits_the_sample_definitions(ga):
 
 def test_resource_exhausted_is_retried_then_succeeds(sandbox, ga, tiny, sleeps):
     sandbox.add_fault(path_prefix="/v1beta/properties/", status=429, times=2)
-    series = ga.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    series = ga.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert values(series) == [230, 0, 120]
     assert sleeps == [0.5, 1.0]  # backoff: Google sends no Retry-After
     assert sandbox.request_count("/v1beta/properties/") == 3
@@ -479,7 +495,7 @@ def test_a_bad_token_names_its_variable_and_never_leaks(sandbox, tiny, caplog):
     caplog.set_level(logging.DEBUG)
     connector = connect(sandbox.url, token="invalid-ga-token")
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert str(failure.value).startswith(
         "google_analytics: authentication failed (HTTP 401): check GA_ACCESS_TOKEN (the API says: "
         "Request had invalid authentication credentials."
@@ -491,12 +507,12 @@ def test_a_property_the_account_cannot_read(sandbox, ga):
     sandbox.data.google_analytics.set_rows("100000002", [])
     sandbox.data.google_analytics.deny("100000002")
     with pytest.raises(SourceError, match=r"permission denied \(HTTP 403\)"):
-        ga.daily_series(metric("100000002", "activeUsers"), OCT_1, OCT_3)
+        ga.daily_series(SeriesRequest.of(metric("100000002", "activeUsers"), OCT_1, OCT_3))
 
 
 def test_an_unknown_metric_is_the_apis_400(ga, tiny):
     with pytest.raises(SourceError) as failure:
-        ga.daily_series(metric(tiny, "activeUser"), OCT_1, OCT_3)
+        ga.daily_series(SeriesRequest.of(metric(tiny, "activeUser"), OCT_1, OCT_3))
     assert "HTTP 400" in str(failure.value) and "activeUser is not a valid metric" in str(
         failure.value
     )
@@ -508,7 +524,7 @@ def test_the_token_never_reaches_errors_or_logs(sandbox, tiny, caplog):
     connector = connect(sandbox.url, token=secret, sleep=lambda s: None, max_attempts=2)
     sandbox.add_fault(path_prefix="/v1beta/properties/", status=503)
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert "HTTP 503" in str(failure.value)
     assert secret not in str(failure.value) and secret not in repr(failure.value)
     assert secret not in caplog.text
@@ -521,7 +537,7 @@ def test_a_service_account_needs_google_auth(monkeypatch):
         SourceSettings(base_url="https://ga.example.com", credentials_file="/keys/sa.json")
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric("1", "activeUsers"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric("1", "activeUsers"), OCT_1, OCT_3))
     assert str(failure.value) == (
         "google_analytics: install google-auth to use GOOGLE_APPLICATION_CREDENTIALS"
     )
@@ -572,7 +588,7 @@ def test_a_service_account_file_gives_the_token(sandbox, tiny, tmp_path, fake_go
         {"GA_API_URL": sandbox.url, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},
     )
     connector = GoogleAnalyticsConnector.from_settings(settings)
-    series = connector.daily_series(metric(tiny, "activeUsers"), OCT_1, OCT_3)
+    series = connector.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert values(series) == [230, 0, 120]
     assert fake_google_auth["scopes"] == ["https://www.googleapis.com/auth/analytics.readonly"]
     assert connector.client.session.headers["Authorization"] == (
@@ -588,7 +604,7 @@ def test_an_unreadable_service_account_file_is_one_line(tmp_path, fake_google_au
         )
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric("1", "activeUsers"), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric("1", "activeUsers"), OCT_1, OCT_3))
     assert str(failure.value) == (
         "google_analytics: cannot get an access token from GOOGLE_APPLICATION_CREDENTIALS "
         "(FileNotFoundError); check that it names a readable service-account key file"
@@ -712,7 +728,7 @@ def ga_metric(property_id: str, name: str, filter=None, metric_filter=None):  # 
     ],
 )
 def test_dimension_filters(ga, pages, name, where, expected):
-    series = ga.daily_series(ga_metric(pages, name, filter=where), OCT_1, OCT_3)
+    series = ga.daily_series(SeriesRequest.of(ga_metric(pages, name, filter=where), OCT_1, OCT_3))
     assert values(series) == expected
 
 
@@ -736,26 +752,30 @@ def test_dimension_filters(ga, pages, name, where, expected):
 )
 def test_metric_filters(ga, pages, where, having, expected):
     series = ga.daily_series(
-        ga_metric(pages, "screenPageViews", filter=where, metric_filter=having), OCT_1, OCT_3
+        SeriesRequest.of(
+            ga_metric(pages, "screenPageViews", filter=where, metric_filter=having), OCT_1, OCT_3
+        )
     )
     assert values(series) == expected
 
 
 def test_the_exact_filter_expressions(sandbox, ga, pages):
     ga.daily_series(
-        ga_metric(
-            pages,
-            "screenPageViews",
-            filter={
-                "pagePath": {"contains": "/pricing"},
-                "eventName": {"full_regexp": "sign_?up", "case_sensitive": False},
-                "country": {"not": ["France", "Spain"]},
-                "platform": {"any": [{"begins_with": "i"}, {"exact": "web"}]},
-            },
-            metric_filter={"sessions": {"gte": 10}, "engagementRate": {"between": [0.25, 1]}},
+        SeriesRequest.of(
+            ga_metric(
+                pages,
+                "screenPageViews",
+                filter={
+                    "pagePath": {"contains": "/pricing"},
+                    "eventName": {"full_regexp": "sign_?up", "case_sensitive": False},
+                    "country": {"not": ["France", "Spain"]},
+                    "platform": {"any": [{"begins_with": "i"}, {"exact": "web"}]},
+                },
+                metric_filter={"sessions": {"gte": 10}, "engagementRate": {"between": [0.25, 1]}},
+            ),
+            OCT_1,
+            OCT_3,
         ),
-        OCT_1,
-        OCT_3,
     )
     (body,) = sandbox.request_bodies()
 
@@ -824,7 +844,7 @@ def test_the_exact_filter_expressions(sandbox, ga, pages):
 
 
 def test_without_a_metric_filter_the_body_has_none(sandbox, ga, pages):
-    ga.daily_series(ga_metric(pages, "screenPageViews"), OCT_1, OCT_3)
+    ga.daily_series(SeriesRequest.of(ga_metric(pages, "screenPageViews"), OCT_1, OCT_3))
     (body,) = sandbox.request_bodies()
     assert "metricFilter" not in body and "dimensionFilter" not in body
 
@@ -1154,9 +1174,11 @@ def test_one_quota_line_per_property_from_finish(sandbox, ga, monkeypatch, caplo
     sandbox.data.google_analytics.set_rows("100000011", TINY_ROWS)
     sandbox.data.google_analytics.set_rows("100000012", TINY_ROWS)
 
-    ga.daily_series(metric("100000011", "activeUsers"), OCT_1, OCT_3)
-    ga.daily_series(metric("100000012", "eventCount"), OCT_1, OCT_3)
-    ga.daily_series(metric("100000011", "eventCount", eventName=["push_opt_in"]), OCT_1, OCT_3)
+    ga.daily_series(SeriesRequest.of(metric("100000011", "activeUsers"), OCT_1, OCT_3))
+    ga.daily_series(SeriesRequest.of(metric("100000012", "eventCount"), OCT_1, OCT_3))
+    ga.daily_series(
+        SeriesRequest.of(metric("100000011", "eventCount", eventName=["push_opt_in"]), OCT_1, OCT_3)
+    )
     assert quota_lines(caplog) == []
     ga.finish()
 
@@ -1180,7 +1202,7 @@ def test_one_quota_line_per_property_from_finish(sandbox, ga, monkeypatch, caplo
 def test_a_low_daily_quota_is_a_warning_at_the_end(sandbox, ga, monkeypatch, caplog):
     monkeypatch.setattr(ga_sandbox, "QUOTAS", {**ga_sandbox.QUOTAS, "tokensPerDay": 5_000})
     sandbox.data.google_analytics.set_rows("100000013", TINY_ROWS)
-    ga.daily_series(metric("100000013", "activeUsers"), OCT_1, OCT_3)
+    ga.daily_series(SeriesRequest.of(metric("100000013", "activeUsers"), OCT_1, OCT_3))
     ga.finish()
     assert quota_lines(caplog) == [
         (
@@ -1189,3 +1211,41 @@ def test_a_low_daily_quota_is_a_warning_at_the_end(sandbox, ga, monkeypatch, cap
             "tokensPerDay 4999 left, tokensPerHour 39999 left, tokensPerProjectPerHour 13999 left",
         )
     ]
+
+
+# --- records the mapping cannot read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"dimensionValues": [], "metricValues": [{"value": "3"}]},
+            "google_analytics: report row: dimensionValues.0.value is missing",
+        ),
+        (
+            {
+                "dimensionValues": [{"value": "2026-10-01T10:00:00Z"}],
+                "metricValues": [{"value": "3"}],
+            },
+            "google_analytics: report row 2026-10-01T10:00:00Z: dimensionValues.0.value "
+            "'2026-10-01T10:00:00Z' is not a date",
+        ),
+        (
+            {"dimensionValues": [{"value": "20261001"}], "metricValues": [{"value": "many"}]},
+            "google_analytics: report row 20261001: metricValues.0.value 'many' "
+            "is not a TYPE_INTEGER number",
+        ),
+    ],
+)
+def test_a_row_without_a_readable_day_is_one_line(sandbox, ga, tiny, row, message):
+    # The sandbox answers the report with a hand-written page of one broken row.
+    page = {
+        "metricHeaders": [{"name": "activeUsers", "type": "TYPE_INTEGER"}],
+        "rows": [row],
+        "rowCount": 1,
+    }
+    sandbox.add_fault(path_prefix=REPORT.format(tiny), status=200, body=page)
+    with pytest.raises(SourceError) as failure:
+        ga.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
+    assert str(failure.value) == message

@@ -1,29 +1,42 @@
-"""The shared HTTP client: retries, rate limits, errors, redaction, paginators."""
+"""The HTTP half of the kit: the client (retries, rate limits, errors, redaction), the
+paginators, the vendors' error shapes, and `HttpConnector` (auth, paging a declaration)."""
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
 import socket
 import time
 import traceback
+from datetime import date
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from okr_metrics.connectors.base import SourceError
+from okr_metrics.connectors.base import SourceEnv, SourceError, SourceSettings
 from okr_metrics.connectors.http import (
-    AfterCursorPaginator,
+    ApiError,
+    Basic,
+    Bearer,
+    HeaderAuth,
     HttpClient,
+    HttpConnector,
     LinkHeaderPaginator,
     NextTokenPaginator,
     NextUrlPaginator,
     OffsetPaginator,
     Paginator,
+    Query,
+    said_in,
 )
+from okr_metrics.connectors.kit import Record, SeriesRequest, daily_counts
+from okr_metrics.connectors.params import MetricParams
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 TOKEN = "ghp_s3cr3tT0kenValue42"
@@ -127,7 +140,14 @@ def test_429_waits_until_a_retry_after_date(httpserver, client, sleeps):
     assert sleeps == [12.0]
 
 
-def test_403_with_no_remaining_rate_limit_waits_until_reset(httpserver, client, sleeps):
+def quota_403(response) -> ApiError:
+    """A vendor whose 403 with no requests left is a rate limit (its error shape says so)."""
+    limited = response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
+    return ApiError(said_in(response, "message"), rate_limited=limited)
+
+
+def test_403_the_error_shape_calls_a_rate_limit_waits_until_reset(httpserver, sleeps):
+    client = make_client(httpserver, sleeps, error_reason=quota_403)
     exhausted = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 42)}
     httpserver.expect_request("/repos/a/b/pulls").respond_with_handler(
         sequence(
@@ -294,7 +314,7 @@ def test_link_header_pages_are_followed_as_given_and_fetched_lazily(httpserver, 
         )
     )
     pages = client.paginate(
-        "GET", "/repos/a/b/issues", params={"per_page": 1}, paginator=LinkHeaderPaginator()
+        Query("GET", "/repos/a/b/issues", params={"per_page": 1}, paginator=LinkHeaderPaginator())
     )
     assert next(pages) == [{"n": 1}]
     assert len(httpserver.log) == 1  # the next page is fetched only when asked for
@@ -309,7 +329,7 @@ def test_a_repeated_next_link_is_a_loop(httpserver, client):
         [{"n": 1}], headers={"Link": f'<{again}>; rel="next"'}
     )
     with pytest.raises(SourceError, match="pagination loop"):
-        list(client.paginate("GET", "/items", paginator=LinkHeaderPaginator()))
+        list(client.paginate(Query("GET", "/items", paginator=LinkHeaderPaginator())))
 
 
 def test_links_to_another_host_are_not_followed(httpserver, client):
@@ -317,7 +337,7 @@ def test_links_to_another_host_are_not_followed(httpserver, client):
         [{"n": 1}], headers={"Link": '<https://evil.example.com/items?page=2>; rel="next"'}
     )
     with pytest.raises(SourceError, match="refusing to follow a link to another host"):
-        list(client.paginate("GET", "/items", paginator=LinkHeaderPaginator()))
+        list(client.paginate(Query("GET", "/items", paginator=LinkHeaderPaginator())))
 
 
 def test_next_token_paginator_jira_shape(httpserver, client):
@@ -330,11 +350,13 @@ def test_next_token_paginator_jira_shape(httpserver, client):
         lambda request: json_response(pages[request.args.get("nextPageToken")])
     )
     found = client.paginate(
-        "GET",
-        "/rest/api/3/search/jql",
-        params={"jql": "project = A", "maxResults": 2},
-        paginator=NextTokenPaginator(),
-        records=lambda body: body["issues"],
+        Query(
+            "GET",
+            "/rest/api/3/search/jql",
+            params={"jql": "project = A", "maxResults": 2},
+            paginator=NextTokenPaginator("nextPageToken", "nextPageToken", last_path="isLast"),
+            records=lambda body: body["issues"],
+        ),
     )
     assert [issue["key"] for page in found for issue in page] == ["A-1", "A-2", "A-3", "A-4"]
     assert all(request.args["jql"] == "project = A" for request, _ in httpserver.log)
@@ -347,7 +369,12 @@ def test_next_token_paginator_detects_a_repeated_token(httpserver, client):
     with pytest.raises(SourceError, match="pagination loop"):
         list(
             client.paginate(
-                "GET", "/search", paginator=NextTokenPaginator(), records=lambda b: b["issues"]
+                Query(
+                    "GET",
+                    "/search",
+                    paginator=NextTokenPaginator("nextPageToken", "nextPageToken"),
+                    records=lambda b: b["issues"],
+                ),
             )
         )
 
@@ -364,11 +391,13 @@ def test_offset_paginator_ga4_shape(httpserver, client):
         run_report
     )
     found = client.paginate(
-        "POST",
-        "/v1beta/properties/1:runReport",
-        json={"metrics": [{"name": "activeUsers"}]},
-        paginator=OffsetPaginator(limit=2),
-        records=lambda body: body.get("rows", []),
+        Query(
+            "POST",
+            "/v1beta/properties/1:runReport",
+            json={"metrics": [{"name": "activeUsers"}]},
+            paginator=OffsetPaginator(limit=2, records_path="rows", total_path="rowCount"),
+            records=lambda body: body.get("rows", []),
+        ),
     )
     assert sum(len(page) for page in found) == 5
     offsets = [request.get_json()["offset"] for request, _ in httpserver.log]
@@ -384,11 +413,13 @@ def test_next_url_paginator_salesforce_shape(httpserver, client):
         {"done": True, "records": [{"Id": "2"}]}
     )
     found = client.paginate(
-        "GET",
-        base,
-        params={"q": "SELECT Id FROM Opportunity"},
-        paginator=NextUrlPaginator(),
-        records=lambda body: body["records"],
+        Query(
+            "GET",
+            base,
+            params={"q": "SELECT Id FROM Opportunity"},
+            paginator=NextUrlPaginator("nextRecordsUrl", done_path="done"),
+            records=lambda body: body["records"],
+        ),
     )
     assert [r["Id"] for page in found for r in page] == ["1", "2"]
     assert httpserver.log[1][0].query_string == b""
@@ -404,11 +435,13 @@ def test_after_cursor_paginator_hubspot_shape(httpserver, client):
         lambda request: json_response(pages[request.get_json().get("after")])
     )
     found = client.paginate(
-        "POST",
-        "/crm/v3/objects/deals/search",
-        json={"filterGroups": [], "limit": 1},
-        paginator=AfterCursorPaginator(),
-        records=lambda body: body["results"],
+        Query(
+            "POST",
+            "/crm/v3/objects/deals/search",
+            json={"filterGroups": [], "limit": 1},
+            paginator=NextTokenPaginator("paging.next.after", "after", where="json"),
+            records=lambda body: body["results"],
+        ),
     )
     assert [r["id"] for page in found for r in page] == ["1", "2", "3"]
     assert [request.get_json().get("after") for request, _ in httpserver.log] == [None, "1", "2"]
@@ -417,3 +450,160 @@ def test_after_cursor_paginator_hubspot_shape(httpserver, client):
 def test_paginator_base_class_needs_a_next_rule():
     with pytest.raises(NotImplementedError):
         Paginator().next_request(None, None, None)  # type: ignore[arg-type]
+
+
+# --- the vendor's error shape -------------------------------------------------------------------
+
+
+def test_an_error_shape_reason_fails_at_once(httpserver, sleeps):
+    def shape(response) -> ApiError:
+        if response.status_code == 403 and said_in(response, "error.status") == "DENIED":
+            return ApiError(reason=f"denied (HTTP 403): ask for access to {TOKEN}")
+        return ApiError(said_in(response, "error.message"))
+
+    client = make_client(httpserver, sleeps, error_reason=shape)
+    httpserver.expect_request("/denied").respond_with_json(
+        {"error": {"status": "DENIED", "message": "no"}}, status=403, headers={"Retry-After": "1"}
+    )
+    httpserver.expect_request("/bad").respond_with_json(
+        {"error": {"status": "INVALID", "message": "no such field"}}, status=400
+    )
+    with pytest.raises(SourceError) as denied:
+        client.request("GET", "/denied")
+    assert str(denied.value) == "github: denied (HTTP 403): ask for access to ***"
+    with pytest.raises(SourceError) as bad:
+        client.request("GET", "/bad")
+    assert (
+        str(bad.value)
+        == "github: request failed (HTTP 400) on GET /bad (the API says: no such field)"
+    )
+    assert sleeps == []
+
+
+def test_without_an_error_shape_a_403_is_not_a_rate_limit(httpserver, client, sleeps):
+    httpserver.expect_request("/limited").respond_with_json(
+        {"message": "API rate limit exceeded"}, status=403, headers={"Retry-After": "1"}
+    )
+    with pytest.raises(SourceError, match=r"authentication failed \(HTTP 403\)"):
+        client.request("GET", "/limited")
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("body", "paths", "said"),
+    [
+        ({"message": "Not Found"}, ("message",), "Not Found"),
+        ({"errorMessages": ["a", "b"], "errors": {}}, ("message", "errorMessages"), "a; b"),
+        ({"errorMessages": [], "errors": {"jql": "x"}}, ("message", "errorMessages"), ""),
+        ([{"message": "Session expired", "errorCode": "X"}], ("0.message",), "Session expired"),
+        ({"error": {"message": "bad"}}, ("message", "error.message"), "bad"),
+        ("not json", ("message",), ""),
+    ],
+)
+def test_said_in_reads_the_first_text_found(httpserver, body, paths, said):
+    if isinstance(body, str):
+        httpserver.expect_request("/e").respond_with_data(body, status=400)
+    else:
+        httpserver.expect_request("/e").respond_with_json(body, status=400)
+    assert said_in(requests.get(httpserver.url_for("/e"), timeout=5), *paths) == said
+
+
+# --- the connector of an HTTP API --------------------------------------------------------------
+
+
+class PagedMetric(MetricParams):
+    source: Literal["paged"]
+
+
+class PagedConnector(HttpConnector):
+    """A declaration of the least an HTTP source says."""
+
+    source: ClassVar[str] = "paged"
+    params_model: ClassVar[type[MetricParams]] = PagedMetric
+    env: ClassVar[SourceEnv] = SourceEnv(
+        base_url="PAGED_URL", token="PAGED_TOKEN", user="PAGED_USER"
+    )
+
+    def fetch(self, request):
+        query = Query("GET", "/items", LinkHeaderPaginator(), stop=lambda page: len(page) < 2)
+        moments = (
+            Record(self.source, item, "item", item.get("id")).moment("at")
+            for item in self.records(query)
+        )
+        return daily_counts(request.window, moments)
+
+
+@pytest.mark.parametrize(
+    ("auth", "header", "hint"),
+    [
+        (Bearer(), ("Authorization", f"Bearer {TOKEN}"), "PAGED_TOKEN"),
+        (
+            Basic(),
+            ("Authorization", "Basic " + base64.b64encode(f"bot:{TOKEN}".encode()).decode()),
+            "PAGED_USER and PAGED_TOKEN",
+        ),
+        (HeaderAuth("X-Api-Key"), ("X-Api-Key", TOKEN), "PAGED_TOKEN"),
+    ],
+)
+def test_the_declared_auth_builds_the_client(monkeypatch, auth, header, hint):
+    monkeypatch.setattr(PagedConnector, "auth", auth)
+    connector = PagedConnector.from_settings(
+        SourceSettings(base_url="https://api.example.com/", token=TOKEN, user="bot"), max_attempts=2
+    )
+    client = connector.client
+    assert client.session.headers[header[0]] == header[1]
+    assert client.session.headers["Accept"] == "application/json"
+    assert (client.base_url, client.token_env, client.max_attempts) == (
+        "https://api.example.com",
+        hint,
+        2,
+    )
+    assert client.redact(f"a {header[1]} b") == "a *** b"
+
+
+def test_records_stop_when_the_query_says_so_and_the_metric_is_checked(httpserver):
+    pages = {
+        None: (
+            [{"id": 1, "at": "2026-10-01T10:00:00Z"}, {"id": 2, "at": "2026-10-02T23:30:00Z"}],
+            "2",
+        ),
+        "2": ([{"id": 3, "at": "2026-10-02T01:00:00+02:00"}], "3"),
+        "3": ([{"id": 4, "at": "2026-10-02T02:00:00Z"}], None),
+    }
+
+    def handler(request: Request) -> Response:
+        items, following = pages[request.args.get("page")]
+        link = {"Link": f'<{httpserver.url_for("/items")}?page={following}>; rel="next"'}
+        return json_response(items, headers=link if following else {})
+
+    httpserver.expect_request("/items").respond_with_handler(handler)
+    connector = PagedConnector.from_settings(
+        SourceSettings(base_url=httpserver.url_for("/"), token=TOKEN)
+    )
+    request = SeriesRequest.of(
+        PagedMetric(source="paged"), date(2026, 10, 1), date(2026, 10, 3), "Europe/Oslo"
+    )
+    series = connector.daily_series(request)
+    assert dict(zip(series["date"], series["value"], strict=True)) == {
+        date(2026, 10, 1): 1.0,
+        date(2026, 10, 2): 1.0,  # 01:00 +02:00 is 2026-10-01T23:00Z, Oslo's 2 October
+        date(2026, 10, 3): 1.0,  # 23:30Z is 01:30 on 3 October in Oslo
+    }
+    assert len(httpserver.log) == 2  # the short second page stopped the reading
+    with pytest.raises(TypeError, match="PagedConnector needs a PagedMetric, not OtherMetric"):
+        connector.daily_series(
+            SeriesRequest.of(OtherMetric(source="other"), date(2026, 10, 1), date(2026, 10, 1))
+        )
+
+
+class OtherMetric(MetricParams):
+    source: Literal["other"]
+
+
+def test_an_unreadable_record_is_one_line_naming_record_field_and_value(httpserver):
+    httpserver.expect_request("/items").respond_with_json([{"id": 9, "at": "yesterday"}])
+    connector = PagedConnector.from_settings(SourceSettings(base_url=httpserver.url_for("/")))
+    request = SeriesRequest.of(PagedMetric(source="paged"), date(2026, 10, 1), date(2026, 10, 1))
+    with pytest.raises(SourceError) as failure:
+        connector.daily_series(request)
+    assert str(failure.value) == "paged: item 9: at 'yesterday' is not a timestamp"

@@ -7,7 +7,6 @@ import logging
 import textwrap
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -16,8 +15,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.hubspot.client import HubSpotConnector, filter_body, parse_moment
+from okr_metrics.connectors.hubspot.client import HubSpotConnector, filter_body
 from okr_metrics.connectors.hubspot.params import HubSpotFilter, HubSpotMetric
+from okr_metrics.connectors.kit import Record, SeriesRequest, Window
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
@@ -91,12 +91,18 @@ def test_the_client_sends_a_bearer_token():
         ("2026-10-15T23:30:00Z", "Europe/Oslo", date(2026, 10, 16)),
         (str(ms(2026, 10, 15, 2)), "America/New_York", date(2026, 10, 14)),  # epoch-ms string
         ("2026-10-15", "America/New_York", date(2026, 10, 15)),  # a date property: as it is
-        ("", "UTC", None),
-        (None, "UTC", None),
     ],
 )
 def test_date_values_in_every_shape(text, zone, expected):
-    assert parse_moment(text, ZoneInfo(zone)) == expected
+    record = Record("hubspot", {"closedate": text}, "deals", "7")
+    assert Window(OCT_1, OCT_1, zone).day_of(record.moment("closedate", epoch="ms")) == expected
+
+
+@pytest.mark.parametrize("text", ["", None])
+def test_an_empty_date_is_a_missing_one(text):
+    with pytest.raises(SourceError) as failure:
+        Record("hubspot", {"closedate": text}, "deals", "7").moment("closedate", epoch="ms")
+    assert str(failure.value) == "hubspot: deals 7: closedate is missing"
 
 
 # --- (a) the reference-built fixtures, replayed ---------------------------------------------------
@@ -126,7 +132,7 @@ def test_replay_two_pages_summed_in_oslo(httpserver, monkeypatch):
     connector = connect(httpserver.url_for("/"))
 
     series = connector.daily_series(
-        metric(measure="sum", field="amount"), OCT_1, OCT_3, "Europe/Oslo"
+        SeriesRequest.of(metric(measure="sum", field="amount"), OCT_1, OCT_3, "Europe/Oslo")
     )
 
     # 22:30Z on 09-30 is 00:30 on 10-01 in Oslo; 21:59:59.999Z on 10-02 is still 10-02,
@@ -140,7 +146,9 @@ def test_replay_two_pages_summed_in_oslo(httpserver, monkeypatch):
 def test_replay_counted(httpserver, monkeypatch):
     serve_search(httpserver)
     monkeypatch.setattr(HubSpotConnector, "page_size", 3)
-    series = connect(httpserver.url_for("/")).daily_series(metric(), OCT_1, OCT_3, "Europe/Oslo")
+    series = connect(httpserver.url_for("/")).daily_series(
+        SeriesRequest.of(metric(), OCT_1, OCT_3, "Europe/Oslo")
+    )
     assert values(series) == [2, 1, 2]
 
 
@@ -155,7 +163,7 @@ def test_replay_an_authentication_error(httpserver):
     serve_error(httpserver, 401)
     with pytest.raises(SourceError) as failure:
         connect(httpserver.url_for("/"), token="pat-na1-secret").daily_series(
-            metric(), OCT_1, OCT_3
+            SeriesRequest.of(metric(), OCT_1, OCT_3)
         )
     assert str(failure.value).startswith(
         "hubspot: authentication failed (HTTP 401): check HUBSPOT_ACCESS_TOKEN "
@@ -167,7 +175,7 @@ def test_replay_an_authentication_error(httpserver):
 def test_replay_a_validation_error(httpserver):
     serve_error(httpserver, 400)
     with pytest.raises(SourceError) as failure:
-        connect(httpserver.url_for("/")).daily_series(metric(), OCT_1, OCT_3)
+        connect(httpserver.url_for("/")).daily_series(SeriesRequest.of(metric(), OCT_1, OCT_3))
     assert str(failure.value) == (
         "hubspot: request failed (HTTP 400) on POST /crm/v3/objects/deals/search "
         "(the API says: There was a problem with the request.)"
@@ -180,7 +188,7 @@ def test_replay_the_ten_secondly_limit_is_retried(httpserver, sleeps):
         httpserver.url_for("/"), sleep=sleeps, backoff_base=0.5, jitter=lambda: 1.0, max_attempts=3
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(), OCT_1, OCT_3))
     assert str(failure.value) == (
         "hubspot: gave up after 3 attempts on POST /crm/v3/objects/deals/search: "
         "last rate limited (HTTP 429)"
@@ -238,14 +246,16 @@ def tiny(sandbox) -> str:
 )
 def test_tiny_deals(hubspot, tiny, zone, measure, expected):
     keys = {"measure": measure, "field": "amount"} if measure == "sum" else {}
-    series = hubspot.daily_series(metric(tiny, **keys), OCT_1, OCT_3, zone)
+    series = hubspot.daily_series(SeriesRequest.of(metric(tiny, **keys), OCT_1, OCT_3, zone))
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == expected
 
 
 def test_the_exact_request_body_in_new_york(sandbox, hubspot, tiny):
     hubspot.daily_series(
-        metric(tiny, measure="sum", field="amount"), OCT_1, OCT_3, "America/New_York"
+        SeriesRequest.of(
+            metric(tiny, measure="sum", field="amount"), OCT_1, OCT_3, "America/New_York"
+        )
     )
     # Midnight in New York (EDT, UTC-4) is 04:00Z: 10-01 04:00Z to 10-04 04:00Z.
     assert sandbox.request_bodies() == [
@@ -286,13 +296,13 @@ def test_the_exact_request_body_in_new_york(sandbox, hubspot, tiny):
 )
 def test_filter_operators(hubspot, tiny, filters, expected):
     spec = tuple({"property": p, "operator": o, "value": v} for p, o, v in filters)
-    series = hubspot.daily_series(metric(tiny, filters=spec), OCT_1, OCT_3)
+    series = hubspot.daily_series(SeriesRequest.of(metric(tiny, filters=spec), OCT_1, OCT_3))
     assert values(series) == expected
 
 
 def test_in_filters_send_values(sandbox, hubspot, tiny):
     spec = ({"property": "dealstage", "operator": "IN", "value": "closedwon,closedlost"},)
-    hubspot.daily_series(metric(tiny, filters=spec), OCT_1, OCT_3)
+    hubspot.daily_series(SeriesRequest.of(metric(tiny, filters=spec), OCT_1, OCT_3))
     (body,) = sandbox.request_bodies()
     assert body["filterGroups"][0]["filters"][0] == {
         "propertyName": "dealstage",
@@ -326,7 +336,7 @@ def test_the_result_cap_splits_the_window_and_loses_no_row(sandbox, hubspot, cap
     monkeypatch.setattr(HubSpotConnector, "result_cap", 50)
     monkeypatch.setattr(HubSpotConnector, "page_size", 20)
     end = date(2026, 10, 10)
-    series = hubspot.daily_series(metric(CAPPED), OCT_1, end)
+    series = hubspot.daily_series(SeriesRequest.of(metric(CAPPED), OCT_1, end))
 
     assert values(series) == [13.0] * 10
     assert sum(values(series)) == len(capped) == 130
@@ -346,7 +356,7 @@ def test_without_the_split_the_sandbox_answers_400_at_the_cap(
 ):
     monkeypatch.setattr(HubSpotConnector, "page_size", 20)  # the connector's cap stays 10,000
     with pytest.raises(SourceError) as failure:
-        hubspot.daily_series(metric(CAPPED), OCT_1, date(2026, 10, 10))
+        hubspot.daily_series(SeriesRequest.of(metric(CAPPED), OCT_1, date(2026, 10, 10)))
     assert "HTTP 400" in str(failure.value) and "50 results at most" in str(failure.value)
     assert [body.get("after") for body in sandbox.request_bodies()] == [None, "20", "40", "50"]
 
@@ -441,12 +451,12 @@ def test_the_sandbox_refuses_a_missing_token(sandbox):
 
 def test_generated_deals_fit_the_sample_definitions(sandbox, hubspot):
     start, end = date(2026, 10, 1), date(2026, 10, 31)
-    won_smb = values(hubspot.daily_series(metric(), start, end))
+    won_smb = values(hubspot.daily_series(SeriesRequest.of(metric(), start, end)))
     assert all(5 <= count <= 8 for count in won_smb)
     # A month in one windowed search (its pages), never one search a day.
     windows = {str(body["filterGroups"][0]["filters"][2:]) for body in sandbox.request_bodies()}
     assert len(windows) == 1 and sandbox.request_count() == -(-sum(won_smb) // 200)
-    everything = values(hubspot.daily_series(metric(filters=()), start, end))
+    everything = values(hubspot.daily_series(SeriesRequest.of(metric(filters=()), start, end)))
     assert all(total > won for total, won in zip(everything, won_smb, strict=True))
 
 
@@ -455,7 +465,7 @@ def test_generated_deals_fit_the_sample_definitions(sandbox, hubspot):
 
 def test_the_ten_secondly_limit_is_retried_then_succeeds(sandbox, hubspot, tiny, sleeps):
     sandbox.add_fault(path_prefix="/crm/v3/objects/", status=429, times=2)
-    series = hubspot.daily_series(metric(tiny), OCT_1, OCT_3)
+    series = hubspot.daily_series(SeriesRequest.of(metric(tiny), OCT_1, OCT_3))
     assert values(series) == [2, 1, 1]
     assert sleeps == [0.5, 1.0]
     assert sandbox.request_count("/crm/v3/objects/") == 3
@@ -463,7 +473,7 @@ def test_the_ten_secondly_limit_is_retried_then_succeeds(sandbox, hubspot, tiny,
 
 def test_retry_after_is_honoured(sandbox, hubspot, tiny, sleeps):
     sandbox.add_fault(path_prefix="/crm/v3/objects/", status=429, retry_after=2, times=1)
-    assert values(hubspot.daily_series(metric(tiny), OCT_1, OCT_3)) == [2, 1, 1]
+    assert values(hubspot.daily_series(SeriesRequest.of(metric(tiny), OCT_1, OCT_3))) == [2, 1, 1]
     assert sleeps == [2.0]
 
 
@@ -478,7 +488,7 @@ def test_a_bad_token_names_its_variable_and_never_leaks(sandbox, tiny, caplog):
     caplog.set_level(logging.DEBUG)
     connector = connect(sandbox.url, token="invalid-hubspot-token")
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(tiny), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(tiny), OCT_1, OCT_3))
     assert str(failure.value).startswith(
         "hubspot: authentication failed (HTTP 401): check HUBSPOT_ACCESS_TOKEN"
     )
@@ -492,7 +502,7 @@ def test_the_token_never_reaches_errors_or_logs(sandbox, tiny, caplog):
     connector = connect(sandbox.url, token=secret, sleep=lambda s: None, max_attempts=2)
     sandbox.add_fault(path_prefix="/crm/v3/objects/", status=502)
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(tiny), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(metric(tiny), OCT_1, OCT_3))
     assert "HTTP 502" in str(failure.value)
     assert secret not in str(failure.value) and secret not in caplog.text
 
@@ -502,14 +512,16 @@ def test_a_sum_of_words_is_a_clear_error(sandbox, hubspot):
         "2-1005", [{"id": "77", "closedate": "2026-10-01T10:00:00Z", "amount": "lots"}]
     )
     with pytest.raises(SourceError) as failure:
-        hubspot.daily_series(metric("2-1005", (), measure="sum", field="amount"), OCT_1, OCT_3)
+        hubspot.daily_series(
+            SeriesRequest.of(metric("2-1005", (), measure="sum", field="amount"), OCT_1, OCT_3)
+        )
     assert str(failure.value) == "hubspot: 2-1005 77: amount 'lots' is not a number"
 
 
 def test_more_filters_than_hubspot_takes(hubspot):
     filters = tuple({"property": f"p{i}", "operator": "EQ", "value": "x"} for i in range(5))
     with pytest.raises(SourceError) as failure:
-        hubspot.daily_series(metric("2-1006", filters), OCT_1, OCT_3)
+        hubspot.daily_series(SeriesRequest.of(metric("2-1006", filters), OCT_1, OCT_3))
     assert str(failure.value) == (
         "hubspot: at most 4 filters: HubSpot allows 6 in a search and the date window takes 2"
     )
@@ -546,7 +558,11 @@ def shaped(sandbox) -> str:
 
 
 def counted(hubspot, *filters: dict, **keys) -> list[float]:
-    return values(hubspot.daily_series(metric(SHAPED, filters=filters, **keys), OCT_1, OCT_3))
+    return values(
+        hubspot.daily_series(
+            SeriesRequest.of(metric(SHAPED, filters=filters, **keys), OCT_1, OCT_3)
+        )
+    )
 
 
 def summed(hubspot, *filters: dict) -> list[float]:
@@ -977,3 +993,23 @@ def test_the_linter_takes_every_good_shape(tmp_path):
         '"value": "2026-10-01"},'
         '{"operator": "IN", "property": "s", "value": "smb,mid-market"}'
     )
+
+
+# --- records the mapping cannot read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"closedate": None}, "hubspot: 2-1001 77: closedate is missing"),
+        ({}, "hubspot: 2-1001 77: closedate is missing"),
+        ({"closedate": "tomorrow"}, "hubspot: 2-1001 77: closedate 'tomorrow' is not a timestamp"),
+    ],
+)
+def test_a_record_without_a_readable_date_is_one_line(sandbox, hubspot, tiny, properties, message):
+    # The sandbox answers the search with a hand-written page of one broken record.
+    page = {"total": 1, "results": [{"id": "77", "properties": properties}]}
+    sandbox.add_fault(path_prefix=f"/crm/v3/objects/{tiny}/search", status=200, body=page)
+    with pytest.raises(SourceError) as failure:
+        hubspot.daily_series(SeriesRequest.of(metric(tiny), OCT_1, OCT_3))
+    assert str(failure.value) == message

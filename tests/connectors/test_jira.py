@@ -17,13 +17,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.jira.client import (
-    JiraConnector,
-    parse_timestamp,
-    search_jql,
-    without_order_by,
-)
+from okr_metrics.connectors.jira.client import JiraConnector, search_jql, without_order_by
 from okr_metrics.connectors.jira.params import JiraMetric
+from okr_metrics.connectors.kit import SeriesRequest, parse_timestamp
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "jira"
 SEARCH = "/rest/api/3/search/jql"
@@ -176,9 +172,15 @@ def replay(httpserver) -> tuple[JiraConnector, list[dict]]:
 )
 def test_replay_two_pages_serve_both_resolved_series(replay, zone, resolved_days, within_days):
     connector, received = replay
-    assert values(connector.daily_series(resolved(), OCT_1, OCT_3, zone)) == resolved_days
+    assert (
+        values(connector.daily_series(SeriesRequest.of(resolved(), OCT_1, OCT_3, zone)))
+        == resolved_days
+    )
     # Exactly 2 hours after creation counts as within 2 hours (SUP-103); 2 h and 1 ms does not.
-    assert values(connector.daily_series(within(), OCT_1, OCT_3, zone)) == within_days
+    assert (
+        values(connector.daily_series(SeriesRequest.of(within(), OCT_1, OCT_3, zone)))
+        == within_days
+    )
     # One search (two pages) for both series of the KR.
     assert received == [
         fixture("search-jql-page-1.json")["request"]["body"],
@@ -188,7 +190,7 @@ def test_replay_two_pages_serve_both_resolved_series(replay, zone, resolved_days
 
 def test_replay_counts_created_issues(replay):
     connector, received = replay
-    series = connector.daily_series(created(), OCT_1, OCT_3)
+    series = connector.daily_series(SeriesRequest.of(created(), OCT_1, OCT_3))
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == [2, 3, 0]  # SUP-105 was created at 12:00 +0200: 10:00 UTC
     assert series["value"].dtype == float
@@ -201,7 +203,7 @@ def test_replay_counts_created_issues(replay):
 def test_replay_the_whole_measure_is_the_daily_share(replay):
     connector, _ = replay
     metric = JiraMetric(source="jira", jql=SUPPORT, measure="resolved_within", hours=2)
-    series = connector.daily_series(metric, OCT_1, OCT_3)
+    series = connector.daily_series(SeriesRequest.of(metric, OCT_1, OCT_3))
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == [1.0, 0.5, 0.0]
 
@@ -215,7 +217,9 @@ def test_a_jql_error_is_a_one_line_source_error(httpserver):
         SourceSettings(base_url=httpserver.url_for("/"), token=TOKEN, user=EMAIL)
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(created("project = SUP AND resolution = "), OCT_1, OCT_3)
+        connector.daily_series(
+            SeriesRequest.of(created("project = SUP AND resolution = "), OCT_1, OCT_3)
+        )
     assert str(failure.value).startswith(
         "jira: request failed (HTTP 400) on POST /rest/api/3/search/jql (the API says: "
         "Error in the JQL Query: Expecting either a value, list or function but got ')'."
@@ -247,7 +251,7 @@ def test_pagination_stops(httpserver, page):
     connector = JiraConnector.from_settings(
         SourceSettings(base_url=httpserver.url_for("/"), token=TOKEN, user=EMAIL)
     )
-    connector.daily_series(created(), OCT_1, OCT_1)
+    connector.daily_series(SeriesRequest.of(created(), OCT_1, OCT_1))
     assert len(httpserver.log) == 1
 
 
@@ -294,13 +298,13 @@ def tiny(sandbox) -> str:
     ],
 )
 def test_tiny_project(jira, tiny, metric, zone, expected):
-    series = jira.daily_series(metric, OCT_1, OCT_3, zone)
+    series = jira.daily_series(SeriesRequest.of(metric, OCT_1, OCT_3, zone))
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == expected
 
 
 def test_the_sandbox_received_the_exact_query(sandbox, jira, tiny):
-    jira.daily_series(resolved(tiny), OCT_1, OCT_3, "Asia/Kolkata")
+    jira.daily_series(SeriesRequest.of(resolved(tiny), OCT_1, OCT_3, "Asia/Kolkata"))
     assert sandbox.request_bodies(SEARCH) == [
         {
             "jql": '(project = TINY AND issuetype = "Support Ticket") '
@@ -316,15 +320,15 @@ def test_one_search_serves_both_series_of_a_resolved_within_kr(sandbox, jira, ti
     numerator, denominator = JiraMetric(
         source="jira", jql=tiny, measure="resolved_within", hours=2
     ).ratio_parts()
-    assert values(jira.daily_series(numerator, OCT_1, OCT_3)) == [2, 0, 0]
-    assert values(jira.daily_series(denominator, OCT_1, OCT_3)) == [3, 1, 0]
+    assert values(jira.daily_series(SeriesRequest.of(numerator, OCT_1, OCT_3))) == [2, 0, 0]
+    assert values(jira.daily_series(SeriesRequest.of(denominator, OCT_1, OCT_3))) == [3, 1, 0]
     # Four resolved support tickets in the widened window, two a page: one search of 2 pages.
     bodies = sandbox.request_bodies(SEARCH)
     assert len(bodies) == 2
     assert "nextPageToken" not in bodies[0] and bodies[1]["nextPageToken"]
     assert {body["jql"] for body in bodies} == {search_jql(tiny, "resolved", OCT_1, OCT_3)}
     # The created count is another search: five support tickets, three pages.
-    jira.daily_series(created(tiny), OCT_1, OCT_3)
+    jira.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))
     assert sandbox.request_count(SEARCH) == 2 + 3
 
 
@@ -338,8 +342,14 @@ def test_jql_dates_in_any_user_time_zone_give_the_same_days(sandbox, jira, tiny)
             connector = JiraConnector.from_settings(
                 SourceSettings(base_url=sandbox.url, token=TOKEN, user=EMAIL)
             )
-            assert values(connector.daily_series(resolved(tiny), OCT_1, OCT_3)) == [3, 1, 0]
-            assert values(connector.daily_series(created(tiny), OCT_1, OCT_3, "Asia/Kolkata")) == [
+            assert values(
+                connector.daily_series(SeriesRequest.of(resolved(tiny), OCT_1, OCT_3))
+            ) == [3, 1, 0]
+            assert values(
+                connector.daily_series(
+                    SeriesRequest.of(created(tiny), OCT_1, OCT_3, "Asia/Kolkata")
+                )
+            ) == [
                 2,
                 2,
                 1,
@@ -391,8 +401,10 @@ def test_a_quarter_is_one_search_of_a_few_pages(sandbox, jira):
         source="jira", jql="project = QTR", measure="resolved_within", hours=2
     ).ratio_parts()
 
-    assert values(jira.daily_series(denominator, start, end)) == [5.0] * 92
-    assert values(jira.daily_series(numerator, start, end)) == [2.0] * 92  # 20 and 100 minutes
+    assert values(jira.daily_series(SeriesRequest.of(denominator, start, end))) == [5.0] * 92
+    assert (
+        values(jira.daily_series(SeriesRequest.of(numerator, start, end))) == [2.0] * 92
+    )  # 20 and 100 minutes
 
     # The search reaches 2 days beyond each end: 96 days of 5 issues, 100 a page.
     assert sandbox.request_count(SEARCH) == math.ceil(96 * 5 / 100)
@@ -409,8 +421,8 @@ def test_generated_support_tickets_look_like_a_busy_help_desk(sandbox, jira):
     numerator, denominator = JiraMetric(
         source="jira", jql=SUPPORT, measure="resolved_within", hours=2
     ).ratio_parts()
-    resolved_days = values(jira.daily_series(denominator, start, end))
-    within_days = values(jira.daily_series(numerator, start, end))
+    resolved_days = values(jira.daily_series(SeriesRequest.of(denominator, start, end)))
+    within_days = values(jira.daily_series(SeriesRequest.of(numerator, start, end)))
 
     def quick(issue):
         return issue.issuetype == "Support Ticket" and issue.resolved - issue.created <= timedelta(
@@ -424,8 +436,8 @@ def test_generated_support_tickets_look_like_a_busy_help_desk(sandbox, jira):
 
 
 def test_two_sandboxes_generate_the_same_issues():
-    from okr_metrics.connectors.jira.sandbox import JiraSandboxData
     from okr_metrics.connectors.sandbox.data import SandboxData
+    from okr_metrics.connectors.sandbox.jira import JiraSandboxData
 
     now = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
     first = JiraSandboxData(SandboxData(now)).issues("SUP")
@@ -501,7 +513,7 @@ def test_sandbox_answers_400_to_jql_it_cannot_run(sandbox, jql, said):
 
 def test_the_connector_reports_what_the_sandbox_cannot_run(jira):
     with pytest.raises(SourceError) as failure:
-        jira.daily_series(created("project = SUP OR project = OPS"), OCT_1, OCT_3)
+        jira.daily_series(SeriesRequest.of(created("project = SUP OR project = OPS"), OCT_1, OCT_3))
     assert "(HTTP 400)" in str(failure.value) and "does not support 'OR'" in str(failure.value)
 
 
@@ -510,14 +522,14 @@ def test_the_connector_reports_what_the_sandbox_cannot_run(jira):
 
 def test_429_with_retry_after_then_the_right_values(sandbox, jira, tiny, sleeps):
     sandbox.add_fault(path_prefix=SEARCH, status=429, retry_after=3, times=1)
-    assert values(jira.daily_series(resolved(tiny), OCT_1, OCT_3)) == [3, 1, 0]
+    assert values(jira.daily_series(SeriesRequest.of(resolved(tiny), OCT_1, OCT_3))) == [3, 1, 0]
     assert sleeps == [3.0]
     assert sandbox.request_count(SEARCH) == 2
 
 
 def test_429_without_retry_after_backs_off(sandbox, jira, tiny, sleeps):
     sandbox.add_fault(path_prefix=SEARCH, status=429, times=2)
-    assert values(jira.daily_series(created(tiny), OCT_1, OCT_3)) == [2, 2, 0]
+    assert values(jira.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))) == [2, 2, 0]
     assert sleeps == [0.5, 1.0]  # 1 s then 2 s, scaled by the (injected) jitter
 
 
@@ -527,7 +539,7 @@ def test_a_bad_token_is_an_authentication_error_without_the_token(sandbox, tiny,
         SourceSettings(base_url=sandbox.url, token="invalid", user=EMAIL)
     )
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(created(tiny), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))
     assert str(failure.value) == (
         "jira: authentication failed (HTTP 401): check JIRA_EMAIL and JIRA_API_TOKEN"
     )
@@ -541,9 +553,35 @@ def test_the_token_never_leaks(sandbox, tiny, sleeps, caplog):
     )
     sandbox.add_fault(path_prefix=SEARCH, status=503, headers={"X-Echo": TOKEN})
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(created(tiny), OCT_1, OCT_3)
+        connector.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))
     assert "gave up after 2 attempts" in str(failure.value)
     for secret in (TOKEN, encoded):
         assert secret not in str(failure.value) and secret not in repr(failure.value)
         assert secret not in caplog.text
         assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+# --- records the mapping cannot read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"resolutiondate": None}, "jira: issue SUP-9: fields.created is missing"),
+        (
+            {"created": "2026-10-01"},
+            "jira: issue SUP-9: fields.created '2026-10-01' is not a timestamp with a time of day",
+        ),
+        (
+            {"created": "2026-10-01T09:00:00.000+0000", "resolutiondate": "soon"},
+            "jira: issue SUP-9: fields.resolutiondate 'soon' is not a timestamp",
+        ),
+    ],
+)
+def test_an_issue_without_a_readable_date_is_one_line(sandbox, jira, fields, message):
+    # The sandbox answers the search with a hand-written page of one broken issue.
+    page = {"issues": [{"id": "10009", "key": "SUP-9", "fields": fields}], "isLast": True}
+    sandbox.add_fault(path_prefix=SEARCH, status=200, body=page)
+    with pytest.raises(SourceError) as failure:
+        jira.daily_series(SeriesRequest.of(resolved(), OCT_1, OCT_3))
+    assert str(failure.value) == message

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.base import SeriesRequest, SourceError, SourceSettings
 from okr_metrics.connectors.manual.client import ManualConnector, quarter_days, read_checkins
 from okr_metrics.connectors.manual.params import ManualMetric
 from okr_metrics.pipelines.definitions import load_definitions
@@ -27,14 +27,33 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def metric(kr_id: str, path: Path, quarter: str = "2026-Q4", known=KR_IDS) -> ManualMetric:
-    return ManualMetric(
-        source="manual", kr_id=kr_id, quarter=quarter, checkins_path=str(path), quarter_kr_ids=known
+def checkins(root: Path, quarter: str = "2026-Q4") -> Path:
+    """Where the check-ins of `quarter` live, beside the definitions in `root`."""
+    return root / "checkins" / f"{quarter}.csv"
+
+
+def request(
+    kr_id: str,
+    root: Path,
+    start=date(2026, 10, 1),
+    end=date(2026, 12, 31),
+    quarter: str = "2026-Q4",
+    known=KR_IDS,
+) -> SeriesRequest:
+    """What the pipeline asks for one manual KR of the definitions in `root`."""
+    return SeriesRequest.of(
+        ManualMetric(source="manual"),
+        start,
+        end,
+        kr_id=kr_id,
+        quarter=quarter,
+        sibling_kr_ids=known,
+        definitions_root=root,
     )
 
 
-def fetch(kr_id: str, path: Path, start=date(2026, 10, 1), end=date(2026, 12, 31), **keys):
-    return ManualConnector().daily_series(metric(kr_id, path, **keys), start, end)
+def fetch(kr_id: str, root: Path, **keys):
+    return ManualConnector().daily_series(request(kr_id, root, **keys))
 
 
 def as_dict(frame) -> dict[date, float]:
@@ -53,8 +72,8 @@ def test_quarter_days():
 
 
 def test_only_check_in_days_have_data(tmp_path):
-    path = write(
-        tmp_path / "checkins" / "2026-Q4.csv",
+    write(
+        checkins(tmp_path),
         """
         kr_id,date,value,note
         time-to-first-value,2026-10-12,66.5,"after the import, at 100%"
@@ -64,16 +83,16 @@ def test_only_check_in_days_have_data(tmp_path):
         time-to-first-value,2026-10-19,61.25
         """,
     )
-    series = fetch("time-to-first-value", path)
+    series = fetch("time-to-first-value", tmp_path)
     assert list(series.columns) == ["date", "value"] and series["value"].dtype == float
     assert as_dict(series) == {
         date(2026, 10, 5): 70.0,
         date(2026, 10, 12): 66.5,
         date(2026, 10, 19): 61.25,
     }
-    window = fetch("time-to-first-value", path, start=date(2026, 10, 6), end=date(2026, 10, 12))
+    window = fetch("time-to-first-value", tmp_path, start=date(2026, 10, 6), end=date(2026, 10, 12))
     assert as_dict(window) == {date(2026, 10, 12): 66.5}
-    assert fetch("enterprise-adoption", path).empty  # no check-in yet: no data, not zeros
+    assert fetch("enterprise-adoption", tmp_path).empty  # no check-in yet: no data, not zeros
 
 
 @pytest.mark.parametrize(
@@ -85,6 +104,7 @@ def test_only_check_in_days_have_data(tmp_path):
             "time-to-first-value,2025-10-05,70,",
             "date 2025-10-05 is not in 2026-Q4 (2026-10-01..2026-12-31)",
         ),
+        ("time-to-first-value,,70,", "date '' is not a YYYY-MM-DD date"),
         ("time-to-first-value,2026-10-05,seventy,", "value 'seventy' is not a number"),
         ("time-to-first-value,2026-10-05,,", "value '' is not a number"),
         ("time-to-first-value,2026-10-05,nan,", "value 'nan' is not a number"),
@@ -103,7 +123,7 @@ def test_only_check_in_days_have_data(tmp_path):
 )
 def test_a_bad_row_costs_that_row_only(tmp_path, row, problem):
     path = write(
-        tmp_path / "checkins" / "2026-Q4.csv",
+        checkins(tmp_path),
         f"""
         kr_id,date,value,note
         uptime,2026-10-05,0.9998,
@@ -114,22 +134,19 @@ def test_a_bad_row_costs_that_row_only(tmp_path, row, problem):
         """,
     )
     connector = ManualConnector()
-    own = metric("time-to-first-value", path)
-    start, end = date(2026, 10, 1), date(2026, 12, 31)
+    own = request("time-to-first-value", tmp_path)
     # The KR is scored from its other rows.
-    series = connector.daily_series(own, start, end)
+    series = connector.daily_series(own)
     assert as_dict(series) == {date(2026, 10, 12): 66.5, date(2026, 10, 19): 61.25}
     # The bad row is reported, with file:line, under the KR it belongs to.
-    rejected = connector.rejected_rows(own, start, end)[
-        "manual:quarter=2026-Q4;kr_id=time-to-first-value"
-    ]
+    rejected = connector.rejected_rows(own)["manual:quarter=2026-Q4;kr_id=time-to-first-value"]
     assert rejected["reason"].tolist() == [f"{path}:4: {problem}"]
     cells = row.split(",")
     assert rejected[["date", "raw_value"]].values.tolist() == [[cells[1], cells[2]]]
     assert "\n" not in rejected["reason"][0]
-    uptime = fetch("uptime", path)
+    uptime = fetch("uptime", tmp_path)
     assert as_dict(uptime) == {date(2026, 10, 5): 0.9998, date(2026, 10, 12): 1.0}
-    others = connector.rejected_rows(metric("uptime", path), start, end)
+    others = connector.rejected_rows(request("uptime", tmp_path))
     assert {key: frame.empty for key, frame in others.items()} == {
         "manual:quarter=2026-Q4;kr_id=uptime": True
     }
@@ -137,7 +154,7 @@ def test_a_bad_row_costs_that_row_only(tmp_path, row, problem):
 
 def test_an_unknown_kr_id_like_no_other_belongs_to_the_file(tmp_path):
     path = write(
-        tmp_path / "checkins" / "2026-Q4.csv",
+        checkins(tmp_path),
         """
         kr_id,date,value,note
         nps,2026-10-05,41,
@@ -145,18 +162,17 @@ def test_an_unknown_kr_id_like_no_other_belongs_to_the_file(tmp_path):
         """,
     )
     connector = ManualConnector()
-    start, end = date(2026, 10, 1), date(2026, 12, 31)
-    assert as_dict(connector.daily_series(metric("uptime", path), start, end)) == {
+    assert as_dict(connector.daily_series(request("uptime", tmp_path))) == {
         date(2026, 10, 5): 0.9998
     }
     # The quarter's first manual KR (by id) carries the file's own rows; the others do not.
-    first = connector.rejected_rows(metric("enterprise-adoption", path), start, end)
+    first = connector.rejected_rows(request("enterprise-adoption", tmp_path))
     assert first["manual:quarter=2026-Q4"]["reason"].tolist() == [
         f"{path}:2: unknown kr_id 'nps' (not one of the manual KRs of 2026-Q4: "
         "time-to-first-value, enterprise-adoption, uptime)"
     ]
     assert first["manual:quarter=2026-Q4;kr_id=enterprise-adoption"].empty
-    assert list(connector.rejected_rows(metric("uptime", path), start, end)) == [
+    assert list(connector.rejected_rows(request("uptime", tmp_path))) == [
         "manual:quarter=2026-Q4;kr_id=uptime"
     ]
 
@@ -189,10 +205,10 @@ def test_every_problem_is_listed_in_file_order(tmp_path):
     ],
 )
 def test_a_bad_header_fails_every_kr_of_the_file(tmp_path, header, problem):
-    path = write(tmp_path / "c.csv", f"{header}\nuptime,2026-10-05,1,\n")
+    path = write(checkins(tmp_path), f"{header}\nuptime,2026-10-05,1,\n")
     for kr_id in ("uptime", "time-to-first-value"):
         with pytest.raises(SourceError) as failure:
-            fetch(kr_id, path)
+            fetch(kr_id, tmp_path)
         assert str(failure.value) == (
             f"manual: {path}:1: {problem} (expected kr_id,date,value,note)"
         )
@@ -200,30 +216,35 @@ def test_a_bad_header_fails_every_kr_of_the_file(tmp_path, header, problem):
 
 def test_no_file_yet_means_no_data(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="okr_metrics.manual")
-    assert fetch("uptime", tmp_path / "checkins" / "2026-Q4.csv").empty
+    assert fetch("uptime", tmp_path).empty
     assert "no check-ins file" in caplog.text
 
 
 def test_the_note_column_is_optional(tmp_path):
-    path = write(tmp_path / "c.csv", "date,kr_id,value\n2026-10-05,uptime,0.9991\n")
-    assert as_dict(fetch("uptime", path)) == {date(2026, 10, 5): 0.9991}
+    write(checkins(tmp_path), "date,kr_id,value\n2026-10-05,uptime,0.9991\n")
+    assert as_dict(fetch("uptime", tmp_path)) == {date(2026, 10, 5): 0.9991}
 
 
-def test_a_metric_the_pipeline_did_not_fill_is_refused():
-    with pytest.raises(SourceError, match="does not know its KR, quarter and check-ins file"):
-        ManualConnector().daily_series(
-            ManualMetric(source="manual"), date(2026, 10, 1), date(2026, 10, 2)
-        )
+@pytest.mark.parametrize("missing", ["kr_id", "quarter", "definitions_root"])
+def test_a_request_that_names_no_kr_quarter_or_folder_is_refused(tmp_path, missing):
+    asked = request("uptime", tmp_path)
+    incomplete = SeriesRequest(**{**vars(asked), "metric_key": "", missing: None})
+    with pytest.raises(SourceError) as failure:
+        ManualConnector().daily_series(incomplete)
+    assert str(failure.value) == (
+        "manual: a check-in series needs its KR, quarter and definitions folder on the "
+        "request (the pipeline passes them)"
+    )
+    assert ManualConnector().rejected_rows(incomplete) == {}
 
 
-# --- how the pipeline fills the metric in ---------------------------------------------------------
+# --- what the pipeline asks for -----------------------------------------------------------------
 
 
-def test_the_pipeline_fields_stay_out_of_dumps_and_keys():
-    filled = metric("uptime", Path("okr_defs/checkins/2026-Q4.csv"))
-    assert filled.model_dump() == {"source": "manual", "aggregate": None, "expect": None}
-    assert filled.metric_key() == "manual:quarter=2026-Q4;kr_id=uptime"
-    assert filled.metric_key(quarter="2026-Q4", kr_id="uptime") == filled.metric_key()
+def test_the_key_is_the_kr_and_quarter_of_the_request(tmp_path):
+    asked = request("uptime", tmp_path)
+    assert asked.metric_key == "manual:quarter=2026-Q4;kr_id=uptime"
+    assert asked.metric.model_dump() == {"source": "manual", "aggregate": None, "expect": None}
 
 
 DEFINITIONS = """
@@ -246,7 +267,7 @@ objectives:
 """
 
 
-def test_series_requests_fill_kr_quarter_and_file(tmp_path):
+def test_series_requests_name_kr_quarter_and_folder(tmp_path):
     write(tmp_path / "2026-Q4.yaml", DEFINITIONS)
     definitions = load_definitions(tmp_path)
     assert not definitions.errors
@@ -255,16 +276,21 @@ def test_series_requests_fill_kr_quarter_and_file(tmp_path):
         "manual:quarter=2026-Q4;kr_id=nps",
         "manual:quarter=2026-Q4;kr_id=uptime",
     ]
-    nps = requests[0].params
-    assert (nps.kr_id, nps.quarter, nps.quarter_kr_ids) == ("nps", "2026-Q4", ("uptime", "nps"))
-    assert nps.checkins_path == str(tmp_path / "checkins" / "2026-Q4.csv")
+    nps = requests[0]
+    assert (nps.kr_id, nps.quarter, nps.sibling_kr_ids) == ("nps", "2026-Q4", ("uptime", "nps"))
+    assert nps.definitions_root == tmp_path
+    assert nps.metric == ManualMetric(source="manual")
     # The definitions' own KRs are left as written (their hash does not move).
     okr_file = definitions.for_quarter(Quarter(2026, 4))
-    assert okr_file.objectives[0].key_results[0].metric.kr_id is None
+    assert okr_file.objectives[0].key_results[0].metric.model_dump() == {
+        "source": "manual",
+        "aggregate": "min",
+        "expect": None,
+    }
 
 
 @pytest.mark.parametrize("key", ["kr_id", "quarter", "checkins_path", "quarter_kr_ids"])
-def test_yaml_cannot_set_the_pipeline_fields(tmp_path, key):
+def test_yaml_cannot_name_the_kr_or_file(tmp_path, key):
     text = DEFINITIONS.replace(
         "metric: {source: manual, aggregate: min}",
         f"metric: {{source: manual, aggregate: min, {key}: x}}",
@@ -272,8 +298,7 @@ def test_yaml_cannot_set_the_pipeline_fields(tmp_path, key):
     path = write(tmp_path / "2026-Q4.yaml", text)
     problems = [str(p) for p in load_definitions(path).errors]
     assert problems == [
-        f"{path}:10: objectives[reliability].key_results[uptime].metric: "
-        f"`{key}` is filled in by the pipeline; remove it from the YAML"
+        f"{path}:10: objectives[reliability].key_results[uptime].metric.{key}: unknown key"
     ]
 
 
@@ -285,8 +310,8 @@ def test_nor_inside_a_ratio(tmp_path):
     path = write(tmp_path / "2026-Q4.yaml", text)
     problems = [str(p) for p in load_definitions(path).errors]
     assert problems == [
-        f"{path}:10: objectives[reliability].key_results[uptime].metric.ratio.numerator: "
-        "`kr_id` is filled in by the pipeline; remove it from the YAML"
+        f"{path}:10: objectives[reliability].key_results[uptime].metric.ratio.numerator.kr_id: "
+        "unknown key"
     ]
 
 
@@ -294,7 +319,7 @@ def test_the_shipped_check_ins_load_for_every_manual_kr():
     definitions = load_definitions(REPO / "okr_defs")
     connector = ManualConnector()
     requests = series_requests(definitions, "manual", date(2026, 10, 1), date(2026, 12, 31))
-    assert {r.params.kr_id for r in requests} == {
+    assert {r.kr_id for r in requests} == {
         "time-to-first-value",
         "enterprise-adoption",
         "smb-churn",
@@ -302,9 +327,9 @@ def test_the_shipped_check_ins_load_for_every_manual_kr():
     }
     found = {}
     for request in requests:
-        series = connector.daily_series(request.params, request.start, request.end)
+        series = connector.daily_series(request)
         assert len(series) >= 13, request.metric_key  # weekly, the whole quarter
-        found[request.params.kr_id] = series["value"]
+        found[request.kr_id] = series["value"]
     assert found["time-to-first-value"].iloc[0] == 72 and found["time-to-first-value"].iloc[-1] < 35
     assert found["time-to-first-value"].is_monotonic_decreasing
     assert found["enterprise-adoption"].iloc[0] == 0.05

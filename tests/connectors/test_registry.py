@@ -11,11 +11,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from okr_metrics.connectors.base import Connector, SourceSettings
+from okr_metrics.connectors.base import Connector, SeriesRequest, SourceSettings
 from okr_metrics.connectors.params import MetricParams
 from okr_metrics.connectors.registry import (
     BUILTIN_SOURCES,
@@ -55,8 +56,8 @@ class FakePagerConnector(Connector):
     def from_settings(cls, settings: SourceSettings) -> "FakePagerConnector":
         return cls()
 
-    def daily_series(self, metric, start, end, timezone="UTC"):
-        return pd.DataFrame({"date": [start], "value": [1.0]})
+    def fetch(self, request):
+        return pd.DataFrame({"date": [request.start], "value": [1.0]})
 
 
 SOURCE = Source(
@@ -118,6 +119,17 @@ def test_the_builtin_sources_are_listed_first():
         assert issubclass(source.connector_class(), Connector)
 
 
+def test_no_registered_sources_variable_reaches_a_test(monkeypatch):
+    """tests/conftest.py clears every variable a registered connector's `env` names."""
+    names = [
+        name
+        for source in connected_sources().values()
+        for name in source.connector_class().env.names()
+    ]
+    assert {"GITHUB_TOKEN", "JIRA_EMAIL", "GOOGLE_APPLICATION_CREDENTIALS"} <= set(names)
+    assert not [name for name in names if name in os.environ]
+
+
 def test_an_installed_package_adds_a_source(install):
     install(f"fake_pager = {MODULE}:SOURCE")
 
@@ -132,6 +144,11 @@ def test_an_installed_package_adds_a_source(install):
     assert connector_class.missing_settings(SourceSettings()) == (
         "FAKE_PAGER_URL, FAKE_PAGER_TOKEN not set"
     )
+    # The kit checks the metric and the window; the connector only fetches.
+    series = connector_class.from_settings(SourceSettings()).daily_series(
+        SeriesRequest.of(metric, date(2026, 10, 1), date(2026, 10, 2))
+    )
+    assert series.to_dict("list") == {"date": [date(2026, 10, 1)], "value": [1.0]}
 
 
 def test_the_sources_are_read_once_per_process(install):

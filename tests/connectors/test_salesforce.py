@@ -8,13 +8,13 @@ import math
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.kit import SeriesRequest, Window
 from okr_metrics.connectors.salesforce.client import SalesforceConnector, build_soql
 from okr_metrics.connectors.salesforce.params import SalesforceMetric
 
@@ -79,9 +79,7 @@ def test_the_client_sends_a_bearer_token_and_redacts_it():
 
 
 def test_a_date_field_is_filtered_with_date_literals():
-    assert build_soql(
-        "Opportunity", SMB, "CloseDate", "date", OCT_1, OCT_3, ZoneInfo("UTC"), "Amount"
-    ) == (
+    assert build_soql("Opportunity", SMB, "CloseDate", "date", Window(OCT_1, OCT_3), "Amount") == (
         "SELECT CloseDate, Amount FROM Opportunity WHERE "
         "(StageName = 'Closed Won' AND Segment__c = 'SMB') "
         "AND CloseDate >= 2026-10-01 AND CloseDate <= 2026-10-03"
@@ -89,8 +87,8 @@ def test_a_date_field_is_filtered_with_date_literals():
 
 
 def test_a_datetime_field_is_filtered_with_the_local_midnights_in_utc():
-    zone = ZoneInfo("America/Los_Angeles")
-    assert build_soql("Lead", None, "CreatedDate", "datetime", OCT_1, OCT_1, zone) == (
+    window = Window(OCT_1, OCT_1, "America/Los_Angeles")
+    assert build_soql("Lead", None, "CreatedDate", "datetime", window) == (
         "SELECT CreatedDate FROM Lead WHERE "
         "CreatedDate >= 2026-10-01T07:00:00Z AND CreatedDate < 2026-10-02T07:00:00Z"
     )
@@ -125,7 +123,7 @@ def replay(httpserver) -> SalesforceConnector:
 def test_replay_follows_next_records_url(httpserver, replay, measure, expected):
     serve(httpserver, QUERY, "query-page-1.json")
 
-    series = replay.daily_series(metric(where=SMB, **measure), OCT_1, OCT_3)
+    series = replay.daily_series(SeriesRequest.of(metric(where=SMB, **measure), OCT_1, OCT_3))
 
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == expected  # the null Amount adds nothing
@@ -155,7 +153,9 @@ def test_replay_a_datetime_field_in_another_time_zone(httpserver, replay):
         "query-created-date.json",
         query_string={"q": recorded["request"]["query"]["q"]},
     )
-    series = replay.daily_series(metric(date_field="createddate"), OCT_1, OCT_2, "Europe/Berlin")
+    series = replay.daily_series(
+        SeriesRequest.of(metric(date_field="createddate"), OCT_1, OCT_2, "Europe/Berlin")
+    )
     # 23:30 UTC on Oct 1 is 01:30 on Oct 2 in Berlin; 21:59:59 UTC on Oct 2 still Oct 2.
     assert values(series) == [1, 2]
     # The field's API spelling, from describe, in the query.
@@ -190,7 +190,7 @@ def test_replay_errors_are_one_line_and_not_retried(httpserver, replay, status, 
     sleeps = Sleeps()
     replay.client.sleep = sleeps
     with pytest.raises(SourceError) as failure:
-        replay.daily_series(metric(where=SMB), OCT_1, OCT_3)
+        replay.daily_series(SeriesRequest.of(metric(where=SMB), OCT_1, OCT_3))
     assert str(failure.value) == message
     assert sleeps == []
     assert sum(request.path == QUERY for request, _ in httpserver.log) == 1
@@ -270,7 +270,7 @@ def tiny(sandbox) -> str:
 )
 def test_tiny_object(salesforce, tiny, keys, zone, expected):
     series = salesforce.daily_series(
-        metric(object=tiny, where="Stage__c = 'Won'", **keys), OCT_1, OCT_3, zone
+        SeriesRequest.of(metric(object=tiny, where="Stage__c = 'Won'", **keys), OCT_1, OCT_3, zone)
     )
     assert series["date"].tolist() == [OCT_1, OCT_2, OCT_3]
     assert values(series) == expected
@@ -278,21 +278,25 @@ def test_tiny_object(salesforce, tiny, keys, zone, expected):
 
 def test_the_sandbox_received_the_exact_query(sandbox, salesforce, tiny):
     salesforce.daily_series(
-        metric(
-            object="tiny_deal__c",
-            where="Stage__c = 'Won'",
-            date_field="close_date__c",
-            measure="sum",
-            field="amount__c",
+        SeriesRequest.of(
+            metric(
+                object="tiny_deal__c",
+                where="Stage__c = 'Won'",
+                date_field="close_date__c",
+                measure="sum",
+                field="amount__c",
+            ),
+            OCT_1,
+            OCT_3,
         ),
-        OCT_1,
-        OCT_3,
     )
     salesforce.daily_series(
-        metric(object=tiny, where="Stage__c = 'Won'", date_field="Opened_At__c"),
-        OCT_1,
-        OCT_3,
-        "Europe/Berlin",
+        SeriesRequest.of(
+            metric(object=tiny, where="Stage__c = 'Won'", date_field="Opened_At__c"),
+            OCT_1,
+            OCT_3,
+            "Europe/Berlin",
+        ),
     )
     queries = [r.query["q"] for r in sandbox.requests if r.path == QUERY]
     assert queries == [
@@ -310,7 +314,11 @@ def test_small_batches_are_followed_to_the_end(sandbox, salesforce, tiny):
     sandbox.data.salesforce.set_batch_size(2, tiny)
     try:
         series = salesforce.daily_series(
-            metric(object=tiny, date_field="Close_Date__c"), date(2026, 9, 1), date(2026, 10, 31)
+            SeriesRequest.of(
+                metric(object=tiny, date_field="Close_Date__c"),
+                date(2026, 9, 1),
+                date(2026, 10, 31),
+            )
         )
     finally:
         sandbox.data.salesforce.set_batch_size(None, tiny)
@@ -325,20 +333,26 @@ def test_a_field_that_is_no_date_is_refused(salesforce, tiny):
     with pytest.raises(
         SourceError, match=r"date_field Stage__c of Tiny_Deal__c is a picklist field"
     ):
-        salesforce.daily_series(metric(object=tiny, date_field="Stage__c"), OCT_1, OCT_3)
+        salesforce.daily_series(
+            SeriesRequest.of(metric(object=tiny, date_field="Stage__c"), OCT_1, OCT_3)
+        )
     with pytest.raises(SourceError, match=r"field Stage__c .* `measure: sum` needs a number"):
         salesforce.daily_series(
-            metric(object=tiny, date_field="Close_Date__c", measure="sum", field="Stage__c"),
-            OCT_1,
-            OCT_3,
+            SeriesRequest.of(
+                metric(object=tiny, date_field="Close_Date__c", measure="sum", field="Stage__c"),
+                OCT_1,
+                OCT_3,
+            ),
         )
     with pytest.raises(SourceError, match=r"Tiny_Deal__c has no field Closed__c"):
-        salesforce.daily_series(metric(object=tiny, date_field="Closed__c"), OCT_1, OCT_3)
+        salesforce.daily_series(
+            SeriesRequest.of(metric(object=tiny, date_field="Closed__c"), OCT_1, OCT_3)
+        )
 
 
 def test_an_unknown_object_is_not_found(salesforce):
     with pytest.raises(SourceError) as failure:
-        salesforce.daily_series(metric(object="Nothing__c"), OCT_1, OCT_3)
+        salesforce.daily_series(SeriesRequest.of(metric(object="Nothing__c"), OCT_1, OCT_3))
     assert str(failure.value) == (
         "salesforce: not found (HTTP 404): /services/data/v62.0/sobjects/Nothing__c/describe "
         "(NOT_FOUND: The requested resource does not exist)"
@@ -366,8 +380,10 @@ def test_a_quarter_of_the_sample_kr_is_one_query(sandbox, salesforce):
     smb = {"StageName": "Closed Won", "Segment__c": "SMB"}
     dashboard = {"StageName": "Closed Won", "Product__c": "Analytics Dashboard"}
 
-    revenue = salesforce.daily_series(metric(where=SMB, measure="sum", field="Amount"), start, end)
-    customers = salesforce.daily_series(metric(where=DASHBOARD), start, end)
+    revenue = salesforce.daily_series(
+        SeriesRequest.of(metric(where=SMB, measure="sum", field="Amount"), start, end)
+    )
+    customers = salesforce.daily_series(SeriesRequest.of(metric(where=DASHBOARD), start, end))
 
     assert values(revenue) == pytest.approx(
         expected_days(opportunities, smb, start, end, amount=True)
@@ -388,7 +404,9 @@ def test_small_batches_over_a_quarter(sandbox, salesforce):
     start, end = date(2026, 7, 1), date(2026, 9, 30)
     sandbox.data.salesforce.set_batch_size(200, "Opportunity")
     try:
-        salesforce.daily_series(metric(where=SMB, measure="sum", field="Amount"), start, end)
+        salesforce.daily_series(
+            SeriesRequest.of(metric(where=SMB, measure="sum", field="Amount"), start, end)
+        )
     finally:
         sandbox.data.salesforce.set_batch_size(None, "Opportunity")
     opportunities = sandbox.data.salesforce.records("Opportunity")
@@ -403,8 +421,8 @@ def test_small_batches_over_a_quarter(sandbox, salesforce):
 
 
 def test_two_sandboxes_generate_the_same_opportunities():
-    from okr_metrics.connectors.salesforce.sandbox import SalesforceSandboxData
     from okr_metrics.connectors.sandbox.data import SandboxData
+    from okr_metrics.connectors.sandbox.salesforce import SalesforceSandboxData
 
     now = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
     first = SalesforceSandboxData(SandboxData(now)).records("Opportunity")
@@ -503,7 +521,9 @@ def test_request_limit_exceeded_is_not_retried(sandbox, salesforce, tiny, sleeps
     limit = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     sandbox.add_fault(path_prefix=QUERY, status=403, body=limit, headers={"Retry-After": "60"})
     with pytest.raises(SourceError) as failure:
-        salesforce.daily_series(metric(object=tiny, date_field="Close_Date__c"), OCT_1, OCT_3)
+        salesforce.daily_series(
+            SeriesRequest.of(metric(object=tiny, date_field="Close_Date__c"), OCT_1, OCT_3)
+        )
     assert "REQUEST_LIMIT_EXCEEDED" in str(failure.value) and "not retried" in str(failure.value)
     assert sandbox.request_count(QUERY) == 1
     assert sleeps == []
@@ -513,7 +533,9 @@ def test_429_and_server_errors_are_retried(sandbox, salesforce, tiny, sleeps):
     sandbox.add_fault(path_prefix=QUERY, status=429, retry_after=2, times=1)
     sandbox.add_fault(path_prefix=QUERY, status=503, times=1)
     series = salesforce.daily_series(
-        metric(object=tiny, where="Stage__c = 'Won'", date_field="Close_Date__c"), OCT_1, OCT_3
+        SeriesRequest.of(
+            metric(object=tiny, where="Stage__c = 'Won'", date_field="Close_Date__c"), OCT_1, OCT_3
+        )
     )
     assert values(series) == [2, 1, 0]
     assert sleeps == [2.0, 1.0]  # Retry-After, then the second backoff step
@@ -527,10 +549,42 @@ def test_an_expired_session_names_the_variable_and_never_the_token(sandbox, tiny
     )
     sandbox.add_fault(path_prefix=QUERY, status=401)
     with pytest.raises(SourceError) as failure:
-        connector.daily_series(metric(object=tiny, date_field="Close_Date__c"), OCT_1, OCT_3)
+        connector.daily_series(
+            SeriesRequest.of(metric(object=tiny, date_field="Close_Date__c"), OCT_1, OCT_3)
+        )
     assert str(failure.value) == (
         "salesforce: authentication failed (HTTP 401): check SALESFORCE_ACCESS_TOKEN "
         "(INVALID_SESSION_ID: Session expired or invalid)"
     )
     assert TOKEN not in repr(failure.value) and TOKEN not in caplog.text
     assert any(record.name.startswith("urllib3") for record in caplog.records)
+
+
+# --- records the mapping cannot read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("close_date", "message"),
+    [
+        (None, "salesforce: Tiny_Deal__c a0X000000000009: Close_Date__c is missing"),
+        (
+            "someday",
+            "salesforce: Tiny_Deal__c a0X000000000009: Close_Date__c 'someday' is not a timestamp",
+        ),
+    ],
+)
+def test_a_record_without_a_readable_date_is_one_line(
+    sandbox, salesforce, tiny, close_date, message
+):
+    # The sandbox describes the object, then answers the query with a hand-written page.
+    page = {
+        "totalSize": 1,
+        "done": True,
+        "records": [{"Id": "a0X000000000009", "Close_Date__c": close_date, "Amount__c": 10.0}],
+    }
+    sandbox.add_fault(path_prefix=QUERY, status=200, body=page)
+    with pytest.raises(SourceError) as failure:
+        salesforce.daily_series(
+            SeriesRequest.of(metric(object=tiny, date_field="Close_Date__c"), OCT_1, OCT_3)
+        )
+    assert str(failure.value) == message

@@ -1,15 +1,24 @@
-"""The sandbox server itself: GitHub's wire format, faults, the request log, determinism."""
+"""The sandbox server itself: GitHub's wire format, faults, the request log, determinism,
+and which APIs it serves (its own modules, and entry points)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timezone
 
 import pytest
 import requests
 
-from okr_metrics.connectors.github.sandbox import repository_id
-from okr_metrics.connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.registry import Source
+from okr_metrics.connectors.sandbox import (
+    Sandbox,
+    SandboxData,
+    SandboxRequest,
+    SandboxResponse,
+    registry,
+)
+from okr_metrics.connectors.sandbox.github import repository_id
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
 NOW = datetime(2026, 10, 15, 12, 0, tzinfo=timezone.utc)
@@ -260,7 +269,7 @@ def test_two_sandboxes_serve_identical_data():
     assert bodies[0] == bodies[1]
     assert all(len(body) > 1000 for body in bodies[0])
     other = Sandbox(
-        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.github.sandbox:register"]
+        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.sandbox.github:register"]
     )
     try:
         assert other.data.github.pulls("acme/other") != generated
@@ -270,7 +279,7 @@ def test_two_sandboxes_serve_identical_data():
 
 def test_generated_data_looks_like_a_busy_repository():
     data = Sandbox(
-        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.github.sandbox:register"]
+        data=SandboxData(now=NOW), sources=["okr_metrics.connectors.sandbox.github:register"]
     )
     try:
         github = data.data.github
@@ -326,3 +335,82 @@ def test_a_source_plugs_in_with_its_own_routes():
         assert response.status_code == 201 and response.headers["X-Sandbox"] == "yes"
         assert response.json() == {"object": "deals", "limit": 5, "q": "x", "token": "abc"}
         assert server.request_count("/crm/") == 1
+
+
+# --- which APIs it serves: its own list, and entry points -------------------------------------
+
+
+class FakeEntryPoint:
+    """What `importlib.metadata.entry_points` yields, with a `load` of our choosing."""
+
+    group = registry.ENTRY_POINT_GROUP
+
+    def __init__(self, name: str, load) -> None:
+        self.name, self.value, self._load = name, f"okr_{name}.sandbox:register", load
+
+    def load(self):
+        return self._load()
+
+
+def with_entry_points(monkeypatch, *found: FakeEntryPoint) -> None:
+    def entry_points(group: str):
+        return [e for e in found if e.group == group]
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+
+
+def test_the_production_registry_never_names_a_test_double():
+    assert "sandbox" not in {f.name for f in dataclasses.fields(Source)}
+    assert registry.BUILTIN_APIS == ("google_analytics", "jira", "github", "salesforce", "hubspot")
+
+
+def test_by_default_every_builtin_api_is_served():
+    with Sandbox(data=SandboxData(now=NOW)) as server:
+        for name in registry.BUILTIN_APIS:
+            assert getattr(server.data, name) is not None, name
+        assert get(server, "/rest/api/3/search/jql").status_code == 401  # Jira's basic auth
+
+
+def test_sources_may_be_registrars_or_their_names():
+    def pings(router, data) -> None:
+        router.add("GET", "/ping", lambda request: SandboxResponse(200, {"pong": True}))
+
+    with Sandbox(sources=[pings, "okr_metrics.connectors.sandbox.github:register"]) as server:
+        assert get(server, "/ping").json() == {"pong": True}
+        assert get(server, "/repos/acme/web/releases").status_code == 200
+        with pytest.raises(AttributeError, match="hubspot"):
+            server.data.hubspot  # noqa: B018 - not registered
+
+
+def test_an_entry_point_adds_an_api(monkeypatch):
+    def register(router, data) -> None:
+        incidents = data.source("pagerduty", lambda data: {"incidents": [{"id": "P1"}]})
+        router.add("GET", "/incidents", lambda request: SandboxResponse(200, incidents))
+
+    with_entry_points(monkeypatch, FakeEntryPoint("pagerduty", lambda: register))
+    with Sandbox() as server:
+        assert get(server, "/incidents").json() == {"incidents": [{"id": "P1"}]}
+        assert server.data.pagerduty == {"incidents": [{"id": "P1"}]}
+        assert get(server, "/repos/acme/web/releases").status_code == 200  # the built-ins too
+
+
+def test_a_broken_entry_point_names_itself(monkeypatch):
+    def broken():
+        raise ImportError("No module named 'okr_pagerduty'")
+
+    with_entry_points(monkeypatch, FakeEntryPoint("pagerduty", broken))
+    with pytest.raises(registry.SandboxPluginError) as raised:
+        Sandbox()
+    message = str(raised.value)
+    assert "'pagerduty'" in message and "okr_metrics.sandboxes" in message
+    assert "No module named 'okr_pagerduty'" in message
+
+    with_entry_points(monkeypatch, FakeEntryPoint("pagerduty", lambda: "not a function"))
+    with pytest.raises(registry.SandboxPluginError, match="register\\(router, data\\)"):
+        Sandbox()
+
+
+def test_an_entry_point_cannot_replace_a_builtin_api(monkeypatch):
+    with_entry_points(monkeypatch, FakeEntryPoint("github", lambda: lambda router, data: None))
+    with pytest.raises(registry.SandboxPluginError, match="'github'"):
+        Sandbox()

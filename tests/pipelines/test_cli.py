@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context
 
+from okr_metrics.connectors.registry import connected_sources
 from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_USAGE, main
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
@@ -22,19 +23,10 @@ from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCE_ENV = (
-    "GITHUB_API_URL",
-    "GITHUB_TOKEN",
-    "JIRA_BASE_URL",
-    "JIRA_EMAIL",
-    "JIRA_API_TOKEN",
-    "GA_API_URL",
-    "GA_ACCESS_TOKEN",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "SALESFORCE_INSTANCE_URL",
-    "SALESFORCE_ACCESS_TOKEN",
-    "HUBSPOT_API_URL",
-    "HUBSPOT_ACCESS_TOKEN",
+# Every registered source's variables, from its connector's `env` (tests/conftest.py also
+# clears them before every test).
+SOURCE_ENV = tuple(
+    name for source in connected_sources().values() for name in source.connector_class().env.names()
 )
 
 

@@ -88,7 +88,8 @@ def days(start: date, end: date) -> list[date]:
 def scripted(bad: bool):
     """daily_series for the scripted repos/properties: 2 a day; bad values on BAD_DAY."""
 
-    def github(self, metric, start, end, timezone="UTC"):
+    def github(self, request):
+        metric, start, end = request.metric, request.start, request.end
         good = {d: 2.0 for d in days(start, end)}
         if not bad or BAD_DAY not in good:
             return pd.DataFrame({"date": list(good), "value": list(good.values())})
@@ -103,7 +104,8 @@ def scripted(bad: bool):
             rows.append((BAD_DAY, 2.0))
         return pd.DataFrame(rows, columns=["date", "value"])
 
-    def google_analytics(self, metric, start, end, timezone="UTC"):
+    def google_analytics(self, request):
+        start, end = request.start, request.end
         values = {d: 0.6 for d in days(start, end)}
         if bad and BAD_DAY in values:
             values[BAD_DAY] = 1.7

@@ -1,62 +1,80 @@
-"""The Google Analytics 4 connector's contract case: events of one sandbox property."""
+"""The Google Analytics 4 connector's contract case: daily active users, over two report pages.
+
+The pages are `tests/fixtures/google_analytics/run-report-active-users.json`: a report
+of limit 4 over 2026-10-01..07, paged by `offset`, with no row for 2026-10-04 (a 0); the
+recorded errors answer the injected failures of their status.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 
 from okr_metrics.connectors.base import SourceSettings
-from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector
 from okr_metrics.connectors.google_analytics.params import GoogleAnalyticsMetric
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "google_analytics"
+JSON = {"Content-Type": "application/json; charset=UTF-8"}
+STATUSES = {404: "NOT_FOUND", 500: "INTERNAL", 503: "UNAVAILABLE"}
+OCT_1 = date(2026, 10, 1)
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
 
 
 class GoogleAnalyticsCase:
     source = "google_analytics"
     http = True
-    path_prefix = "/v1beta/properties/"
     secret = "contract-secret-token"
-    window = (date(2026, 10, 1), date(2026, 10, 10))
-    property_id = "900000001"
+    window = (OCT_1, date(2026, 10, 7))
+    timezone = "America/Los_Angeles"  # the property's, as the report's metadata says
+    page_size = 4  # the recording's `limit`
 
-    def settings(self, sandbox) -> SourceSettings:
-        return SourceSettings(base_url=sandbox.url, token=self.secret)
+    def __init__(self) -> None:
+        self.recording = load("run-report-active-users.json")
+
+    def settings(self, url: str) -> SourceSettings:
+        return SourceSettings(base_url=url, token=self.secret)
 
     def metric(self) -> GoogleAnalyticsMetric:
         return GoogleAnalyticsMetric(
             source="google_analytics",
-            property=self.property_id,
-            metric="eventCount",
-            filter={"eventName": ("contract_event",)},
+            property=self.recording["property"],
+            metric="activeUsers",
+            filter={"platform": ("iOS", "Android")},
         )
 
-    def seed(self, sandbox, records_per_day: int) -> dict[date, float]:
-        days = self._days()
-        rows = [
-            {"date": day, "platform": "iOS", "eventName": "contract_event", "eventCount": 1}
-            for day in days
-            for _ in range(records_per_day)
-        ]
-        # Never counted: another event, and the event the day before the window.
-        rows += [{"date": day, "eventName": "other_event", "eventCount": 5} for day in days]
-        rows.append(
+    def records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        path = f"/v1beta/properties/{self.recording['property']}:runReport"
+        exchanges = [
             {
-                "date": days[0] - timedelta(days=1),
-                "eventName": "contract_event",
-                "eventCount": 9,
+                "request": {"method": "POST", "path": path, "body": interaction["request"]},
+                "response": {"headers": JSON, "body": interaction["response"]},
             }
-        )
-        sandbox.data.google_analytics.set_rows(self.property_id, rows)
-        return {day: float(records_per_day) for day in days}
+            for interaction in self.recording["interactions"]
+        ]
+        users = [10012, 10234, 9876, 0, 8745, 10456, 10589]  # the rows; none on 10-04
+        return exchanges, {OCT_1 + timedelta(days=i): float(n) for i, n in enumerate(users)}
 
-    def seed_empty(self, sandbox) -> None:
-        sandbox.data.google_analytics.set_rows(self.property_id, [])
+    def no_records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        (first, *_), expected = self.records(url)
+        page = first["response"]["body"]
+        # An empty report: its headers and metadata, no rows and (a zero) no rowCount.
+        empty = {
+            key: page[key] for key in ("dimensionHeaders", "metricHeaders", "metadata", "kind")
+        }
+        return [
+            {"request": first["request"], "response": {"headers": JSON, "body": empty}}
+        ], dict.fromkeys(expected, 0.0)
 
-    def page_size(self, sandbox, size: int) -> None:
-        # A report has one row a day: `size` days a page. The suite restores the attribute.
-        GoogleAnalyticsConnector.page_size = size
-
-    def _days(self) -> list[date]:
-        start, end = self.window
-        return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    def error_body(self, status: int, message: str) -> dict:
+        """The recorded error of `status` (`errors.json`), else Google's shape of it."""
+        recorded = {error["status"]: error["response"] for error in load("errors.json")["errors"]}
+        return recorded.get(status) or {
+            "error": {"code": status, "message": message, "status": STATUSES.get(status, "UNKNOWN")}
+        }
 
 
 CASE = GoogleAnalyticsCase()

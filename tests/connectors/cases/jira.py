@@ -1,59 +1,57 @@
-"""The Jira connector's contract case: issues created per day in one sandbox project."""
+"""The Jira connector's contract case: resolved support tickets, over two reference pages.
+
+The pages are `tests/fixtures/jira/search-jql-page-{1,2}.json` (request and response, as
+served): a first page with `nextPageToken`, the last with `isLast`. Their issues resolve
+two a day, 2026-10-01 to 2026-10-03 in UTC (see the fixtures' README).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+import json
+from datetime import date
+from pathlib import Path
 
 from okr_metrics.connectors.base import SourceSettings
-from okr_metrics.connectors.jira.client import JiraConnector
 from okr_metrics.connectors.jira.params import JiraMetric
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "jira"
+OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
 
 
 class JiraCase:
     source = "jira"
     http = True
-    path_prefix = "/rest/api/3/search/jql"
     secret = "contract-secret-token"
     user = "contract@example.com"
-    window = (date(2026, 10, 1), date(2026, 10, 10))
-    project = "CTR"
+    window = (OCT_1, OCT_3)
+    page_size = 100  # the pages' `maxResults`
 
-    def settings(self, sandbox) -> SourceSettings:
-        return SourceSettings(base_url=sandbox.url, token=self.secret, user=self.user)
+    def settings(self, url: str) -> SourceSettings:
+        return SourceSettings(base_url=url, token=self.secret, user=self.user)
 
     def metric(self) -> JiraMetric:
-        return JiraMetric(source="jira", jql=f"project = {self.project}", count="created")
+        return JiraMetric(
+            source="jira", jql='project = SUP AND issuetype = "Support Ticket"', count="resolved"
+        )
 
-    def seed(self, sandbox, records_per_day: int) -> dict[date, float]:
-        start, end = self.window
-        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        spacing = timedelta(hours=23) / max(records_per_day, 1)
-        issues = [
-            {
-                "created": at(day) + n * spacing,
-                "resolutiondate": at(day) + n * spacing + timedelta(hours=1),
-            }
-            for day in days
-            for n in range(records_per_day)
-        ]
-        # Never counted: created the day before the window and the day after it (the
-        # connector's query reaches beyond the window; the client keeps the exact days).
-        issues.append({"created": at(start) - timedelta(hours=1)})
-        issues.append({"created": at(end) + timedelta(days=1)})
-        sandbox.data.jira.set_issues(self.project, issues)
-        return {day: float(records_per_day) for day in days}
+    def records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        pages = [load("search-jql-page-1.json"), load("search-jql-page-2.json")]
+        return pages, {OCT_1: 2.0, OCT_2: 2.0, OCT_3: 2.0}
 
-    def seed_empty(self, sandbox) -> None:
-        sandbox.data.jira.set_issues(self.project, [])
+    def no_records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        first = load("search-jql-page-1.json")
+        empty = {**first["response"], "body": {"issues": [], "isLast": True}}
+        return [{"request": first["request"], "response": empty}], dict.fromkeys(
+            (OCT_1, OCT_2, OCT_3), 0.0
+        )
 
-    def page_size(self, sandbox, size: int) -> None:
-        # Sent as `maxResults`; the suite puts the class attribute back after each test.
-        JiraConnector.page_size = size
-
-
-def at(day: date) -> datetime:
-    """00:30 UTC on `day`."""
-    return datetime.combine(day, time(0, 30), tzinfo=timezone.utc)
+    def error_body(self, status: int, message: str) -> dict:
+        """Jira's error body (`jql-error-400.json`)."""
+        return {"errorMessages": [message], "errors": {}}
 
 
 CASE = JiraCase()

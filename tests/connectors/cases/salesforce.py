@@ -1,62 +1,69 @@
-"""The Salesforce connector's contract case: the sum of a field per day of a custom object."""
+"""The Salesforce connector's contract case: the sum of Amount per CloseDate, in two batches.
+
+The exchanges are `tests/fixtures/salesforce/`'s describe call and the two batches of
+its query (the second fetched at the first's `nextRecordsUrl`); the recorded errors
+answer the injected failures of their status.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import json
+from datetime import date
+from pathlib import Path
 
 from okr_metrics.connectors.base import SourceSettings
 from okr_metrics.connectors.salesforce.params import SalesforceMetric
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "salesforce"
+OCT_1, OCT_2, OCT_3 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)
+CODES = {404: "NOT_FOUND", 429: "REQUEST_LIMIT_EXCEEDED", 503: "SERVER_UNAVAILABLE"}
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
 
 
 class SalesforceCase:
     source = "salesforce"
     http = True
-    # The describe call and the query (and its nextRecordsUrl batches) are all under it.
-    path_prefix = "/services/data/v62.0/"
     secret = "contract-secret-token"
-    window = (date(2026, 10, 1), date(2026, 10, 10))
-    sobject = "Contract_Deal__c"
+    window = (OCT_1, OCT_3)
+    page_size = None  # Salesforce picks the batch size
 
-    def settings(self, sandbox) -> SourceSettings:
-        return SourceSettings(base_url=sandbox.url, token=self.secret)
+    def settings(self, url: str) -> SourceSettings:
+        return SourceSettings(base_url=url, token=self.secret)
 
     def metric(self) -> SalesforceMetric:
         return SalesforceMetric(
             source="salesforce",
-            object=self.sobject,
-            where="Stage__c = 'Won'",
-            date_field="Close_Date__c",
+            object="Opportunity",
+            where="StageName = 'Closed Won' AND Segment__c = 'SMB'",
+            date_field="CloseDate",
             measure="sum",
-            field="Amount__c",
+            field="Amount",
         )
 
-    def seed(self, sandbox, records_per_day: int) -> dict[date, float]:
-        start, end = self.window
-        days = [start + timedelta(days=i) for i in range(-1, (end - start).days + 2)]
-        records, expected = [], {}
-        for day in days:
-            inside = start <= day <= end
-            amounts = [10.0 * (n + 1) for n in range(records_per_day)]
-            records += [
-                {"Stage__c": "Won", "Close_Date__c": day.isoformat(), "Amount__c": amount}
-                for amount in amounts
-            ]
-            # Filtered out by `where`, whatever the day.
-            records.append({"Stage__c": "Lost", "Close_Date__c": day.isoformat(), "Amount__c": 1e6})
-            if inside:
-                expected[day] = sum(amounts)
-        self._set(sandbox, records)
-        return expected
+    def records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        exchanges = [
+            load(name)
+            for name in ("describe-opportunity.json", "query-page-1.json", "query-page-2.json")
+        ]
+        # Hand-computed in the fixtures' README: a null Amount adds nothing.
+        return exchanges, {OCT_1: 1200.5, OCT_2: 800.0, OCT_3: 1250.25}
 
-    def seed_empty(self, sandbox) -> None:
-        self._set(sandbox, [])
+    def no_records(self, url: str) -> tuple[list[dict], dict[date, float]]:
+        describe, query = load("describe-opportunity.json"), load("query-page-1.json")
+        empty = {**query["response"], "body": {"totalSize": 0, "done": True, "records": []}}
+        return [describe, {"request": query["request"], "response": empty}], dict.fromkeys(
+            (OCT_1, OCT_2, OCT_3), 0.0
+        )
 
-    def page_size(self, sandbox, size: int) -> None:
-        sandbox.data.salesforce.set_batch_size(size, self.sobject)
-
-    def _set(self, sandbox, records: list[dict]) -> None:
-        fields = {"Stage__c": "picklist", "Close_Date__c": "date", "Amount__c": "currency"}
-        sandbox.data.salesforce.set_records(self.sobject, records, fields=fields)
+    def error_body(self, status: int, message: str) -> list[dict]:
+        """The recorded error of `status` (`errors.json`), else Salesforce's shape of it."""
+        recorded = {error["status"]: error["body"] for error in load("errors.json")["errors"]}
+        return recorded.get(status) or [
+            {"message": message, "errorCode": CODES.get(status, "UNKNOWN_EXCEPTION")}
+        ]
 
 
 CASE = SalesforceCase()

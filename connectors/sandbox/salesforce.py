@@ -1,6 +1,7 @@
 """Salesforce's part of the sandbox: SOQL queries and sObject describes, in Salesforce's wire format.
 
-`register(router, data)` (named in `connectors/registry.py`) serves, for any API version:
+`register(router, data)` (a built-in API of the sandbox, `registry.py`) serves, for any
+API version:
 
 - `GET /services/data/vXX.X/query?q=SOQL`: `totalSize`, `done`, `records` (each with its
   `attributes`) and, while not done, `nextRecordsUrl`
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from okr_metrics.connectors.sandbox import api
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
@@ -48,7 +50,6 @@ BATCH_SIZE = 2000  # Salesforce's default and maximum batch
 MIN_REQUESTED_BATCH = 200  # the smallest batchSize Salesforce honours in Sforce-Query-Options
 MAX_CURSORS = 1000  # open query locators kept; older ones answer INVALID_QUERY_LOCATOR
 
-_JSON = {"Content-Type": "application/json;charset=UTF-8"}
 _SOAP_TYPES = {
     "id": "tns:ID",
     "reference": "tns:ID",
@@ -81,20 +82,7 @@ OPPORTUNITY_FIELDS = {
 
 def salesforce_datetime(moment: datetime) -> str:
     """Salesforce's JSON datetime: `2026-10-15T09:12:33.000+0000` (always UTC)."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
-
-
-def _parse_datetime(text: str) -> datetime:
-    text = text.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+0000"
-    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-    raise ValueError(f"not a datetime: {text!r}")
+    return api.timestamp(moment, millis=True, z=False)
 
 
 @dataclass
@@ -130,9 +118,7 @@ def _python_value(value: Any, kind: str) -> Any:
     if kind == "date":
         return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
     if kind == "datetime":
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return _parse_datetime(str(value))
+        return api.parse_moment(value if isinstance(value, datetime) else str(value))
     if kind in _NUMERIC:
         return float(value) if kind != "int" else int(value)
     if kind == "boolean":
@@ -170,18 +156,17 @@ def _record_id(prefix: str, number: int) -> str:
     return f"{prefix}5g{digits.rjust(10, '0')}IAA"
 
 
-class SalesforceSandboxData:
+class SalesforceSandboxData(api.ApiData):
     """The org's objects: a generated `Opportunity`, and whatever tests set."""
 
+    name = "salesforce"
+
     def __init__(self, data: SandboxData) -> None:
-        self.now = data.now
-        self.first_day = data.first_day
-        self.batch_size = BATCH_SIZE
+        super().__init__(data)
+        self.batch_size = api.Limits(BATCH_SIZE)  # records a query's batch holds
         self.queries: list[str] = []  # every SOQL query received, in order
-        self._batch_sizes: dict[str, int] = {}
         self._objects: dict[str, SObject] = {}
         self._version = 0
-        self._lock = threading.RLock()
 
     # -- for tests --------------------------------------------------------------------
 
@@ -224,12 +209,7 @@ class SalesforceSandboxData:
     def set_batch_size(self, size: int | None, sobject: str | None = None) -> None:
         """Records per batch for queries of `sobject` (or of all); None: the default."""
         with self._lock:
-            if sobject is None:
-                self.batch_size = size or BATCH_SIZE
-            elif size is None:
-                self._batch_sizes.pop(sobject.lower(), None)
-            else:
-                self._batch_sizes[sobject.lower()] = size
+            self.batch_size.set(size, sobject)
 
     def records(self, sobject: str = "Opportunity") -> list[dict[str, Any]]:
         """Every record of the object, every field, as the query endpoint writes it."""
@@ -251,7 +231,7 @@ class SalesforceSandboxData:
 
     def batch_for(self, sobject: str) -> int:
         with self._lock:
-            return self._batch_sizes.get(sobject.lower(), self.batch_size)
+            return self.batch_size.of(sobject)
 
     @property
     def version(self) -> int:
@@ -354,10 +334,11 @@ class SalesforceSandboxData:
 # --- SOQL: the subset the connector sends ------------------------------------------------
 
 
-class SoqlError(ValueError):
+class SoqlError(api.BadRequest, ValueError):
+    """A query the sandbox cannot run: Salesforce's `errorCode` and message (a 400)."""
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(message, code=code)
 
 
 _TOKEN = re.compile(
@@ -501,7 +482,7 @@ class _SoqlParser:
                         self.position - 1,
                     ),
                 )
-            return date.fromisoformat(text) if kind == "date" else _parse_datetime(text)
+            return date.fromisoformat(text) if kind == "date" else api.parse_moment(text)
         if field_type in _NUMERIC:
             if kind != "number":
                 self._type_error(name, "number")
@@ -624,8 +605,11 @@ def _comparison(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bo
 # --- the HTTP side -----------------------------------------------------------------------
 
 
-def error_body(status: int, message: str) -> list[dict[str, Any]]:
-    """Salesforce's error body (also what injected faults answer)."""
+def error_body(status: int, message: str, code: str | None = None) -> list[dict[str, Any]]:
+    """Salesforce's error body: `code` when given, else the code of the status (what
+    injected faults answer)."""
+    if code is not None:
+        return [{"message": message, "errorCode": code}]
     if status == 401:
         return [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
     if status == 403 and "limit" in message.lower():
@@ -640,14 +624,19 @@ def error_body(status: int, message: str) -> list[dict[str, Any]]:
     return [{"message": message, "errorCode": codes.get(status, "UNKNOWN_EXCEPTION")}]
 
 
+SALESFORCE = api.Api("application/json;charset=UTF-8", error_body)
+
+
+def _not_found() -> api.ApiError:
+    return api.ApiError("The requested resource does not exist", status=404, code="NOT_FOUND")
+
+
 def check_auth(request: SandboxRequest) -> SandboxResponse | None:
     """Salesforce's answer to a missing, expired or bad bearer token."""
-    value = (request.headers.get("Authorization") or "").strip()
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip() or token.strip() == "invalid":
-        headers = {**_JSON, "WWW-Authenticate": 'Token realm="Salesforce", error="invalid_token"'}
-        return SandboxResponse(401, error_body(401, ""), headers)
-    return None
+    if api.token_problem(request, scheme="bearer") is None:
+        return None
+    headers = {"WWW-Authenticate": 'Token realm="Salesforce", error="invalid_token"'}
+    return SALESFORCE.error(401, "", headers=headers)
 
 
 _VERSION = re.compile(r"^v\d{2}\.\d$")
@@ -674,16 +663,13 @@ class _SalesforceRoutes:
     def query(self, request: SandboxRequest) -> SandboxResponse:
         version = request.path_params["version"]
         if not _VERSION.match(version):
-            return self._not_found()
+            raise _not_found()
         soql = request.query.get("q", "")
         with self.salesforce._lock:
             self.salesforce.queries.append(soql)
         if not soql.strip():
-            return self._error(400, "MALFORMED_QUERY", "A query string is required: q=SELECT ...")
-        try:
-            parsed, matched = self._run(soql)
-        except SoqlError as error:
-            return self._error(400, error.code, error.message)
+            raise SoqlError("MALFORMED_QUERY", "A query string is required: q=SELECT ...")
+        parsed, _ = self._run(soql)
         batch = self.salesforce.batch_for(parsed.sobject.name)
         option = _BATCH_OPTION.search(request.headers.get("Sforce-Query-Options") or "")
         if option:
@@ -701,14 +687,14 @@ class _SalesforceRoutes:
         with self._lock:
             cursor = self._cursors.get(locator)
         if cursor is None or not offset.isdigit():
-            return self._error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            raise SoqlError("INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, locator, int(offset))
 
     def describe(self, request: SandboxRequest) -> SandboxResponse:
         version = request.path_params["version"]
         sobject = self.salesforce.sobject(request.path_params["sobject"])
         if sobject is None or not _VERSION.match(version):
-            return self._not_found()
+            raise _not_found()
         base = f"/services/data/{version}/sobjects/{sobject.name}"
         body = {
             "name": sobject.name,
@@ -738,7 +724,7 @@ class _SalesforceRoutes:
                 for name, kind in sobject.fields.items()
             ],
         }
-        return SandboxResponse(200, body, dict(_JSON))
+        return SALESFORCE.reply(body)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -768,10 +754,7 @@ class _SalesforceRoutes:
     def _page(self, request: SandboxRequest, locator: str, offset: int) -> SandboxResponse:
         with self._lock:
             cursor = self._cursors[locator]
-        try:
-            parsed, matched = self._run(cursor.soql)
-        except SoqlError as error:
-            return self._error(400, error.code, error.message)
+        parsed, matched = self._run(cursor.soql)
         chosen = matched[offset : offset + cursor.batch]
         done = offset + cursor.batch >= len(matched)
         body: dict[str, Any] = {"totalSize": len(matched), "done": done}
@@ -794,20 +777,16 @@ class _SalesforceRoutes:
             }
             for record in chosen
         ]
-        return SandboxResponse(200, body, dict(_JSON))
-
-    def _error(self, status: int, code: str, message: str) -> SandboxResponse:
-        return SandboxResponse(status, [{"message": message, "errorCode": code}], dict(_JSON))
-
-    def _not_found(self) -> SandboxResponse:
-        return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+        return SALESFORCE.reply(body)
 
 
 def register(router: Router, data: SandboxData) -> None:
     """Serve Salesforce's query and describe endpoints from `data.salesforce`."""
-    routes = _SalesforceRoutes(data.source("salesforce", SalesforceSandboxData))
+    routes = _SalesforceRoutes(SalesforceSandboxData.of(data))
     prefix = "/services/data/{version}"
-    options = {"auth": check_auth, "error_body": error_body}
-    router.add("GET", f"{prefix}/query", routes.query, **options)
-    router.add("GET", f"{prefix}/query/{{locator}}", routes.more, **options)
-    router.add("GET", f"{prefix}/sobjects/{{sobject}}/describe", routes.describe, **options)
+    for pattern, handler in (
+        ("/query", routes.query),
+        ("/query/{locator}", routes.more),
+        ("/sobjects/{sobject}/describe", routes.describe),
+    ):
+        SALESFORCE.add(router, "GET", prefix + pattern, handler, auth=check_auth)

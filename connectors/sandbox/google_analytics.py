@@ -1,6 +1,6 @@
 """Google Analytics 4's part of the sandbox: the Data API's `runReport` for any property.
 
-`register(router, data)` (named in `connectors/registry.py`) serves
+`register(router, data)` (a built-in API of the sandbox, `registry.py`) serves
 `POST /v1beta/properties/{property}:runReport` in the Data API's wire format
 (https://developers.google.com/analytics/devguides/reporting/data/v1/rest/v1beta/properties/runReport):
 `dimensionHeaders`, `metricHeaders` with their types, rows of string values, `rowCount`,
@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from okr_metrics.connectors.sandbox.api import Api, ApiData, ApiError, BadRequest, token_problem
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
@@ -90,7 +90,10 @@ _STATUS = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-_JSON = {"Content-Type": "application/json; charset=UTF-8"}
+_AUTH_PROBLEMS = {
+    "missing": "Request is missing required authentication credential.",
+    "invalid": "Request had invalid authentication credentials.",
+}
 _AUTH_HELP = (
     "Expected OAuth 2 access token, login cookie or other valid authentication credential. "
     "See https://developers.google.com/identity/sign-in/web/devconsole-project."
@@ -117,27 +120,16 @@ class GaProperty:
     tokens_used: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-class GoogleAnalyticsSandboxData:
+class GoogleAnalyticsSandboxData(ApiData):
     """The properties the sandbox serves, generated on first request or set by tests."""
 
-    def __init__(self, data: SandboxData) -> None:
-        self.data = data
-        self._properties: dict[str, GaProperty] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def now(self) -> datetime:
-        return self.data.now
+    name = "google_analytics"
 
     def property(self, property_id: str) -> GaProperty:
         """The property, generated (seeded by its id) on first use."""
-        with self._lock:
-            found = self._properties.get(property_id)
-        if found is None:
-            generated = GaProperty(property_id, facts=self._generate(property_id))
-            with self._lock:
-                found = self._properties.setdefault(property_id, generated)
-        return found
+        return self.cached(
+            property_id, lambda: GaProperty(property_id, facts=self._generate(property_id))
+        )
 
     def facts(self, property_id: str) -> list[Fact]:
         return list(self.property(property_id).facts)
@@ -171,9 +163,7 @@ class GoogleAnalyticsSandboxData:
                 raise ValueError(f"a Google Analytics row needs a date: {row!r}")
             facts.append(Fact(day, dimensions, metrics))
         prop = GaProperty(property_id, facts, time_zone=time_zone, currency_code=currency_code)
-        with self._lock:
-            self._properties[property_id] = prop
-        return prop
+        return self.replace(property_id, prop)
 
     def deny(self, property_id: str) -> None:
         """Make the property answer 403 PERMISSION_DENIED, as one the account cannot read."""
@@ -190,11 +180,11 @@ class GoogleAnalyticsSandboxData:
         """
         rng = random.Random(f"google_analytics:{property_id}")
         facts: list[Fact] = []
-        day, last = self.data.first_day, self.now.date()
+        day, last = self.first_day, self.now.date()
         midnight = datetime.combine(last, datetime.min.time(), tzinfo=self.now.tzinfo)
         elapsed_today = (self.now - midnight).total_seconds() / 86400
         while day <= last:
-            t = (day - self.data.first_day).days
+            t = (day - self.first_day).days
             share = elapsed_today if day == last else 1.0
             facts.extend(_day_facts(rng, day, t, share))
             day += timedelta(days=1)
@@ -269,10 +259,7 @@ def _parse_day(value: Any) -> date:
 
 
 # --- the report ------------------------------------------------------------------------------
-
-
-class BadRequest(Exception):
-    """A request the Data API answers with 400 INVALID_ARGUMENT."""
+# A request the Data API refuses raises `BadRequest`: 400 INVALID_ARGUMENT.
 
 
 def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
@@ -617,24 +604,21 @@ def _ordered(
 ) -> list[tuple[tuple[str, ...], list[float]]]:
     """Rows sorted by `orderBys` (default: by the dimension values, ascending)."""
     rows = sorted(rows, key=lambda row: row[0])
+    # An orderBy's kind: the row part it sorts by (dimension values, metric values),
+    # the key naming the field, and the fields a report may be sorted by.
+    kinds = {"dimension": (0, "dimensionName", dimensions), "metric": (1, "metricName", metrics)}
     for order in reversed(order_bys):
         if not isinstance(order, Mapping):
             raise BadRequest("Each orderBy must be an object.")
-        descending = bool(order.get("desc"))
-        if "dimension" in order:
-            name = (order["dimension"] or {}).get("dimensionName")
-            if name not in dimensions:
-                raise BadRequest(f"orderBys dimension {name} must be one of the dimensions.")
-            index = dimensions.index(name)
-            rows.sort(key=lambda row, i=index: row[0][i], reverse=descending)
-        elif "metric" in order:
-            name = (order["metric"] or {}).get("metricName")
-            if name not in metrics:
-                raise BadRequest(f"orderBys metric {name} must be one of the metrics.")
-            index = metrics.index(name)
-            rows.sort(key=lambda row, i=index: row[1][i], reverse=descending)
-        else:
+        kind = next((k for k in kinds if k in order), None)
+        if kind is None:
             raise BadRequest("An orderBy needs a dimension or a metric.")
+        part, key, names = kinds[kind]
+        name = (order[kind] or {}).get(key)
+        if name not in names:
+            raise BadRequest(f"orderBys {kind} {name} must be one of the {kind}s.")
+        index = names.index(name)
+        rows.sort(key=lambda row, p=part, i=index: row[p][i], reverse=bool(order.get("desc")))
     return rows
 
 
@@ -678,44 +662,33 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message, "status": code}}
 
 
+GOOGLE = Api("application/json; charset=UTF-8", error_body)
+
+
 def check_auth(request: SandboxRequest) -> SandboxResponse | None:
     """Google's answers to a missing or bad access token (`invalid` or `invalid-...`)."""
-    token = request.token
-    if token is None:
-        message = f"Request is missing required authentication credential. {_AUTH_HELP}"
-    elif token == "invalid" or token.startswith("invalid-"):
-        message = f"Request had invalid authentication credentials. {_AUTH_HELP}"
-    else:
+    problem = token_problem(request, invalid_prefix=True)
+    if problem is None:
         return None
-    return SandboxResponse(401, error_body(401, message), {**_JSON, "WWW-Authenticate": "Bearer"})
+    message = f"{_AUTH_PROBLEMS[problem]} {_AUTH_HELP}"
+    return GOOGLE.error(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def register(router: Router, data: SandboxData) -> None:
     """Serve runReport from `data.google_analytics` (what `okr sandbox` and the tests call)."""
-    analytics = data.source("google_analytics", GoogleAnalyticsSandboxData)
+    analytics = GoogleAnalyticsSandboxData.of(data)
 
     def report(request: SandboxRequest) -> SandboxResponse:
         property_id = request.path_params["property"]
         if not property_id.isdigit():
-            message = f"Invalid property id properties/{property_id}: it must be numeric."
-            return SandboxResponse(400, error_body(400, message), dict(_JSON))
+            raise BadRequest(f"Invalid property id properties/{property_id}: it must be numeric.")
         prop = analytics.property(property_id)
         if prop.denied:
-            message = (
+            raise ApiError(
                 "User does not have sufficient permissions for this property. To learn more "
-                f"about Property ID, see {DOCS}/property-id."
+                f"about Property ID, see {DOCS}/property-id.",
+                status=403,
             )
-            return SandboxResponse(403, error_body(403, message), dict(_JSON))
-        try:
-            body = run_report(prop, request.body, analytics.now.date())
-        except BadRequest as error:
-            return SandboxResponse(400, error_body(400, str(error)), dict(_JSON))
-        return SandboxResponse(200, body, dict(_JSON))
+        return GOOGLE.reply(run_report(prop, request.body, analytics.now.date()))
 
-    router.add(
-        "POST",
-        "/v1beta/properties/{property}:runReport",
-        report,
-        auth=check_auth,
-        error_body=error_body,
-    )
+    GOOGLE.add(router, "POST", "/v1beta/properties/{property}:runReport", report, auth=check_auth)

@@ -1,6 +1,6 @@
 """GitHub's part of the sandbox: pull requests, issues and releases of any repository.
 
-`register(router, data)` (named in `connectors/registry.py`) serves
+`register(router, data)` (a built-in API of the sandbox, `registry.py`) serves
 `GET /repos/{owner}/{repo}/{pulls,issues,releases}` and the `/repositories/{id}/...`
 form GitHub's `Link` headers point at, in GitHub's wire format: real field names,
 filters and sorting, `per_page`/`page` with a `Link` header, rate-limit headers,
@@ -23,6 +23,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
+from okr_metrics.connectors.sandbox.api import (
+    JSON_UTF8,
+    Api,
+    ApiData,
+    ApiError,
+    parse_moment,
+    timestamp,
+    token_problem,
+)
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
@@ -42,21 +51,12 @@ _LABEL_COLORS = {
 _USERS = ["octocat", "hubot", "monalisa", "mona-dev", "defunkt", "mojombo"]
 _PR_TITLES = ["Fix", "Add", "Refactor", "Speed up", "Document", "Remove", "Update"]
 _TOPICS = ["login flow", "search", "billing page", "API client", "caching", "onboarding", "export"]
-
-_JSON = {"Content-Type": "application/json; charset=utf-8"}
-
-
-def timestamp(value: datetime) -> str:
-    """GitHub's timestamp format: `2026-10-15T09:12:33Z`."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+_STATES = ("open", "closed", "all")
+# GitHub's timestamp format is `api.timestamp`'s default: `2026-10-15T09:12:33Z`.
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return None if value is None else parse_moment(value)
 
 
 def _label(full_name: str, name: str) -> dict[str, Any]:
@@ -254,15 +254,15 @@ def repository_id(full_name: str) -> int:
     return random.Random(f"github-repository-id:{full_name.lower()}").randint(10**8, 10**9 - 1)
 
 
-class GitHubSandboxData:
+class GitHubSandboxData(ApiData):
     """The sandbox's GitHub repositories: generated on first use, or set by a test."""
 
+    name = "github"
+
     def __init__(self, data: SandboxData) -> None:
-        self.now = data.now
-        self.first_day = data.first_day
+        super().__init__(data)
         self._repos: dict[str, GitHubRepo] = {}
         self._missing: set[str] = set()
-        self._lock = threading.Lock()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -507,14 +507,17 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"message": message, "documentation_url": docs, "status": str(status)}
 
 
+GITHUB = Api(JSON_UTF8, error_body)
+
+
 def check_auth(request: SandboxRequest) -> SandboxResponse | None:
     """GitHub's answers to a missing or bad token."""
-    token = request.token
-    if token is None:
-        return SandboxResponse(401, error_body(401, "Requires authentication"), dict(_JSON))
-    if token == "invalid":
-        return SandboxResponse(401, error_body(401, "Bad credentials"), dict(_JSON))
-    return None
+    problem = token_problem(request)
+    if problem is None:
+        return None
+    return GITHUB.error(
+        401, "Requires authentication" if problem == "missing" else "Bad credentials"
+    )
 
 
 class _GitHubRoutes:
@@ -525,13 +528,8 @@ class _GitHubRoutes:
         self._reset = 0
 
     def pulls(self, request: SandboxRequest) -> SandboxResponse:
-        repo = self._repo(request)
-        if repo is None:
-            return self._not_found()
+        repo, state = self._listed(request)
         query = request.query
-        state = query.get("state", "open")
-        if state not in ("open", "closed", "all"):
-            return self._invalid("state", state)
         sort = query.get("sort", "created")
         direction = query.get("direction", "desc" if sort == "created" else "asc")
         items = [p for p in repo.pulls if state == "all" or p["state"] == state]
@@ -539,19 +537,14 @@ class _GitHubRoutes:
         return self._page(request, repo, "pulls", items, key, direction)
 
     def issues(self, request: SandboxRequest) -> SandboxResponse:
-        repo = self._repo(request)
-        if repo is None:
-            return self._not_found()
+        repo, state = self._listed(request)
         query = request.query
-        state = query.get("state", "open")
-        if state not in ("open", "closed", "all"):
-            return self._invalid("state", state)
         items = [i for i in repo.issue_listing() if state == "all" or i["state"] == state]
         if query.get("since"):
             try:
-                since = timestamp(parse_time(query["since"]))
+                since = timestamp(parse_moment(query["since"]))
             except ValueError:
-                return self._invalid("since", query["since"])
+                raise self._invalid("since", query["since"]) from None
             items = [i for i in items if i["updated_at"] >= since]
         wanted = {
             name.strip().casefold() for name in query.get("labels", "").split(",") if name.strip()
@@ -566,20 +559,32 @@ class _GitHubRoutes:
 
     def releases(self, request: SandboxRequest) -> SandboxResponse:
         repo = self._repo(request)
-        if repo is None:
-            return self._not_found()
         return self._page(request, repo, "releases", repo.releases, "created_at", "desc")
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _repo(self, request: SandboxRequest) -> GitHubRepo | None:
+    def _repo(self, request: SandboxRequest) -> GitHubRepo:
+        """The repository of the path; a 404 when there is none."""
         params = request.path_params
-        if "repository_id" in params:
-            try:
-                return self.github.by_id(int(params["repository_id"]))
-            except ValueError:
-                return None
-        return self.github.repo(f"{params['owner']}/{params['repo']}")
+        try:
+            repo = (
+                self.github.by_id(int(params["repository_id"]))
+                if "repository_id" in params
+                else self.github.repo(f"{params['owner']}/{params['repo']}")
+            )
+        except ValueError:  # not a number
+            repo = None
+        if repo is None:
+            raise ApiError("Not Found", status=404, headers=self._rate_headers())
+        return repo
+
+    def _listed(self, request: SandboxRequest) -> tuple[GitHubRepo, str]:
+        """The repository of the path and the `state` its items are filtered by."""
+        repo = self._repo(request)
+        state = request.query.get("state", "open")
+        if state not in _STATES:
+            raise self._invalid("state", state)
+        return repo, state
 
     def _page(
         self,
@@ -597,11 +602,11 @@ class _GitHubRoutes:
         page = _int(request.query.get("page"), 1, 1, 10**6)
         last_page = max(1, -(-len(items) // per_page))
         chosen = items[(page - 1) * per_page : page * per_page]
-        headers = {**_JSON, **self._rate_headers()}
+        headers = self._rate_headers()
         link = _link_header(request, f"/repositories/{repo.id}/{kind}", page, last_page, len(items))
         if link:
             headers["Link"] = link
-        return SandboxResponse(200, [_served(item, request.base_url) for item in chosen], headers)
+        return GITHUB.reply([_served(item, request.base_url) for item in chosen], 200, headers)
 
     def _rate_headers(self) -> dict[str, str]:
         now = time.time()
@@ -620,17 +625,14 @@ class _GitHubRoutes:
             "x-github-media-type": "github.v3; format=json",
         }
 
-    def _not_found(self) -> SandboxResponse:
-        return SandboxResponse(404, error_body(404, "Not Found"), {**_JSON, **self._rate_headers()})
-
-    def _invalid(self, name: str, value: str) -> SandboxResponse:
+    def _invalid(self, name: str, value: str) -> ApiError:
         body = {
             "message": "Validation Failed",
             "errors": [{"resource": "Search", "field": name, "code": "invalid", "value": value}],
             "documentation_url": DOCS,
             "status": "422",
         }
-        return SandboxResponse(422, body, {**_JSON, **self._rate_headers()})
+        return ApiError("Validation Failed", status=422, headers=self._rate_headers(), body=body)
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
@@ -679,8 +681,8 @@ def _served(item: Mapping[str, Any], base_url: str) -> dict[str, Any]:
 
 def register(router: Router, data: SandboxData) -> None:
     """Serve GitHub's endpoints from `data.github` (what `okr sandbox` and the tests call)."""
-    routes = _GitHubRoutes(data.source("github", GitHubSandboxData))
+    routes = _GitHubRoutes(GitHubSandboxData.of(data))
     for kind in ("pulls", "issues", "releases"):
         handler = getattr(routes, kind)
         for prefix in ("/repos/{owner}/{repo}", "/repositories/{repository_id}"):
-            router.add("GET", f"{prefix}/{kind}", handler, auth=check_auth, error_body=error_body)
+            GITHUB.add(router, "GET", f"{prefix}/{kind}", handler, auth=check_auth)

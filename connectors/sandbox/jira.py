@@ -1,6 +1,6 @@
 """Jira Cloud's part of the sandbox: issue search by JQL, in Jira's wire format.
 
-`register(router, data)` (named in `connectors/registry.py`) serves
+`register(router, data)` (a built-in API of the sandbox, `registry.py`) serves
 `POST /rest/api/3/search/jql` (and its `GET` form): a JQL query, `fields`, `maxResults`
 and `nextPageToken` in; `issues`, `nextPageToken` and `isLast` out. The removed
 `/rest/api/3/search` (and `/rest/api/2/search`) answers 410 Gone with Jira's body.
@@ -38,6 +38,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from okr_metrics.connectors.sandbox import api
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
@@ -54,8 +55,10 @@ REMOVED_V2 = (
     "https://developer.atlassian.com/changelog/#CHANGE-2046."
 )
 NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
+UNBOUNDED = (
+    "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+)
 
-_JSON = {"Content-Type": "application/json;charset=UTF-8"}
 _ISSUE_TYPES = {"Support Ticket": "10005", "Bug": "10004", "Task": "10002", "Story": "10001"}
 _SUMMARIES = [
     "Cannot log in",
@@ -70,26 +73,7 @@ _SUMMARIES = [
 
 def jira_timestamp(moment: datetime, zone: ZoneInfo) -> str:
     """Jira's format: `2026-10-15T09:12:33.123+0530` (milliseconds, no colon in the offset)."""
-    local = moment.astimezone(zone)
-    return (
-        local.strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{local.microsecond // 1000:03d}"
-        + local.strftime("%z")
-    )
-
-
-def parse_moment(value: str | datetime) -> datetime:
-    """A timestamp given to `set_issues`: Jira's format, ISO 8601 or a datetime (naive: UTC)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    text = value.strip().replace("Z", "+00:00")
-    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return api.timestamp(moment, zone=zone, millis=True, z=False)
 
 
 @dataclass
@@ -111,21 +95,20 @@ class JiraIssue:
         return "Done" if self.resolved else "Open"
 
 
-class JiraSandboxData:
+class JiraSandboxData(api.ApiData):
     """The issues of every project, generated on first use or set by tests."""
 
+    name = "jira"
+
     def __init__(self, data: SandboxData) -> None:
-        self.now = data.now
-        self.first_day = data.first_day
+        super().__init__(data)
         # The time zone of the API user's profile: Jira reads JQL dates and writes
         # timestamps in it.
         self.user_timezone = "UTC"
-        self.max_results_cap = MAX_RESULTS_CAP
+        self.max_results = api.Limits(MAX_RESULTS_CAP)  # issues a page holds at most
         self.searches: list[dict[str, Any]] = []  # every search request body, in order
-        self._caps: dict[str, int] = {}
         self._projects: dict[str, list[JiraIssue]] = {}
         self._versions: dict[str, int] = {}
-        self._lock = threading.RLock()
 
     # -- for tests --------------------------------------------------------------------
 
@@ -146,8 +129,8 @@ class JiraSandboxData:
                     project=key,
                     issuetype=str(spec.get("issuetype", "Support Ticket")),
                     summary=str(spec.get("summary", f"Issue {number}")),
-                    created=parse_moment(created),
-                    resolved=parse_moment(resolved) if resolved else None,
+                    created=api.parse_moment(created),
+                    resolved=api.parse_moment(resolved) if resolved else None,
                     created_text=created if isinstance(created, str) else None,
                     resolved_text=resolved if isinstance(resolved, str) else None,
                 )
@@ -159,12 +142,7 @@ class JiraSandboxData:
     def set_max_results(self, size: int | None, project: str | None = None) -> None:
         """Cap the issues per page (of searches naming `project`, or of all); None: default."""
         with self._lock:
-            if project is None:
-                self.max_results_cap = size or MAX_RESULTS_CAP
-            elif size is None:
-                self._caps.pop(project.upper(), None)
-            else:
-                self._caps[project.upper()] = size
+            self.max_results.set(size, project)
 
     def issues(self, project: str) -> list[JiraIssue]:
         """The project's issues (generated on first use)."""
@@ -181,8 +159,7 @@ class JiraSandboxData:
 
     def cap_for(self, projects: Iterable[str]) -> int:
         with self._lock:
-            caps = [self._caps[p] for p in projects if p in self._caps]
-            return min(caps) if caps else self.max_results_cap
+            return self.max_results.of(*projects)
 
     # -- generation -------------------------------------------------------------------
 
@@ -243,7 +220,7 @@ def _project_base_id(project: str) -> int:
 # --- JQL: the subset the connector sends ------------------------------------------------
 
 
-class JqlError(ValueError):
+class JqlError(api.BadRequest, ValueError):
     """A query the sandbox cannot run; the message is Jira's `errorMessages` entry."""
 
 
@@ -298,10 +275,7 @@ class _JqlParser:
 
     def parse(self) -> Query:
         if not self.tokens or self._at_order_by():
-            raise JqlError(
-                "Unbounded JQL queries are not allowed here. Please add a search restriction "
-                "to your query."
-            )
+            raise JqlError(UNBOUNDED)
         predicate = self._expression()
         if self._at_order_by():
             self.position = len(self.tokens)  # ordering: the sandbox always sorts by id
@@ -424,23 +398,19 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"errorMessages": [message], "errors": {}}
 
 
+JIRA = api.Api("application/json;charset=UTF-8", error_body)
+
+
 def check_auth(request: SandboxRequest) -> SandboxResponse | None:
     """Jira Cloud's answer to missing or bad basic-auth credentials."""
-    value = request.headers.get("Authorization") or ""
-    scheme, _, credential = value.strip().partition(" ")
-    try:
-        decoded = base64.b64decode(credential.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    email, _, token = decoded.partition(":")
-    if scheme.lower() != "basic" or not email or not token or token == "invalid":
-        headers = {
-            "Content-Type": "text/plain;charset=UTF-8",
-            "WWW-Authenticate": 'OAuth realm="https%3A%2F%2Fyour-domain.atlassian.net"',
-            "X-Seraph-LoginReason": "AUTHENTICATED_FAILED",
-        }
-        return SandboxResponse(401, NOT_AUTHENTICATED, headers)
-    return None
+    if api.token_problem(request, scheme="basic") is None:
+        return None
+    headers = {
+        "Content-Type": "text/plain;charset=UTF-8",
+        "WWW-Authenticate": 'OAuth realm="https%3A%2F%2Fyour-domain.atlassian.net"',
+        "X-Seraph-LoginReason": "AUTHENTICATED_FAILED",
+    }
+    return SandboxResponse(401, NOT_AUTHENTICATED, headers)
 
 
 class _JiraRoutes:
@@ -453,7 +423,7 @@ class _JiraRoutes:
         if request.method == "POST":
             body = request.body if isinstance(request.body, Mapping) else None
             if body is None:
-                return self._bad("Request body is missing or not a JSON object.")
+                raise api.BadRequest("Request body is missing or not a JSON object.")
         else:  # the GET form: the same parameters in the query string
             body = dict(request.query)
             fields = [value for name, value in request.query_items if name == "fields"]
@@ -463,26 +433,20 @@ class _JiraRoutes:
             self.jira.searches.append(json.loads(json.dumps(body)))
         jql = body.get("jql")
         if not isinstance(jql, str) or not jql.strip():
-            return self._bad(
-                "Unbounded JQL queries are not allowed here. Please add a search restriction to "
-                "your query."
-            )
+            raise api.BadRequest(UNBOUNDED)
         zone = ZoneInfo(self.jira.user_timezone)
-        try:
-            query = parse_jql(jql, zone)
-        except JqlError as error:
-            return self._bad(str(error))
+        query = parse_jql(jql, zone)
         try:
             requested = int(body.get("maxResults", DEFAULT_MAX_RESULTS))
         except (TypeError, ValueError):
-            return self._bad("The value of 'maxResults' is invalid.")
+            raise api.BadRequest("The value of 'maxResults' is invalid.") from None
         size = max(1, min(requested, self.jira.cap_for(query.projects)))
         offset = 0
         token = body.get("nextPageToken")
         if token:
             offset = _read_token(token, jql)
             if offset is None:
-                return self._bad("The provided next page token is invalid or expired.")
+                raise api.BadRequest("The provided next page token is invalid or expired.")
         matched = self._matched(jql, query)
         page = matched[offset : offset + size]
         fields = _requested_fields(body.get("fields"))
@@ -494,11 +458,11 @@ class _JiraRoutes:
             answer["isLast"] = False
         else:
             answer["isLast"] = True
-        return SandboxResponse(200, answer, dict(_JSON))
+        return JIRA.reply(answer)
 
     def removed(self, request: SandboxRequest) -> SandboxResponse:
         message = REMOVED_V2 if request.path.startswith("/rest/api/2/") else REMOVED_V3
-        return SandboxResponse(410, error_body(410, message), dict(_JSON))
+        raise api.ApiError(message, status=410)
 
     def _matched(self, jql: str, query: Query) -> list[JiraIssue]:
         projects = sorted(query.projects)
@@ -522,9 +486,6 @@ class _JiraRoutes:
             while len(self._cache) > 16:
                 self._cache.popitem(last=False)
         return found
-
-    def _bad(self, message: str) -> SandboxResponse:
-        return SandboxResponse(400, error_body(400, message), dict(_JSON))
 
 
 def _make_token(jql: str, offset: int) -> str:
@@ -605,10 +566,8 @@ def _served(issue: JiraIssue, fields: set[str], base_url: str, zone: ZoneInfo) -
 
 def register(router: Router, data: SandboxData) -> None:
     """Serve Jira's search endpoints from `data.jira` (what `okr sandbox` and the tests call)."""
-    routes = _JiraRoutes(data.source("jira", JiraSandboxData))
+    routes = _JiraRoutes(JiraSandboxData.of(data))
     for method in ("POST", "GET"):
-        router.add(
-            method, "/rest/api/3/search/jql", routes.search, auth=check_auth, error_body=error_body
-        )
+        JIRA.add(router, method, "/rest/api/3/search/jql", routes.search, auth=check_auth)
         for version in ("2", "3", "latest"):
-            router.add(method, f"/rest/api/{version}/search", routes.removed, error_body=error_body)
+            JIRA.add(router, method, f"/rest/api/{version}/search", routes.removed)

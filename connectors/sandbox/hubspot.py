@@ -1,6 +1,6 @@
 """HubSpot's part of the sandbox: the CRM search API of any object.
 
-`register(router, data)` (named in `connectors/registry.py`) serves
+`register(router, data)` (a built-in API of the sandbox, `registry.py`) serves
 `POST /crm/v3/objects/{object}/search` in HubSpot's wire format
 (https://developers.hubspot.com/docs/api-reference/latest/crm/objects/deals/search-deals):
 `filterGroups` (OR of groups, AND of filters; EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN,
@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from okr_metrics.connectors.sandbox.api import (
+    Api,
+    ApiData,
+    BadRequest,
+    parse_moment,
+    timestamp,
+    token_problem,
+)
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
@@ -57,7 +64,6 @@ STANDARD_OBJECTS = {
     "calls", "emails", "meetings", "notes", "tasks",
 }  # fmt: skip
 
-_JSON = {"Content-Type": "application/json;charset=utf-8"}
 _OPEN_STAGES = [
     "appointmentscheduled",
     "qualifiedtobuy",
@@ -71,28 +77,27 @@ _PLANS = ["Starter", "Growth", "Pro", "Analytics add-on", "Annual renewal"]
 _AMOUNTS = {"smb": (300, 2_000), "mid_market": (2_000, 15_000), "enterprise": (15_000, 120_000)}
 
 
-def timestamp(moment: datetime) -> str:
+def hubspot_timestamp(moment: datetime) -> str:
     """HubSpot's datetime format: `2026-10-15T09:12:33.123Z`."""
-    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return utc.isoformat(timespec="milliseconds") + "Z"
+    return timestamp(moment, millis=True)
 
 
 def _to_ms(value: Any) -> int | None:
     """Epoch milliseconds of a datetime value (ISO string, epoch-ms string or datetime)."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
-    if isinstance(value, date):
-        return _to_ms(datetime.combine(value, datetime.min.time(), tzinfo=timezone.utc))
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        return _to_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, datetime.min.time(), tzinfo=timezone.utc)
+    elif not isinstance(value, datetime):
+        text = str(value).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            value = parse_moment(text)
+        except ValueError:
+            return None
+    moment = parse_moment(value)
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
 
 
 @dataclass
@@ -104,26 +109,15 @@ class HubSpotObject:
     result_cap: int = RESULT_CAP
 
 
-class HubSpotSandboxData:
+class HubSpotSandboxData(ApiData):
     """The CRM objects the sandbox serves: `deals` generated on first use, others set by tests."""
 
-    def __init__(self, data: SandboxData) -> None:
-        self.data = data
-        self._objects: dict[str, HubSpotObject] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def now(self) -> datetime:
-        return self.data.now
+    name = "hubspot"
 
     def object(self, name: str) -> HubSpotObject:
-        with self._lock:
-            found = self._objects.get(name)
-        if found is None:
-            records = self._generate_deals() if name == "deals" else []
-            with self._lock:
-                found = self._objects.setdefault(name, HubSpotObject(name, records))
-        return found
+        return self.cached(
+            name, lambda: HubSpotObject(name, self._generate_deals() if name == "deals" else [])
+        )
 
     def records(self, name: str) -> list[dict[str, Any]]:
         return list(self.object(name).records)
@@ -138,9 +132,9 @@ class HubSpotSandboxData:
         """
         built = [_record(spec, index) for index, spec in enumerate(records, start=1)]
         with self._lock:
-            cap = self._objects[name].result_cap if name in self._objects else RESULT_CAP
-            found = self._objects[name] = HubSpotObject(name, built, cap)
-        return found
+            earlier = self._items.get(name)
+            cap = earlier.result_cap if earlier is not None else RESULT_CAP
+            return self.replace(name, HubSpotObject(name, built, cap))
 
     def set_result_cap(self, name: str, cap: int) -> None:
         """Lower the 10,000-result paging cap of an object (tests: a small cap, a fast test)."""
@@ -152,7 +146,7 @@ class HubSpotSandboxData:
         rng = random.Random("hubspot:deals")
         now = self.now
         specs: list[dict[str, Any]] = []
-        day = datetime.combine(self.data.first_day, datetime.min.time(), tzinfo=timezone.utc)
+        day = datetime.combine(self.first_day, datetime.min.time(), tzinfo=timezone.utc)
         while day.date() <= now.date():
             mixes = (
                 [("closedwon", "smb")] * rng.randint(5, 8)
@@ -194,9 +188,7 @@ def _record(spec: Mapping[str, Any], index: int) -> dict[str, Any]:
         if name == "id":
             continue
         if isinstance(value, datetime):
-            properties[name] = timestamp(
-                value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            )
+            properties[name] = hubspot_timestamp(parse_moment(value))
         elif isinstance(value, bool):
             properties[name] = "true" if value else "false"
         elif value is None:
@@ -213,10 +205,7 @@ def _record(spec: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 # --- the search ------------------------------------------------------------------------------
-
-
-class BadRequest(Exception):
-    """A search HubSpot answers with 400 VALIDATION_ERROR."""
+# A search HubSpot refuses raises `BadRequest`: 400 VALIDATION_ERROR.
 
 
 def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
@@ -411,34 +400,29 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     }
 
 
+HUBSPOT = Api("application/json;charset=utf-8", error_body)
+_NO_CREDENTIALS = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+    "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+
+
 def check_auth(request: SandboxRequest) -> SandboxResponse | None:
     """HubSpot's answer to a missing or bad token (`invalid` or `invalid-...`)."""
-    token = request.token
-    if token is not None and token != "invalid" and not token.startswith("invalid-"):
+    if token_problem(request, invalid_prefix=True) is None:
         return None
-    message = (
-        "Authentication credentials not found. This API supports OAuth 2.0 authentication "
-        "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
-    )
-    return SandboxResponse(401, error_body(401, message), dict(_JSON))
+    return HUBSPOT.error(401, _NO_CREDENTIALS)
 
 
 def register(router: Router, data: SandboxData) -> None:
     """Serve the CRM search from `data.hubspot` (what `okr sandbox` and the tests call)."""
-    hubspot = data.source("hubspot", HubSpotSandboxData)
+    hubspot = HubSpotSandboxData.of(data)
 
     def handle(request: SandboxRequest) -> SandboxResponse:
         name = request.path_params["object"]
         custom = name.startswith(("2-", "p")) and ("_" in name or name[2:].isdigit())
         if name not in STANDARD_OBJECTS and not custom:
-            body = error_body(400, f"Unable to infer object type from: {name}")
-            return SandboxResponse(400, body, dict(_JSON))
-        try:
-            body = search(hubspot.object(name), request.body, request.base_url)
-        except BadRequest as error:
-            return SandboxResponse(400, error_body(400, str(error)), dict(_JSON))
-        return SandboxResponse(200, body, dict(_JSON))
+            raise BadRequest(f"Unable to infer object type from: {name}")
+        return HUBSPOT.reply(search(hubspot.object(name), request.body, request.base_url))
 
-    router.add(
-        "POST", "/crm/v3/objects/{object}/search", handle, auth=check_auth, error_body=error_body
-    )
+    HUBSPOT.add(router, "POST", "/crm/v3/objects/{object}/search", handle, auth=check_auth)

@@ -1,0 +1,415 @@
+"""The connector kit: what a connector is asked (`SeriesRequest`, over a `Window`), how it
+reads a record's fields (`Record`, `parse_timestamp`), and how it answers (a daily frame).
+
+Every connector gets one `SeriesRequest` per series: the metric (already checked against
+the connector's `params_model`), the `Window` of days in the definitions' time zone, and
+what the pipeline knows about who asks (the KR, the quarter, the definitions folder). It
+turns records into observations, `(timestamp or day, amount)`, and the frame helpers
+bucket them into the window's days:
+
+| helper | for | rows |
+| --- | --- | --- |
+| `daily_totals` | counts and sums of events | every day of the window, 0.0 when nothing happened |
+| `daily_values` | an API that reports one value a day | every day (0.0 when left out), or only the days given (`fill=None`) |
+| `daily_ratio` | a share of two totals | only the days whose denominator is not 0 |
+
+A record whose field cannot be read (missing, of the wrong type, an unparseable date) is a
+one-line `SourceError` naming the source, the record, the field and the value: never a
+`KeyError` or `TypeError` out of a run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, overload
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from okr_metrics.connectors.errors import SourceError
+from okr_metrics.connectors.params import MetricParams
+
+Moment = datetime | date
+Observation = tuple[Moment, float]
+M = TypeVar("M", bound=MetricParams)
+
+# --- the window ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days `first` through `last` (both included) in the time zone `timezone`.
+
+    Checked once, when made: a window that ends before it starts is a `ValueError`, and
+    so is an unknown time zone.
+    """
+
+    first: date
+    last: date
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"window ends ({self.last}) before it starts ({self.first})")
+        try:
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def days(self) -> list[date]:
+        """Every day of the window, in order."""
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.first <= day <= self.last
+
+    def midnight(self, day: date) -> datetime:
+        """The first instant of `day` in the window's time zone (an aware datetime)."""
+        return datetime.combine(day, time.min, tzinfo=self.zone)
+
+    @property
+    def start(self) -> datetime:
+        """The first instant of the window: local midnight of its first day."""
+        return self.midnight(self.first)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the window: local midnight of the day after its last."""
+        return self.midnight(self.last + timedelta(days=1))
+
+    @property
+    def start_ms(self) -> int:
+        return epoch_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return epoch_ms(self.end)
+
+    def day_of(self, moment: Moment) -> date:
+        """The day of the window's time zone an instant falls on; a date is its own day."""
+        if isinstance(moment, datetime):
+            return moment.astimezone(self.zone).date()
+        return moment
+
+    def chunks(self, days: int) -> list[Window]:
+        """The window cut into consecutive windows of at most `days` days (APIs that page
+        by date range)."""
+        if days < 1:
+            raise ValueError(f"a chunk holds at least one day, not {days}")
+        found, first = [], self.first
+        while first <= self.last:
+            last = min(self.last, first + timedelta(days=days - 1))
+            found.append(Window(first, last, self.timezone))
+            first = last + timedelta(days=1)
+        return found
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970-01-01 UTC."""
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
+
+
+# --- the request -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesRequest(Generic[M]):
+    """One series a connector is asked for: `daily_series(request)`.
+
+    `metric_key` defaults to the metric's own key in the window's time zone. The rest is
+    what the pipeline knows about who asks, for the sources that need it (a per-KR series
+    such as check-ins): `kr_id`, the one KR reading the series (None when several do);
+    `quarter`, the definitions file's quarter (None when the window spans files);
+    `sibling_kr_ids`, every KR of that quarter reading the same source, in file order; and
+    `definitions_root`, the definitions folder (for files kept beside them).
+
+    A connector's `fetch` may annotate its request `SeriesRequest[ItsMetric]`: the kit
+    has checked the metric against its `params_model`.
+    """
+
+    metric: M
+    window: Window
+    metric_key: str = ""
+    kr_id: str | None = None
+    quarter: str | None = None
+    sibling_kr_ids: tuple[str, ...] = ()
+    definitions_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metric_key:
+            key = self.metric.metric_key(
+                timezone=self.window.timezone, quarter=self.quarter or "", kr_id=self.kr_id or ""
+            )
+            object.__setattr__(self, "metric_key", key)
+
+    @classmethod
+    def of(
+        cls,
+        metric: M,
+        start: date,
+        end: date,
+        timezone: str = "UTC",
+        **context: Any,
+    ) -> SeriesRequest[M]:
+        """`SeriesRequest(metric, Window(start, end, timezone), **context)`."""
+        return cls(metric, Window(start, end, timezone), **context)
+
+    @property
+    def start(self) -> date:
+        return self.window.first
+
+    @property
+    def end(self) -> date:
+        return self.window.last
+
+    @property
+    def timezone(self) -> str:
+        return self.window.timezone
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+# ISO 8601, extended: a date, or a date and time with `T` (or a space), optional seconds and
+# fraction, and `Z`, `+05:30`, `+0530`, `+05` or no offset (UTC).
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?"
+)
+_BASIC_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_EPOCH = re.compile(r"-?\d+")
+
+
+def looks_like_timestamp(text: str) -> bool:
+    """Whether `text` is written as an ISO 8601 date or datetime (valid or not)."""
+    return _ISO.fullmatch(text.strip()) is not None
+
+
+def parse_timestamp(value: Any, *, epoch: Literal["ms", "s"] | None = None) -> Moment:
+    """An instant (an aware datetime) or a calendar day (a date), from what an API sends.
+
+    Takes ISO 8601 datetimes (`2026-10-15T09:12:33Z`, `...33.123+05:30`, `...33.000+0000`;
+    no offset means UTC), dates (`2026-10-15`, and the basic `20261015`), and, with
+    `epoch`, whole numbers as epoch milliseconds (`"ms"`) or seconds (`"s"`). Raises
+    `ValueError` for anything else (`Record.moment` turns it into a `SourceError`).
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a timestamp: {value!r}")
+    text = str(value).strip()
+    if epoch and _EPOCH.fullmatch(text):
+        seconds = int(text) / 1000 if epoch == "ms" else int(text)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
+    basic = _BASIC_DATE.fullmatch(text)
+    if basic:
+        return date(*map(int, basic.groups()))
+    found = _ISO.fullmatch(text)
+    if not found:
+        raise ValueError(f"not a timestamp: {value!r}")
+    year, month, day, hour, minute, second, fraction, utc, sign, off_h, off_m = found.groups()
+    if hour is None:
+        return date(int(year), int(month), int(day))
+    offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0))
+    zone = timezone(-offset if sign == "-" else offset) if sign else timezone.utc
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, zone
+    )
+
+
+def parse_day(value: Any) -> date:
+    """A calendar day written as a date (`2026-10-15`, `20261015`); raises `ValueError`."""
+    found = parse_timestamp(value)
+    if isinstance(found, datetime):
+        raise ValueError(f"not a date: {value!r}")
+    return found
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def lookup(data: Any, path: str) -> Any:
+    """The value at a dotted path (`fields.created`) of a JSON body, or None."""
+    for part in path.split("."):
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+class Record:
+    """One record of a response, read field by field.
+
+    `kind` and `id` name it in errors (`issue SUP-7`, `deals 77`); the id is given, or
+    read from the first of `id_fields` the record has. A field it cannot read is a
+    one-line `SourceError`: `<source>: issue SUP-7: fields.created is missing`,
+    `<source>: deals 77: amount 'lots' is not a number`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        data: Any,
+        kind: str = "record",
+        id: Any = None,
+        *,
+        id_fields: tuple[str, ...] = (),
+    ) -> None:
+        self.source, self.kind = source, kind
+        found = (lookup(data, name) for name in id_fields)
+        id = next((value for value in found if value not in (None, "")), None) if id is None else id
+        self.id = None if id in (None, "") else str(id)
+        if not isinstance(data, Mapping):
+            raise self.error(f"is not an object: {_shown(data, 80)}")
+        self.data = data
+
+    def get(self, path: str) -> Any:
+        return lookup(self.data, path)
+
+    def moment(
+        self, path: str, *, required: bool = True, epoch: Literal["ms", "s"] | None = None
+    ) -> Moment | None:
+        """The field as a timestamp or a day; None when it is empty and not `required`."""
+        value = self.get(path)
+        if value is None or value == "":
+            if required:
+                raise self.missing(path)
+            return None
+        try:
+            return parse_timestamp(value, epoch=epoch)
+        except (ValueError, OverflowError):
+            raise self.bad(path, value, "timestamp") from None
+
+    @overload
+    def instant(self, path: str, *, required: Literal[True] = True) -> datetime: ...
+    @overload
+    def instant(self, path: str, *, required: bool) -> datetime | None: ...
+
+    def instant(self, path: str, *, required: bool = True) -> datetime | None:
+        """The field as an instant: a timestamp with a time of day (a date alone will not do)."""
+        found = self.moment(path, required=required)
+        if found is not None and not isinstance(found, datetime):
+            raise self.bad(path, self.get(path), "timestamp with a time of day")
+        return found
+
+    def day(self, path: str) -> date:
+        """The field as a calendar day (a date alone, `2026-10-15` or `20261015`)."""
+        found = self.moment(path)
+        if isinstance(found, datetime) or found is None:
+            raise self.bad(path, self.get(path), "date")
+        return found
+
+    def number(self, path: str, *, required: bool = False) -> float | None:
+        """The field as a number (numbers may come as text); None when empty."""
+        value = self.get(path)
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            if required:
+                raise self.missing(path)
+            return None
+        if isinstance(value, bool):
+            raise self.bad(path, value, "number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self.bad(path, value, "number") from None
+
+    def error(self, message: str) -> SourceError:
+        named = f"{self.kind} {self.id}" if self.id else self.kind
+        return SourceError(self.source, f"{named}: {message}")
+
+    def missing(self, path: str) -> SourceError:
+        return self.error(f"{path} is missing")
+
+    def bad(self, path: str, value: Any, what: str) -> SourceError:
+        return self.error(f"{path} {_shown(value)} is not a {what}")
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- the daily frame -------------------------------------------------------------------------
+
+
+def series_frame(days: Iterable[date], values: Iterable[float]) -> pd.DataFrame:
+    """The frame every connector returns: `date` (datetime.date) and `value` (float)."""
+    return pd.DataFrame(
+        {"date": pd.Series(list(days), dtype=object), "value": pd.Series(list(values), dtype=float)}
+    )
+
+
+def empty_series() -> pd.DataFrame:
+    return series_frame([], [])
+
+
+def totals_by_day(window: Window, observations: Iterable[Observation]) -> dict[date, float]:
+    """The amounts added up per day of the window (instants bucketed in its time zone, days
+    as they are); what falls outside the window is left out."""
+    totals: defaultdict[date, float] = defaultdict(float)
+    for moment, amount in observations:
+        day = window.day_of(moment)
+        if day in window:
+            totals[day] += amount
+    return totals
+
+
+def daily_totals(window: Window, observations: Iterable[Observation]) -> pd.DataFrame:
+    """Counts or sums: a row on every day of the window, 0.0 when nothing happened."""
+    totals = totals_by_day(window, observations)
+    days = window.days
+    return series_frame(days, (totals.get(day, 0.0) for day in days))
+
+
+def daily_counts(window: Window, moments: Iterable[Moment]) -> pd.DataFrame:
+    """`daily_totals` of events that count one each."""
+    return daily_totals(window, ((moment, 1.0) for moment in moments))
+
+
+def daily_values(
+    window: Window,
+    values: Iterable[tuple[date, float]],
+    *,
+    source: str,
+    fill: float | None = 0.0,
+) -> pd.DataFrame:
+    """One value a day as a source reports it; a day reported twice is a `SourceError`.
+
+    `fill` is the value of a day left out (None: no row, for sparse series).
+    """
+    found: dict[date, float] = {}
+    for day, value in values:
+        if day in found:
+            raise SourceError(source, f"the report lists {day} twice")
+        found[day] = value
+    if fill is None:
+        days = sorted(day for day in found if day in window)
+        return series_frame(days, (found[day] for day in days))
+    days = window.days
+    return series_frame(days, (found.get(day, fill) for day in days))
+
+
+def daily_ratio(
+    window: Window, numerator: Mapping[date, float], denominator: Mapping[date, float]
+) -> pd.DataFrame:
+    """A share per day, on the days whose denominator is not 0 (the others have no row)."""
+    days = [day for day in window.days if denominator.get(day)]
+    return series_frame(days, (numerator.get(day, 0) / denominator[day] for day in days))
