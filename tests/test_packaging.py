@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
-
-import tomllib
 
 import okr_metrics.connectors
 import okr_metrics.pipelines
@@ -14,18 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("connectors", "pipelines", "warehouse")
 
 
-def test_every_package_folder_is_installed():
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
-    listed = set(config["setuptools"]["packages"])
-    on_disk = {
-        "okr_metrics." + ".".join(init.parent.relative_to(ROOT).parts)
-        for folder in FOLDERS
-        for init in (ROOT / folder).rglob("__init__.py")
-    }
-    assert on_disk == listed
-    assert config["setuptools"]["package-dir"] == {f"okr_metrics.{f}": f for f in FOLDERS}
-
-
 def test_the_package_is_the_repository_folders():
     for package, folder in (
         (okr_metrics.connectors, "connectors"),
@@ -33,3 +22,19 @@ def test_the_package_is_the_repository_folders():
         (okr_metrics.warehouse, "warehouse"),
     ):
         assert Path(package.__file__).resolve().parent == ROOT / folder
+
+
+def test_a_wheel_holds_every_module_under_okr_metrics(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tracked = subprocess.run(
+        ["git", "ls-files", *FOLDERS], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    expected = {f"okr_metrics/{name}" for name in tracked if name.endswith((".py", ".sql"))}
+    assert expected - names == set()
+    assert not any(name.startswith(FOLDERS) for name in names)  # never the bare folders
