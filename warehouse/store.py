@@ -318,6 +318,13 @@ class Warehouse:
             )
             connection.execute(table.insert(), [row])
 
+    def source_runs(self, run_id: str) -> list[dict[str, Any]]:
+        """The `source_runs` rows the run `run_id` recorded, one per source it asked."""
+        self.ensure_schema()
+        query = select(source_runs).where(source_runs.c.run_id == run_id)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
     def latest_source_runs(self) -> pd.DataFrame:
         """Each source's newest record."""
         self.ensure_schema()

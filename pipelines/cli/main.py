@@ -78,18 +78,6 @@ class RunOutcome:
         return EXIT_OK
 
 
-def source_runs_of(warehouse, run_id: str) -> list[dict[str, Any]]:
-    """The `source_runs` rows the run `run_id` recorded, one per source it asked."""
-    from sqlalchemy import select
-
-    from okr_metrics.warehouse.schema import source_runs
-
-    warehouse.ensure_schema()
-    query = select(source_runs).where(source_runs.c.run_id == run_id)
-    with warehouse.engine.connect() as connection:
-        return [dict(row) for row in connection.execute(query).mappings()]
-
-
 def run_window(
     start: date,
     end: date,
@@ -114,7 +102,7 @@ def run_window(
     outcome = RunOutcome(run.run_id, run.success, start, end, failure=run.failure)
     try:
         with Warehouse(settings.warehouse_url) as warehouse:
-            recorded = source_runs_of(warehouse, run.run_id)
+            recorded = warehouse.source_runs(run.run_id)
     except SQLAlchemyError:
         if run.success:
             raise
