@@ -217,6 +217,66 @@ def _v4_source_runs(connection: Connection) -> None:
     apply_comments(connection)
 
 
+# -- step 5: for the dashboard and check-ins -----------------------------------------------
+
+_WEEK_START = {
+    "sqlite": "date(as_of, 'weekday 0', '-6 days')",
+    "postgresql": "CAST(date_trunc('week', as_of) AS DATE)",
+}
+
+
+def _v5_dashboard(connection: Connection) -> None:
+    """Forecast interval columns, kr_definitions, checkins, the kr_weekly view."""
+    existing = {column["name"] for column in inspect(connection).get_columns("kr_scores")}
+    float_type = Float().compile(dialect=connection.dialect)
+    for name in ("forecast_low", "forecast_high", "p_achieve"):
+        if name not in existing:
+            connection.exec_driver_sql(f"ALTER TABLE kr_scores ADD COLUMN {name} {float_type}")
+    # PostgreSQL fixed kr_scores_latest's columns when step 1 created it.
+    connection.exec_driver_sql("DROP VIEW IF EXISTS kr_scores_latest")
+    _create_views(connection, "001_latest_views.sql")
+    v5 = MetaData()
+    Table(
+        "kr_definitions",
+        v5,
+        Column("quarter", String(7), nullable=False),
+        Column("kr_id", String(200), nullable=False),
+        Column("definition_hash", String(64), nullable=False),
+        Column("objective_id", String(200), nullable=False),
+        Column("kr_title", Text, nullable=False),
+        Column("owner", String(200)),
+        Column("kr_type", String(20), nullable=False),
+        Column("start", Float),
+        Column("target", Float),
+        Column("metric_keys", Text, nullable=False),
+        Column("definition", Text, nullable=False),
+        Column("first_as_of", Date, nullable=False),
+        Column("last_as_of", Date, nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("computed_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("quarter", "kr_id", "definition_hash", name="kr_definitions_pk"),
+    )
+    Table(
+        "checkins",
+        v5,
+        Column("quarter", String(7), nullable=False),
+        Column("kr_id", String(200), nullable=False),
+        Column("date", Date, nullable=False),
+        Column("value", Float, nullable=False),
+        Column("note", Text),
+        Column("file", Text, nullable=False),
+        Column("line", Integer, nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("quarter", "kr_id", "date", name="checkins_pk"),
+    )
+    v5.create_all(connection, checkfirst=True)
+    week_start = _WEEK_START[connection.dialect.name]
+    for statement in sql_statements("005_kr_weekly.sql"):
+        connection.exec_driver_sql(statement.replace("{week_start}", week_start))
+    apply_comments(connection)
+
+
 def apply_comments(connection: Connection) -> None:
     """Table and column comments from warehouse/schema.py, where the database keeps them.
 
@@ -243,6 +303,7 @@ STEPS: tuple[Step, ...] = (
     Step(2, "indexes for analysts, column comments, quarter_summary view", _v2_analysts),
     Step(3, "rejected_observations: rows that failed validation", _v3_rejected_observations),
     Step(4, "source_runs: each source's outcome in each run", _v4_source_runs),
+    Step(5, "forecast interval, kr_definitions, checkins, kr_weekly view", _v5_dashboard),
 )
 LATEST = STEPS[-1].version
 

@@ -81,6 +81,21 @@ kr_scores = Table(
     Column("forecast_score", Float, comment="the forecast value, scored like the KR"),
     Column("forecast_method", String(20), comment="run_rate or linear"),
     Column(
+        "forecast_low",
+        Float,
+        comment="lower end of the 80% interval of the quarter-end value, from data up to as_of",
+    ),
+    Column(
+        "forecast_high",
+        Float,
+        comment="upper end of the 80% interval of the quarter-end value, from data up to as_of",
+    ),
+    Column(
+        "p_achieve",
+        Float,
+        comment="probability that the KR ends the quarter achieved, from data up to as_of",
+    ),
+    Column(
         "definition_hash",
         String(64),
         nullable=False,
@@ -188,6 +203,55 @@ source_runs = Table(
 )
 Index("source_runs_source_recorded", source_runs.c.source, source_runs.c.recorded_at)
 
+kr_definitions = Table(
+    "kr_definitions",
+    metadata,
+    Column("quarter", String(7), nullable=False, comment="the quarter, e.g. 2026-Q4"),
+    Column("kr_id", String(200), nullable=False, comment="the key result"),
+    Column("definition_hash", String(64), nullable=False, comment="as in kr_scores"),
+    Column("objective_id", String(200), nullable=False, comment="the objective the KR belongs to"),
+    Column("kr_title", Text, nullable=False, comment="the key result's title"),
+    Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
+    Column("kr_type", String(20), nullable=False, comment="as in kr_scores"),
+    Column("start", Float, comment="the baseline"),
+    Column("target", Float, comment="the target value"),
+    Column(
+        "metric_keys",
+        Text,
+        nullable=False,
+        comment="JSON list of the metric_observations keys the KR reads (two for a ratio)",
+    ),
+    Column("definition", Text, nullable=False, comment="the KR's definition as JSON"),
+    Column(
+        "first_as_of",
+        Date,
+        nullable=False,
+        comment="the first as-of day scored with this definition",
+    ),
+    Column(
+        "last_as_of", Date, nullable=False, comment="the last as-of day scored with this definition"
+    ),
+    *_written_by(),
+    PrimaryKeyConstraint("quarter", "kr_id", "definition_hash", name="kr_definitions_pk"),
+    comment="Each definition a KR was scored with, and the days it was used for.",
+)
+
+checkins = Table(
+    "checkins",
+    metadata,
+    Column("quarter", String(7), nullable=False, comment="the quarter of the check-in file"),
+    Column("kr_id", String(200), nullable=False, comment="the key result checked in"),
+    Column("date", Date, nullable=False, comment="the day the check-in is for"),
+    Column("value", Float, nullable=False, comment="the value checked in"),
+    Column("note", Text, comment="what the owner wrote beside it"),
+    Column("file", Text, nullable=False, comment="the check-in file"),
+    Column("line", Integer, nullable=False, comment="the line of the file"),
+    Column("run_id", String(64), nullable=False, comment="the Dagster run that read it"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, comment="when it was read (UTC)"),
+    PrimaryKeyConstraint("quarter", "kr_id", "date", name="checkins_pk"),
+    comment="The valid rows of the check-in files with their notes, replaced whole each run.",
+)
+
 schema_version = Table(
     "schema_version",
     metadata,
@@ -204,4 +268,4 @@ schema_version = Table(
 
 # The tables the pipeline writes, and the views over them (warehouse/sql/).
 DATA_TABLES = ("kr_scores", "objective_scores", "metric_observations")
-VIEW_NAMES = ("kr_scores_latest", "objective_scores_latest", "quarter_summary")
+VIEW_NAMES = ("kr_scores_latest", "objective_scores_latest", "quarter_summary", "kr_weekly")

@@ -182,7 +182,8 @@ def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> in
     """
     if frame.empty:
         return 0
-    frame = frame[[column.name for column in table.columns]]
+    # Columns the frame lacks (added to the table after its writer) are written as null.
+    frame = frame.reindex(columns=[column.name for column in table.columns])
     if connection.dialect.driver == "psycopg2":
         _copy_rows(connection, table, frame)
     else:
