@@ -966,7 +966,7 @@ def load_weekly(connection: Connection, view: View, order: Sequence[str] = ()) -
             )
         ).all()
     )
-    week_end = week_start + timedelta(days=6)
+    week_end = min(week_start + timedelta(days=6), view.as_of)
     notes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in connection.execute(
         select(checkins.c.kr_id, checkins.c.date, checkins.c.value, checkins.c.note)

@@ -29,6 +29,7 @@ from okr_metrics.pipelines.dashboard.formats import (
     format_number,
     format_score,
     format_share,
+    grade,
     is_missing,
 )
 
@@ -105,6 +106,7 @@ def _context(view: View, current: str, page_path: str, link: Callable[..., str],
         "number": format_number,
         "share": lambda value: "–" if is_missing(value) else format_share(value, 0),
         "score_text": format_score,
+        "grade": grade,
         "stamp": _stamp,
         "labels": STATUS_LABELS,
         "static": False,

@@ -14,6 +14,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -168,7 +169,9 @@ class Dashboard:
         def build(connection: Any, nonce: str) -> str:
             view = self._view(connection, request)
             weekly = board.load_weekly(connection, view, self.order)
-            return pages.page_html("weekly.html", view, "/weekly", nonce, weekly=weekly)
+            return pages.page_html(
+                "weekly.html", view, "/weekly", nonce, weekly=weekly, delta_week=timedelta(days=6)
+            )
 
         return self._page(request, build)
 
