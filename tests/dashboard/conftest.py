@@ -9,8 +9,8 @@ weeks). Tests that change rows work on a copy (`warehouse_copy`).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,7 +61,9 @@ def built_warehouse(sandbox, tmp_path_factory) -> Path:
 def warehouse_copy(built_warehouse, tmp_path) -> Path:
     """A copy of the built warehouse that a test may change."""
     copy = tmp_path / "warehouse.db"
-    shutil.copyfile(built_warehouse, copy)
+    # SQLite's backup, not a file copy: the newest pages may still be in the WAL file.
+    with sqlite3.connect(built_warehouse) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
     return copy
 
 
