@@ -5,6 +5,7 @@ The expected values come from the warehouse itself, read here with plain SQL.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 
@@ -77,9 +78,13 @@ def test_the_overview_shows_every_objective_and_kr_as_the_warehouse_has_them(das
         assert element.attrs["data-status"] == kr["status"]
         assert element.attrs["data-owner"] == kr["owner"]
         assert element.field("score") == f"{kr['score']:.2f}"
-        assert element.field("value") == value_format(kr["kr_type"], kr["start"], kr["target"])(
-            kr["value"]
-        )
+        (definition,) = db.execute(
+            "SELECT definition FROM kr_definitions WHERE quarter = '2026-Q4' AND kr_id = ? "
+            "AND definition_hash = ?",
+            (kr["kr_id"], kr["definition_hash"]),
+        ).fetchone()
+        written = value_format(kr["kr_type"], kr["start"], kr["target"], json.loads(definition))
+        assert element.field("value") == written(kr["value"])
         assert element.one("a", data_link="kr").attrs["href"] == f"/kr/2026-Q4/{kr['kr_id']}"
         trend = element.one("svg", data_chart="trend")
         days_with_value = db.execute(
@@ -94,6 +99,10 @@ def test_the_overview_shows_every_objective_and_kr_as_the_warehouse_has_them(das
     assert page.one(data_kr_id="dau").field("value") == f"{dau['value']:,.0f}"
     push = next(kr for kr in krs if kr["kr_id"] == "push-opt-in")
     assert page.one(data_kr_id="push-opt-in").field("value") == f"{round(push['value'] * 100)}%"
+    # A GA4 duration metric (seconds, its definition says) as minutes and seconds.
+    seconds = round(next(kr for kr in krs if kr["kr_id"] == "session-length")["value"])
+    minutes_text = f"{seconds // 60}m {seconds % 60}s" if seconds % 60 else f"{seconds // 60}m"
+    assert page.one(data_kr_id="session-length").field("value") == minutes_text
 
 
 def test_every_page_has_the_filter_form(dashboard_url, db):
