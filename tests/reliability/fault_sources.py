@@ -11,7 +11,7 @@ test compares the series of a run with a fault against the same series without o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from okr_metrics.connectors.base import Connector, SeriesRequest, SourceSettings
@@ -28,6 +28,24 @@ from okr_metrics.connectors.salesforce.client import SalesforceConnector
 from okr_metrics.connectors.salesforce.params import SalesforceMetric
 
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 14)
+# A few records a day, where the sandbox would generate two years of them: its searches
+# through those take up to half a second, longer than the tests' read timeout.
+HUBSPOT_OBJECT = "2-4242"
+HUBSPOT_DEALS = [
+    {
+        "dealstage": "closedwon" if n % 3 else "closedlost",
+        "closedate": datetime(2026, 9, 28, 7, tzinfo=timezone.utc) + timedelta(hours=5 * n),
+        "amount": str(100 + 10 * n),
+    }
+    for n in range(100)
+]
+JIRA_ISSUES = [
+    {
+        "created": datetime(2026, 9, 28, 3, tzinfo=timezone.utc) + timedelta(hours=5 * n),
+        "resolutiondate": datetime(2026, 9, 29, 9, tzinfo=timezone.utc) + timedelta(hours=5 * n),
+    }
+    for n in range(100)
+]
 
 
 class Sleeps(list):
@@ -89,6 +107,7 @@ SOURCES = {
             {"HUBSPOT_API_URL": "{url}", "HUBSPOT_ACCESS_TOKEN": "pat-na1-faults"},
             HubSpotMetric(
                 source="hubspot",
+                object=HUBSPOT_OBJECT,
                 filters=({"property": "dealstage", "operator": "EQ", "value": "closedwon"},),
             ),
             "/crm/v3/objects/",
@@ -99,6 +118,10 @@ SOURCES = {
 
 def connector(source: SandboxSource, sandbox: Any, sleeps: Sleeps, **options: Any) -> Connector:
     """The source's connector on the sandbox: backoff 0.5 s doubling, no jitter, no real sleep."""
+    if source.name == "hubspot":
+        sandbox.data.hubspot.set_records(HUBSPOT_OBJECT, HUBSPOT_DEALS)
+    if source.name == "jira":
+        sandbox.data.jira.set_issues("FLT", JIRA_ISSUES)
     options = {
         "sleep": sleeps,
         "backoff_base": 0.5,
