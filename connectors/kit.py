@@ -345,9 +345,7 @@ class Record:
             raise self.bad(path, self.get(path), "date")
         return found
 
-    def number(
-        self, path: str, *, required: bool = False, present: bool = False
-    ) -> float | None:
+    def number(self, path: str, *, required: bool = False, present: bool = False) -> float | None:
         """The field as a number (numbers may come as text); None when empty (with
         `present`, the field must be there, even as null)."""
         self._check_present(path, present)

@@ -326,8 +326,9 @@ class GoogleAnalyticsConnector(HttpConnector):
         for name in TOKEN_QUOTAS:
             status = seen.quota.get(name)
             if isinstance(status, Mapping):
-                consumed, remaining = _quota_count(status, "consumed"), _quota_count(
-                    status, "remaining"
+                consumed, remaining = (
+                    _quota_count(status, "consumed"),
+                    _quota_count(status, "remaining"),
                 )
                 parts.append(f"{name} {remaining} left after {consumed} used")
         if not parts:

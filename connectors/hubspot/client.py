@@ -285,7 +285,6 @@ class HubSpotConnector(HttpConnector):
         return listing
 
 
-
 def search_bounds(window: Window) -> tuple[int, int]:
     """The [low, high) epoch ms a window searches: from its first local midnight, or from
     midnight UTC of its first day when that comes earlier, to its last local midnight.
@@ -315,4 +314,6 @@ def _record_id(source: str, key: str) -> int:
     try:
         return int(key)
     except ValueError:
-        raise SourceError(source, f"record id {key!r} is not a number: cannot split by id") from None
+        raise SourceError(
+            source, f"record id {key!r} is not a number: cannot split by id"
+        ) from None

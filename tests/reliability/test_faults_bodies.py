@@ -117,7 +117,9 @@ def test_github_a_link_back_to_the_first_page_is_a_loop(httpserver):
 
 
 def test_github_a_renamed_field_fails_naming_it(httpserver):
-    renamed = [{**{k: v for k, v in p.items() if k != "merged_at"}, "mergedAt": None} for p in PULLS]
+    renamed = [
+        {**{k: v for k, v in p.items() if k != "merged_at"}, "mergedAt": None} for p in PULLS
+    ]
     serve_pulls(httpserver, {1: renamed[:3], 2: renamed[3:]}, {1: 2})
     with pytest.raises(SourceError) as failure:
         merged(httpserver)
@@ -400,9 +402,7 @@ def test_salesforce_honest_batches(httpserver):
 
 
 def test_salesforce_a_total_size_above_the_records_fails(httpserver):
-    serve_salesforce(
-        httpserver, {QUERY: {"totalSize": 5, "done": True, "records": OPPORTUNITIES}}
-    )
+    serve_salesforce(httpserver, {QUERY: {"totalSize": 5, "done": True, "records": OPPORTUNITIES}})
     with pytest.raises(SourceError) as failure:
         summed(httpserver)
     assert one_line(failure, "salesforce") == (

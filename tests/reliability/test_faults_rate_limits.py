@@ -188,4 +188,3 @@ def test_a_wait_past_max_wait_fails_the_source_instead_of_sleeping(sandbox, name
     message = one_line(failure.value, name)
     assert "the API asks to wait 3600 s, more than max_wait 120 s" in message
     assert sleeps == [] and sandbox.request_count(source.path) == 1
-
