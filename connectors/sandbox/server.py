@@ -522,7 +522,10 @@ def _handler_class(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if self.command == "HEAD":
                 return
             if response.transport is None:
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (a timeout it was set)
                 return
             self.close_connection = True
             half = payload[: len(payload) // 2]
