@@ -502,7 +502,10 @@ def _handler_class(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             except Exception:  # a bug in a handler must not kill the server
                 logger.exception("sandbox handler failed on %s %s", self.command, split.path)
                 response = SandboxResponse(500, {"message": "sandbox handler failed"})
-            self._send(response)
+            try:
+                self._send(response)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting (its timeout)
 
         def _send(self, response: SandboxResponse) -> None:
             payload = response.encoded()
@@ -522,10 +525,7 @@ def _handler_class(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if self.command == "HEAD":
                 return
             if response.transport is None:
-                try:
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the client gave up (a timeout it was set)
+                self.wfile.write(payload)
                 return
             self.close_connection = True
             half = payload[: len(payload) // 2]
