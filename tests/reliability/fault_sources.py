@@ -26,6 +26,7 @@ from okr_metrics.connectors.jira.params import JiraMetric
 from okr_metrics.connectors.params import MetricParams
 from okr_metrics.connectors.salesforce.client import SalesforceConnector
 from okr_metrics.connectors.salesforce.params import SalesforceMetric
+from okr_metrics.pipelines.settings import HttpSettings
 
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 14)
 # A few records a day, where the sandbox would generate two years of them: its searches
@@ -122,13 +123,9 @@ def connector(source: SandboxSource, sandbox: Any, sleeps: Sleeps, **options: An
         sandbox.data.hubspot.set_records(HUBSPOT_OBJECT, HUBSPOT_DEALS)
     if source.name == "jira":
         sandbox.data.jira.set_issues("FLT", JIRA_ISSUES)
-    options = {
-        "sleep": sleeps,
-        "backoff_base": 0.5,
-        "jitter": lambda: 1.0,
-        "max_attempts": 4,
-        **options,
-    }
+    # What OKR_HTTP_MAX_ATTEMPTS, OKR_HTTP_BACKOFF_SECONDS and OKR_HTTP_MAX_WAIT_SECONDS give.
+    http = HttpSettings(max_attempts=4, backoff_seconds=0.5, max_wait_seconds=300.0)
+    options = {**http.client_options(), "sleep": sleeps, "jitter": lambda: 1.0, **options}
     return source.connector_class.from_settings(source.settings(sandbox.url), **options)
 
 
