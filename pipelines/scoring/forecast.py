@@ -59,52 +59,21 @@ def value_spread(
 
     `daily` holds the KR's daily values (a ratio's daily ratios; NaN: no data),
     `values_as_of` its value as of each day, `forecasts` the point forecast of each
-    day (the centre), `span` the scale used when the data are too few to tell.
+    day, `span` the scale used when the data are too few to tell.
     """
     days = len(daily)
-    index = np.arange(days, dtype=float)
-    remaining = days - 1 - index
-    has_data = ~np.isnan(daily)
-    data_days = np.cumsum(has_data).astype(float)
+    remaining = days - 1 - np.arange(days, dtype=float)
     lower = np.full(days, -np.inf)
     upper = np.full(days, np.inf)
-
     if aggregate == "sum" and not is_ratio:
-        # Run rate: the remaining days are draws like the days so far, so the rest
-        # of the quarter adds R * mean, with the variance of a sum of R draws plus
-        # that of R times a mean estimated from k days.
-        variance, df = _quarter_variance(daily, has_data, data_days)
-        scale = np.sqrt(variance * (remaining + remaining**2 / np.maximum(data_days, 1)))
-        never_negative = np.fmin.accumulate(np.where(has_data, daily, np.inf)) >= 0
+        centre, scale, df = _run_rate(daily, forecasts, remaining)
+        # A sum of values never below 0 (counts, amounts) cannot fall below today's.
+        never_negative = np.fmin.accumulate(np.where(np.isnan(daily), np.inf, daily)) >= 0
         lower = np.where(never_negative, values_as_of, -np.inf)
+    elif aggregate in ("mean", "sum"):
+        centre, scale, df = _running_mean(daily, values_as_of, forecasts, remaining)
     else:
-        trend = _trend(daily)
-        # Expected days with data to come (a check-in series has data on some days only).
-        data_share = data_days / (index + 1)
-        if aggregate in ("latest", "min", "max"):
-            # One future daily value, the quarter's last: the trend's prediction interval.
-            future_days, centre_day, divisor = np.ones(days), np.full(days, days - 1.0), 1.0
-        elif aggregate == "mean_7d":
-            # The mean of the quarter's last 7 days: those still to come are uncertain.
-            to_come = np.minimum(7.0, remaining)
-            future_days = to_come * data_share
-            centre_day = days - 1 - (to_come - 1) / 2
-            final_week = np.arange(days) >= days - 7
-            observed_in_final_week = np.cumsum(has_data & final_week)
-            divisor = observed_in_final_week + future_days
-        else:
-            # `mean`, and a ratio of sums (a mean of the daily ratios, weighted by the
-            # denominators): the days to come move the mean by their share of all days.
-            future_days = remaining * data_share
-            centre_day = (index + days) / 2
-            divisor = data_days + future_days
-        future_sum = trend.variance * (
-            future_days
-            + future_days**2 / np.maximum(trend.points, 1)
-            + (future_days * (centre_day - trend.mean_day)) ** 2 / trend.spread_of_days
-        )
-        scale = np.sqrt(future_sum) / np.where(divisor > 0, divisor, np.nan)
-        df = trend.points - 2
+        centre, scale, df = _trend_end(daily, forecasts, remaining, aggregate)
         if aggregate == "max":
             lower = values_as_of.copy()
         elif aggregate == "min":
@@ -116,11 +85,78 @@ def value_spread(
     df = np.where(too_few, _WIDE_DF, df)
     # On the quarter's last day the value is known.
     last_day = remaining == 0
-    centre = np.where(last_day, values_as_of, forecasts)
+    centre = np.where(last_day, values_as_of, centre)
     scale = np.where(last_day, 0.0, scale)
     no_value = np.isnan(values_as_of) | np.isnan(centre)
     scale = np.where(no_value, np.nan, scale)
     return Spread(centre, scale, np.clip(df, 1, _MAX_DF).astype(int), lower, upper)
+
+
+def _run_rate(
+    daily: np.ndarray, forecasts: np.ndarray, remaining: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sum: the days to come are draws like the days so far (the run rate's own
+    assumption), so they add R draws around a mean estimated from k days:
+    variance s^2 (R + R^2 / k), t with k - 1 degrees of freedom."""
+    has_data = ~np.isnan(daily)
+    data_days = np.cumsum(has_data).astype(float)
+    variance = _quarter_variance(daily, has_data, data_days)
+    scale = np.sqrt(variance * (remaining + remaining**2 / np.maximum(data_days, 1)))
+    return forecasts, scale, data_days - 1
+
+
+def _running_mean(
+    daily: np.ndarray, values_as_of: np.ndarray, forecasts: np.ndarray, remaining: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`mean`, and a ratio of sums (a mean of the daily ratios weighted by the
+    denominators): the r days to come are drawn like the trend window's k days (their
+    mean m and spread s), so the quarter's mean ends at (K value + r m) / (K + r) with
+    scale s sqrt(r + r^2 / k) / (K + r), t with k - 1 degrees of freedom."""
+    has_data = ~np.isnan(daily)
+    data_days = np.cumsum(has_data).astype(float)
+    window = _window(daily)
+    # A check-in series has data on some days only: as many days to come, in proportion.
+    to_come = remaining * data_days / np.arange(1, len(daily) + 1)
+    all_days = data_days + to_come
+    centre = np.where(
+        np.isnan(window.mean_value),
+        forecasts,
+        (data_days * values_as_of + to_come * window.mean_value) / np.maximum(all_days, 1),
+    )
+    future_variance = window.spread_variance * (to_come + to_come**2 / np.maximum(window.points, 1))
+    scale = np.sqrt(future_variance) / np.maximum(all_days, 1)
+    return centre, scale, window.points - 1
+
+
+def _trend_end(
+    daily: np.ndarray, forecasts: np.ndarray, remaining: np.ndarray, aggregate: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`latest`, `min`, `max` and `mean_7d` (of a series or a ratio): what the quarter's
+    last days will read, so the trend matters. Centred on the linear forecast, with
+    the least-squares prediction variance of the trend window's line for the mean of
+    the r days still to count (centred on day c):
+    s^2 (r + r^2 / k + r^2 (c - mean day)^2 / Sxx) / w^2, t with k - 2 degrees of
+    freedom. `latest`, `min`, `max`: r = w = 1, the last day (the textbook prediction
+    interval); `mean_7d`: the last 7 days' mean, w the days with data among them."""
+    days = len(daily)
+    has_data = ~np.isnan(daily)
+    window = _window(daily)
+    if aggregate == "mean_7d":
+        data_share = np.cumsum(has_data) / np.arange(1, days + 1)
+        days_to_come = np.minimum(7.0, remaining)
+        to_come = days_to_come * data_share
+        centre_day = days - 1 - (days_to_come - 1) / 2
+        final_week = np.arange(days) >= days - 7
+        counted = np.cumsum(has_data & final_week) + to_come
+    else:
+        to_come, centre_day, counted = np.ones(days), np.full(days, days - 1.0), np.ones(days)
+    future_variance = window.variance * (
+        to_come
+        + to_come**2 / np.maximum(window.points, 1)
+        + (to_come * (centre_day - window.mean_day)) ** 2 / window.spread_of_days
+    )
+    scale = np.sqrt(future_variance) / np.where(counted > 0, counted, np.nan)
+    return forecasts, scale, window.points - 2
 
 
 def interval(spread: Spread) -> tuple[np.ndarray, np.ndarray]:
@@ -218,16 +254,18 @@ _T_QUANTILE = np.concatenate([[np.nan], t_quantile(1 - INTERVAL_TAIL, np.arange(
 # Internals
 
 
-class _Trend(NamedTuple):
-    """The least-squares line through the daily values of the trailing window, per day."""
+class _Window(NamedTuple):
+    """The daily values of the trailing window, per day: their mean, spread and line."""
 
     points: np.ndarray  # days with data in the window
     mean_day: np.ndarray
     spread_of_days: np.ndarray  # sum of (day - mean_day)^2; NaN with fewer than 2 points
     variance: np.ndarray  # of the residuals around the line; NaN with fewer than 3 points
+    spread_variance: np.ndarray  # of the values around their mean; NaN with fewer than 2
+    mean_value: np.ndarray  # NaN with no point
 
 
-def _trend(daily: np.ndarray) -> _Trend:
+def _window(daily: np.ndarray) -> _Window:
     """Running sums over the window (cumulative sums, not a days x window array)."""
     days = len(daily)
     has_data = ~np.isnan(daily)
@@ -248,7 +286,9 @@ def _trend(daily: np.ndarray) -> _Trend:
     spread_of_days = np.where(sxx > 0.5, sxx, np.nan)  # whole days: 0 or >= 0.5
     residual = np.maximum(syy - sxy * sxy / spread_of_days, 0.0)
     variance = np.where(points >= 3, residual / np.maximum(points - 2, 1), np.nan)
-    return _Trend(points, mean_x, spread_of_days, variance)
+    mean_value = np.where(points > 0, sum_y / safe + reference, np.nan)
+    spread_variance = np.where(points >= 2, syy / np.maximum(points - 1, 1), np.nan)
+    return _Window(points, mean_x, spread_of_days, variance, spread_variance, mean_value)
 
 
 def _window_sum(values: np.ndarray) -> np.ndarray:
@@ -258,10 +298,8 @@ def _window_sum(values: np.ndarray) -> np.ndarray:
     return total
 
 
-def _quarter_variance(
-    daily: np.ndarray, has_data: np.ndarray, data_days: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample variance of the daily values so far, and its degrees of freedom."""
+def _quarter_variance(daily: np.ndarray, has_data: np.ndarray, data_days: np.ndarray) -> np.ndarray:
+    """Sample variance of the daily values so far (NaN before 2 days with data)."""
     first = daily[np.argmax(has_data)] if has_data.any() else 0.0
     # Shifted by the first value: no cancellation with large values (revenue).
     shifted = np.where(has_data, daily - first, 0.0)
@@ -269,7 +307,7 @@ def _quarter_variance(
     squares = np.cumsum(shifted * shifted)
     safe = np.maximum(data_days, 1)
     variance = np.maximum(squares - total * total / safe, 0.0) / np.maximum(data_days - 1, 1)
-    return np.where(data_days >= 2, variance, np.nan), data_days - 1
+    return np.where(data_days >= 2, variance, np.nan)
 
 
 def _beta_binomial_upper_tail(
