@@ -15,6 +15,7 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_HTTP_MAX_WAIT_SECONDS` | `http.max_wait_seconds` | 300.0 |
 | `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
 | `OKR_DASHBOARD_TOKEN` | `dashboard_token` (a secret: in no repr) | unset: the dashboard asks for none |
+| `OKR_REPORTS_DIR` | `reports_dir` (where `okr report` and the `okr/report` asset write) | `.okr/reports` |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -48,6 +49,8 @@ BACKOFF_VARIABLE = "OKR_HTTP_BACKOFF_SECONDS"
 MAX_WAIT_VARIABLE = "OKR_HTTP_MAX_WAIT_SECONDS"
 DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
 DASHBOARD_TOKEN_VARIABLE = "OKR_DASHBOARD_TOKEN"
+REPORTS_DIR_VARIABLE = "OKR_REPORTS_DIR"
+DEFAULT_REPORTS_DIR = ".okr/reports"
 
 DEFAULT_DEFS = "okr_defs"
 DEFAULT_TRAILING_DAYS = 3
@@ -92,6 +95,8 @@ class Settings:
     dagster_home: str | None = None
     # When set, every dashboard request must carry it (`okr serve`); a secret.
     dashboard_token: str | None = field(default=None, repr=False)
+    # The folder of the quarter reports (`<quarter>.html`).
+    reports_dir: str = DEFAULT_REPORTS_DIR
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
 
@@ -164,6 +169,7 @@ class Settings:
             http=HttpSettings(int(max_attempts), backoff, max_wait),
             dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
             dashboard_token=_read(environ, DASHBOARD_TOKEN_VARIABLE),
+            reports_dir=_read(environ, REPORTS_DIR_VARIABLE) or DEFAULT_REPORTS_DIR,
             sources=source_settings,
         )
 
@@ -190,6 +196,7 @@ class Settings:
             f"trailing_days={self.trailing_days}, http={self.http!r}, "
             f"dagster_home={self.dagster_home!r}, "
             f"dashboard_token={'set' if self.dashboard_token else 'unset'}, "
+            f"reports_dir={self.reports_dir!r}, "
             f"sources={dict(self.sources)!r})"
         )
 

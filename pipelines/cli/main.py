@@ -234,14 +234,10 @@ def cmd_backfill(
 
 def definitions_order(settings: Settings) -> list[str]:
     """Objective and KR ids as the definitions list them: they only order the output."""
+    from okr_metrics.pipelines.dashboard.report import definitions_order as order_of
     from okr_metrics.pipelines.definitions import load_definitions
 
-    return [
-        item.id
-        for okr_file in load_definitions(settings.definitions_path).files.values()
-        for objective in okr_file.objectives
-        for item in (objective, *objective.key_results)
-    ]
+    return order_of(load_definitions(settings.definitions_path))
 
 
 def cmd_scorecard(args: argparse.Namespace, settings: Settings) -> int:
@@ -317,6 +313,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             quarter=str(args.quarter) if args.quarter else None,
             as_of=args.as_of,
             path=args.out,
+            folder=settings.reports_dir,
             order=definitions_order(settings),
         )
     except ReportError as error:

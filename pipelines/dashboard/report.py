@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from okr_metrics.pipelines.dashboard import board, pages
+from okr_metrics.pipelines.definitions import Definitions
 from okr_metrics.warehouse.store import Warehouse
 
 DEFAULT_FOLDER = Path(".okr") / "reports"
@@ -21,6 +22,16 @@ DEFAULT_FOLDER = Path(".okr") / "reports"
 
 class ReportError(ValueError):
     """Nothing to report (no scores for the quarter or day asked for): one line."""
+
+
+def definitions_order(definitions: Definitions) -> list[str]:
+    """Objective and KR ids as the definitions list them: they only order the output."""
+    return [
+        item.id
+        for okr_file in definitions.files.values()
+        for objective in okr_file.objectives
+        for item in (objective, *objective.key_results)
+    ]
 
 
 def report_html(
@@ -42,8 +53,8 @@ def report_html(
     return view, pages.overview_html(overview, static=True, written_at=datetime.now(UTC))
 
 
-def default_path(quarter: str) -> Path:
-    return DEFAULT_FOLDER / f"{quarter}.html"
+def default_path(quarter: str, folder: str | os.PathLike[str] | None = None) -> Path:
+    return Path(folder if folder is not None else DEFAULT_FOLDER) / f"{quarter}.html"
 
 
 def write_report(
@@ -52,14 +63,16 @@ def write_report(
     as_of: date | None = None,
     path: str | os.PathLike[str] | None = None,
     order: Sequence[str] = (),
+    folder: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the overview of `quarter` as of `as_of` (defaults: the newest scored day) to
-    `path` (default `.okr/reports/<quarter>.html`), replacing it whole; returns the path.
+    `path` (default `<folder>/<quarter>.html`, the folder `.okr/reports` unless given),
+    replacing it whole; returns the path.
 
     Raises `ReportError` when nothing is scored for that quarter or day.
     """
     view, html = report_html(warehouse, quarter, as_of, order)
-    target = Path(path) if path is not None else default_path(str(view.quarter))
+    target = Path(path) if path is not None else default_path(str(view.quarter), folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside it and renamed: a reader never sees half a report.
     partial = target.with_name(f".{target.name}.partial")

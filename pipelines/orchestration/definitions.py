@@ -36,6 +36,7 @@ def build_definitions(
         build_score_assets,
     )
     from okr_metrics.pipelines.orchestration.partitions import daily_partitions
+    from okr_metrics.pipelines.orchestration.report import build_report_asset
     from okr_metrics.pipelines.orchestration.resources import build_resources
     from okr_metrics.pipelines.orchestration.schedules import build_nightly_schedule
 
@@ -43,6 +44,7 @@ def build_definitions(
     sources = list(connected_sources().values())
     assets = [build_observation_asset(source) for source in sources]
     assets += build_score_assets(sources)
+    assets.append(build_report_asset())
     job = define_asset_job(
         JOB_NAME,
         selection=AssetSelection.all(),

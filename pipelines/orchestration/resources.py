@@ -22,6 +22,7 @@ from okr_metrics.connectors.registry import Source, connected_sources
 from okr_metrics.pipelines.definitions import Definitions, load_definitions
 from okr_metrics.pipelines.settings import (
     DEFAULT_DEFS,
+    DEFAULT_REPORTS_DIR,
     WAREHOUSE_URL_VARIABLE,
     HttpSettings,
     Settings,
@@ -58,6 +59,12 @@ class OkrDefinitionsResource(ConfigurableResource):
 
     def load(self) -> Definitions:
         return load_definitions(self.path)
+
+
+class ReportsResource(ConfigurableResource):
+    """Where the quarter reports are written (`Settings.reports_dir`, `OKR_REPORTS_DIR`)."""
+
+    folder: str = DEFAULT_REPORTS_DIR
 
 
 class WarehouseResource(ConfigurableResource):
@@ -141,6 +148,7 @@ def build_resources(settings: Settings, sources: Iterable[Source]) -> dict[str, 
     resources: dict[str, Any] = {
         "okr_definitions": OkrDefinitionsResource(path=settings.definitions_path),
         "warehouse": WarehouseResource(url=secret(WAREHOUSE_URL_VARIABLE, settings.warehouse_url)),
+        "reports": ReportsResource(folder=settings.reports_dir),
     }
     for source in sources:
         resources[source_resource_key(source.name)] = source_resource(source, settings)

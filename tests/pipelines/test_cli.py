@@ -157,7 +157,11 @@ def test_okr_demo_subprocess(tmp_path, warehouse_url):
     result = subprocess.run(
         [str(Path(sys.executable).parent / "okr"), "demo"],
         cwd=REPO,
-        env={**env, "DAGSTER_HOME": str(tmp_path / "dagster")},
+        env={
+            **env,
+            "DAGSTER_HOME": str(tmp_path / "dagster"),
+            "OKR_REPORTS_DIR": str(tmp_path / "reports"),
+        },
         capture_output=True,
         text=True,
         timeout=600,
@@ -173,6 +177,10 @@ def test_okr_demo_subprocess(tmp_path, warehouse_url):
         assert f"{objective.id}: {objective.title}" in result.stdout
         for key_result in objective.key_results:
             assert f"  {key_result.id} " in result.stdout
+    # The okr/report asset wrote the quarter's overview as of the run's last day.
+    report = (tmp_path / "reports" / f"{quarter}.html").read_text(encoding="utf-8")
+    for _, key_result in okr_file.key_results:
+        assert f'data-kr-id="{key_result.id}"' in report
     scores = Warehouse(env["OKR_WAREHOUSE_URL"]).read_kr_scores(quarter=str(quarter))
     last = min(yesterday, quarter.end)
     days = (last - quarter.start).days + 1
