@@ -5,7 +5,6 @@ It writes what `okr report` writes (`<OKR_REPORTS_DIR>/<quarter>.html`, by defau
 nightly run is always the newest board, ready to mail or attach.
 """
 
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
