@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-# Characters that would break a `file:line: message` line or hide in a terminal.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text: str) -> str:
-    """`text` with line breaks and control characters written as escapes (`\\n`, `\\x00`)."""
-    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
+from okr_metrics.pipelines.vocabulary.text import one_line
 
 
 class LineMapping(dict):
