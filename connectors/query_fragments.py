@@ -55,7 +55,7 @@ def fragment_problem(
             opened.pop()
         elif text.startswith(_COMMENT, index):
             return (
-                f"{text[index : index + 2]!r} at character {index + 1}: no comments in {language}"
+                f"{text[index : index + 2]!r} at character {index + 1}: {language} has no comments"
             )
         elif char == ";":
             return f"';' at character {index + 1}: the {language} condition must be one statement"

@@ -210,7 +210,7 @@ def _line_of(raw: Any, loc: tuple[Any, ...]) -> tuple[int, str]:
 def _shown_key(key: Any) -> str:
     """A key or id as it reads in a problem: bare when it is a plain word, else quoted."""
     text = str(key)
-    return text if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", text) else repr(text[:100])
+    return text if re.fullmatch(r"[a-z0-9_-]{1,100}", text) else repr(text[:100])
 
 
 def _message(error: ErrorDetails) -> str:
