@@ -16,42 +16,48 @@ _COMMENT = ("--", "/*", "*/")
 
 
 def fragment_problem(
-    text: str, *, quotes: str, language: str, clause_words: re.Pattern[str] | None = None
+    text: str,
+    *,
+    quotes: str,
+    language: str,
+    clause_words: re.Pattern[str] | None = None,
+    ending_words: re.Pattern[str] | None = None,
 ) -> str | None:
     """What is wrong with `text` as a condition kept whole in parentheses, or None.
 
-    `quotes` are the characters that open and close a string (a backslash escapes the
-    next character); `clause_words` matches words that start a clause of their own
-    (`LIMIT`, `ORDER BY`), refused outside parentheses and strings.
+    `quotes` are the characters that open and close a string, in which a backslash
+    escapes the next character; a backslash outside strings is refused. Outside strings: `clause_words`
+    match words that start a clause of their own (SOQL's `LIMIT`), refused outside
+    parentheses; `ending_words` match what the client cuts off the end (JQL's
+    `ORDER BY`), refused inside parentheses, where cutting would leave one open.
     """
     control = _CONTROL.search(text)
     if control:
         return f"control character U+{ord(control.group()):04X} at character {control.start() + 1}"
-    depth = 0
     quote: str | None = None
     quote_at = 0
     opened: list[int] = []
     index = 0
     while index < len(text):
         char = text[index]
-        if char == "\\":
-            index += 2
-            continue
         if quote:
-            if char == quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
                 quote = None
+        elif char == "\\":
+            # Outside a string it would escape the client's closing parenthesis.
+            return f"'\\' at character {index + 1} is outside a quoted string"
         elif char in quotes:
             quote, quote_at = char, index
         elif char == "(":
-            depth += 1
             opened.append(index)
         elif char == ")":
-            if depth == 0:
+            if not opened:
                 return (
                     f"')' at character {index + 1} closes a parenthesis it did not open: "
                     f"the {language} condition is kept whole in parentheses"
                 )
-            depth -= 1
             opened.pop()
         elif text.startswith(_COMMENT, index):
             return (
@@ -59,19 +65,26 @@ def fragment_problem(
             )
         elif char == ";":
             return f"';' at character {index + 1}: the {language} condition must be one statement"
-        elif depth == 0 and clause_words is not None:
-            word = clause_words.match(text, index)
-            if word and (index == 0 or not _word_char(text[index - 1])):
+        elif index == 0 or not _word_char(text[index - 1]):
+            word = _word_at(clause_words if not opened else ending_words, text, index)
+            if word and not opened:
                 return (
-                    f"{word.group().upper()!r} at character {index + 1} starts a clause of its own; "
+                    f"{word!r} at character {index + 1} starts a clause of its own; "
                     f"give only the condition"
                 )
+            if word:
+                return f"{word!r} at character {index + 1} is inside parentheses; put it at the end"
         index += 1
     if quote:
         return f"the quote {quote} at character {quote_at + 1} is never closed"
     if opened:
         return f"the '(' at character {opened[-1] + 1} is never closed"
     return None
+
+
+def _word_at(words: re.Pattern[str] | None, text: str, index: int) -> str | None:
+    match = words.match(text, index) if words is not None else None
+    return " ".join(match.group().upper().split()) if match else None
 
 
 def _word_char(char: str) -> bool:

@@ -248,7 +248,8 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
         raw = loader.get_single_data()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
+        # libyaml can mark the end of the stream one line past a last line without \n.
+        line = min(mark.line + 1, text.count("\n") + 1) if mark else 1
         reason = getattr(error, "problem", None) or str(error).splitlines()[0]
         return None, [Problem(display, line, f"invalid YAML: {reason}")]
     finally:

@@ -309,6 +309,12 @@ def salesforce(where: str) -> str:
             "jql: ';' at character 14: the JQL condition must be one statement",
         ),
         (jira("project = SUP\x00"), "jql: control character U+0000 at character 14"),
+        # A trailing backslash would escape the client's closing parenthesis.
+        (jira("project = SUP \\"), "jql: '\\' at character 15 is outside a quoted string"),
+        (
+            jira("(project = SUP ORDER BY created)"),
+            "jql: 'ORDER BY' at character 16 is inside parentheses; put it at the end",
+        ),
         (
             salesforce("StageName = 'Closed Won') OR (Id != null"),
             "where: ')' at character 25 closes a parenthesis it did not open: "
