@@ -5,11 +5,13 @@ valid quarters plus every problem found (errors, and the linter's warnings from
 `lint.py`). Used by the CLI (`okr lint`), the jobs and the tests.
 
 A definitions file is refused whole, before it is parsed, when it is larger than
-`MAX_FILE_BYTES`, is not UTF-8 or holds a control character; and before it is built,
-when it nests deeper than `MAX_DEPTH` or its aliases expand to more than
-`MAX_ALIAS_NODES` nodes (a "billion laughs" file). Each limit costs one line of the
-event stream to check, so a hostile file is turned down in time and memory bounded
-by the file size limit.
+`MAX_FILE_BYTES`, is not UTF-8 or holds a control character; before it is built, when
+it nests deeper than `MAX_DEPTH`, holds more than `MAX_NODES` values and keys, or its
+aliases expand to more than `MAX_ALIAS_NODES` nodes (a "billion laughs" file); and
+before it is validated, when it has more than `MAX_KEY_RESULTS` KRs. The shape checks
+read the YAML's event stream once without building a node, and at most `MAX_PROBLEMS`
+errors are listed, so a hostile file is turned down in time and memory bounded by
+these limits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from okr_metrics.pipelines.vocabulary.quarters import Quarter
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 32
 MAX_ALIAS_NODES = 10_000
+MAX_NODES = 100_000  # values and keys, aliases expanded: about 4,500 KRs
+MAX_KEY_RESULTS = 5_000
+# Past this many errors in a file, the rest are counted, not listed.
+MAX_PROBLEMS = 100
 # The warehouse keeps a series key in 1,000 characters (metric_observations.metric_key).
 MAX_METRIC_KEY = 1000
 
@@ -129,12 +135,16 @@ def _check_shape(text: str) -> tuple[int, str] | None:
     # One entry per open collection: [anchor, nodes so far].
     open_nodes: list[list[Any]] = []
     anchor_sizes: dict[str, int] = {}
-    expanded = 0
+    nodes = expanded = 0
     loader = _Base(text)
     try:
         while loader.check_event():
             event = loader.get_event()
             line = event.start_mark.line + 1
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes + expanded > MAX_NODES:
+                    return line, f"more than {MAX_NODES:,} values and keys"
             if isinstance(event, yaml.CollectionStartEvent):
                 open_nodes.append([event.anchor, 1])
                 if len(open_nodes) > MAX_DEPTH:
@@ -262,11 +272,22 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
             Problem(display, 1, "expected a mapping with quarter and objectives"),
         ]
     problems += _check_ids(raw, display)
+    too_many = _count_key_results(raw, display)
+    if too_many:
+        return None, [*problems, too_many]
     try:
         okr_file = OkrFile.model_validate(raw)
     except ValidationError as error:
         seen = set()
-        for item in error.errors():
+        if error.error_count() > MAX_PROBLEMS:
+            problems.append(
+                Problem(
+                    display,
+                    1,
+                    f"{error.error_count():,} problems; the first {MAX_PROBLEMS} are listed",
+                )
+            )
+        for item in error.errors(include_url=False)[:MAX_PROBLEMS]:
             line, key = _line_of(raw, item["loc"])
             problem = Problem(display, line, f"{key}: {_message(item)}" if key else _message(item))
             if problem not in seen:
@@ -309,6 +330,26 @@ def _check_metric_keys(okr_file: OkrFile, raw: LineMapping, display: str) -> lis
                     )
                 )
     return problems
+
+
+def _count_key_results(raw: LineMapping, display: str) -> Problem | None:
+    """A file with more KRs than `MAX_KEY_RESULTS`, refused before each one is checked."""
+    objectives = raw.get("objectives")
+    if not isinstance(objectives, list):
+        return None
+    count = sum(
+        len(objective.get("key_results") or [])
+        for objective in objectives
+        if isinstance(objective, dict) and isinstance(objective.get("key_results"), list)
+    )
+    if count <= MAX_KEY_RESULTS:
+        return None
+    line = raw.key_lines.get("objectives", 1)
+    return Problem(
+        display,
+        line,
+        f"objectives: {count:,} key results; a file holds at most {MAX_KEY_RESULTS:,}",
+    )
 
 
 def _check_ids(raw: LineMapping, display: str) -> list[Problem]:

@@ -30,6 +30,9 @@ from okr_metrics.pipelines.definitions.loader import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
     MAX_FILE_BYTES,
+    MAX_KEY_RESULTS,
+    MAX_NODES,
+    MAX_PROBLEMS,
 )
 from okr_metrics.pipelines.scoring.rules import KeyResultInput, score_key_results
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
@@ -104,10 +107,10 @@ print(len(found.errors), (after - before) * 1024)
 
 
 def test_a_file_just_under_the_limit_loads_in_bounded_memory(tmp_path):
-    count = int(MAX_FILE_BYTES * 0.95) // len(KR.format(id="k1000", metric=GITHUB))
+    count = 4_500  # 20 values and keys each: just under MAX_NODES
     body = "".join(KR.format(id=f"k{index}", metric=GITHUB) for index in range(count))
     path = write(tmp_path, HEADER + body)
-    assert MAX_FILE_BYTES * 0.9 < path.stat().st_size <= MAX_FILE_BYTES
+    assert path.stat().st_size <= MAX_FILE_BYTES
     done = subprocess.run(
         [sys.executable, "-c", MEASURE_LOAD, str(path)],
         capture_output=True,
@@ -160,6 +163,33 @@ def test_many_aliases_of_one_mid_sized_node_are_refused_too(tmp_path):
     assert problem == (
         f"{path}:103: invalid YAML: aliases expand to more than {MAX_ALIAS_NODES:,} nodes"
     )
+
+
+def test_too_many_values_are_refused_before_they_are_built(tmp_path):
+    path = write(tmp_path, "quarter: 2026-Q4\nobjectives: [" + ",".join(["{}"] * 200_000) + "]\n")
+    assert problems(path) == [f"{path}:2: invalid YAML: more than {MAX_NODES:,} values and keys"]
+
+
+def test_too_many_key_results_are_refused_before_each_is_checked(tmp_path):
+    objectives = "".join(
+        f"  - {{id: o{index}, title: O, key_results: [{','.join(['{}'] * 100)}]}}\n"
+        for index in range(51)
+    )
+    path = write(tmp_path, "quarter: 2026-Q4\nobjectives:\n" + objectives)
+    assert problems(path) == [
+        f"{path}:2: objectives: 5,100 key results; a file holds at most {MAX_KEY_RESULTS:,}"
+    ]
+
+
+def test_past_100_errors_the_rest_are_counted(tmp_path):
+    objectives = "".join(
+        f"  - {{id: o{index}, title: O, key_results: [{{}}]}}\n" for index in range(60)
+    )
+    path = write(tmp_path, "quarter: 2026-Q4\nobjectives:\n" + objectives)
+    found = problems(path)
+    assert found[0] == f"{path}:1: 240 problems; the first {MAX_PROBLEMS} are listed"
+    assert len(found) == 1 + MAX_PROBLEMS
+    assert found[1] == f"{path}:3: objectives[o0].key_results[0].id: missing required key"
 
 
 def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
