@@ -17,7 +17,7 @@ their cells escaped so that any database keeps them. A row whose `kr_id` is unkn
 belongs to the KR it most resembles (a typo), or else to the file itself
 (`manual:quarter=<quarter>`). Only a file that cannot be read as a whole (a bad header,
 an unreadable file, one larger than `MAX_FILE_BYTES`) fails every KR of the file.
-Notes are kept as written (`CheckIns.notes`); a CSV that shows one passes it through
+Notes are kept as written (`CheckIns.rows`); a CSV that shows one passes it through
 `spreadsheet_cell`, so a note starting with `=` is never run as a formula.
 
 Built by the Dagster observation assets (through `connectors/registry.py`); it needs
@@ -67,14 +67,24 @@ class RejectedCheckIn:
     reason: str  # "file:line: ..."
 
 
+@dataclass(frozen=True)
+class CheckIn:
+    """A valid check-in row, with what its owner wrote beside it."""
+
+    kr_id: str
+    date: date
+    value: float
+    note: str | None
+    line: int
+
+
 @dataclass
 class CheckIns:
     """One check-ins file, read and checked: values and rejected rows by KR id."""
 
     path: str
     values: dict[str, dict[date, float]] = field(default_factory=dict)
-    # kr_id -> day -> the note beside the value, as written.
-    notes: dict[str, dict[date, str]] = field(default_factory=dict)
+    rows: list[CheckIn] = field(default_factory=list)  # the valid rows, in file order
     # kr_id -> its rejected rows; None holds the rows that belong to no KR of the quarter.
     rejected: dict[str | None, list[RejectedCheckIn]] = field(default_factory=dict)
     file_problem: str | None = None  # fails every KR of the file
@@ -170,8 +180,7 @@ def read_checkins(
                 first_line[kr_id, day] = line
                 found.values.setdefault(kr_id, {})[day] = value
                 note = raw[column["note"]] if "note" in column else ""
-                if note:
-                    found.notes.setdefault(kr_id, {})[day] = note
+                found.rows.append(CheckIn(kr_id, day, value, note or None, line))
                 continue
         rejected = RejectedCheckIn(
             line, _storable(day_text), _storable(value_text), f"{shown}:{line}: {problem}"

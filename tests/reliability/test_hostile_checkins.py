@@ -123,7 +123,7 @@ def test_a_note_written_as_a_formula_is_kept_as_written(tmp_path):
     )
     checkins = read_checkins(tmp_path / "checkins" / "2026-Q4.csv", "2026-Q4", KR_IDS)
     assert checkins.problems == []
-    assert checkins.notes == {"nps": {date(2026, 10, 5): note}}
+    assert [row.note for row in checkins.rows] == [note]
 
 
 def test_a_line_separator_inside_a_note_does_not_split_the_row(tmp_path):
@@ -132,7 +132,7 @@ def test_a_line_separator_inside_a_note_does_not_split_the_row(tmp_path):
     checkins = read_checkins(checkins_file(tmp_path, content), "2026-Q4", KR_IDS)
     assert checkins.problems == []
     assert checkins.values == {"nps": {date(2026, 10, 5): 31.0, date(2026, 10, 12): 33.0}}
-    assert checkins.notes["nps"][date(2026, 10, 5)] == "one\u2028two\u0085three"
+    assert checkins.rows[0].note == "one\u2028two\u0085three"
 
 
 def test_a_50_mb_file_fails_its_krs_before_it_is_read(tmp_path):
