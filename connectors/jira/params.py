@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from okr_metrics.connectors.params import MetricParams
+from okr_metrics.connectors.query_fragments import fragment_problem
+
+_ORDER_BY = re.compile(r"order\s+by\b", re.IGNORECASE)
 
 
 class JiraMetric(MetricParams):
@@ -15,6 +19,15 @@ class JiraMetric(MetricParams):
     count: Literal["created", "resolved", "resolved_within"] | None = None
     measure: Literal["resolved_within"] | None = None
     hours: float | None = Field(default=None, gt=0)
+
+    @field_validator("jql")
+    @classmethod
+    def _one_condition(cls, jql: str) -> str:
+        # The client sends `(<jql>) AND <date window>` (a trailing ORDER BY is dropped).
+        problem = fragment_problem(jql, quotes="\"'", language="JQL", ending_words=_ORDER_BY)
+        if problem:
+            raise ValueError(problem)
+        return jql
 
     @model_validator(mode="after")
     def _one_measure(self) -> JiraMetric:

@@ -7,13 +7,18 @@ Check-ins live beside the definitions, one CSV file per quarter,
     time-to-first-value,2026-10-05,70.5,median over the week (Amplitude funnel)
 
 Only check-in days have data. Every row is checked: a bad date (or one outside the
-quarter), a value that is not a number, an unknown `kr_id` or a second check-in of a KR
-on the same day is rejected with a one-line reason naming `file:line`. A bad row costs
-that row only: the KR is scored from its other rows, and the rejected rows go to
-`rejected_observations` (`rejected_rows`) under the series of the KR they belong to. A
-row whose `kr_id` is unknown belongs to the KR it most resembles (a typo), or else to
-the file itself (`manual:quarter=<quarter>`). Only a file that cannot be read as a
-whole (a bad header, an unreadable file) fails every KR of the file.
+quarter), a value that is not a number (a spreadsheet formula such as `=1+1` is not),
+an unknown `kr_id`, a second check-in of a KR on the same day, a line longer than
+`MAX_LINE_CHARS` or one holding a control character (NUL) or bytes that are not UTF-8
+is rejected with a one-line reason naming `file:line`. A bad row costs that row only:
+the KR is scored from its other rows, and the rejected rows go to
+`rejected_observations` (`rejected_rows`) under the series of the KR they belong to,
+their cells escaped so that any database keeps them. A row whose `kr_id` is unknown
+belongs to the KR it most resembles (a typo), or else to the file itself
+(`manual:quarter=<quarter>`). Only a file that cannot be read as a whole (a bad header,
+an unreadable file, one larger than `MAX_FILE_BYTES`) fails every KR of the file.
+Notes are kept as written (`CheckIns.rows`); a CSV that shows one passes it through
+`spreadsheet_cell`, so a note starting with `=` is never run as a formula.
 
 Built by the Dagster observation assets (through `connectors/registry.py`); it needs
 no settings, so it is never skipped. Its `SeriesRequest` names the KR (`kr_id`), the
@@ -27,6 +32,7 @@ import csv
 import difflib
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,11 +43,18 @@ from okr_metrics.connectors.base import Connector, SourceEnv, SourceError, Sourc
 from okr_metrics.connectors.kit import SeriesRequest, daily_values, parse_day
 from okr_metrics.connectors.manual.params import ManualMetric
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.pipelines.vocabulary.text import one_line
 
 log = logging.getLogger("okr_metrics.manual")
 
 COLUMNS = ("kr_id", "date", "value", "note")
 REQUIRED_COLUMNS = ("kr_id", "date", "value")
+# A file over the limit fails its KRs; a line over the limit, or holding a control
+# character (NUL) or bytes that are not UTF-8, costs that row only.
+MAX_FILE_BYTES = 1_000_000
+MAX_LINE_CHARS = 2_000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -104,33 +117,47 @@ def read_checkins(
     shown = str(path)
     found = CheckIns(shown)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                stream.seek(0, 2)
+                size = max(stream.tell(), len(data))
+                found.file_problem = (
+                    f"{shown}:1: the file is {size / 1_000_000:.1f} MB; "
+                    f"a check-in file is limited to {MAX_FILE_BYTES / 1_000_000:g} MB"
+                )
+                return found
     except FileNotFoundError:
         found.missing = True
         return found
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or type(error).__name__
-        found.file_problem = f"{shown}:1: cannot read: {reason}"
+    except OSError as error:
+        found.file_problem = f"{shown}:1: cannot read: {error.strerror or type(error).__name__}"
         return found
-    lines = csv.reader(text.splitlines())
-    header = [name.strip() for name in next(lines, [])]
+    # Bytes that are not UTF-8 stay in the text as surrogates, so that they cost their row only.
+    lines = _LINE_BREAK.split(data.decode("utf-8-sig", errors="surrogateescape"))
+    header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in COLUMNS]
     if missing or unknown:
         what = f"missing column {', '.join(missing)}" if missing else ""
         what += ("; " if what else "") + (f"unknown column {', '.join(unknown)}" if unknown else "")
-        found.file_problem = f"{shown}:1: {what} (expected {','.join(COLUMNS)})"
+        found.file_problem = one_line(f"{shown}:1: {what} (expected {','.join(COLUMNS)})")
         return found
     column = {name: header.index(name) for name in header}
     bounds = quarter_days(quarter) if quarter else None
     first_line: dict[tuple[str, date], int] = {}
-    for line, cells in enumerate(lines, start=2):
+    for line, text in enumerate(lines[1:], start=2):
+        cells = next(csv.reader([text[:MAX_LINE_CHARS]]), [])
         if not any(cell.strip() for cell in cells):
             continue
         raw = [cell.strip() for cell in cells] + [""] * max(0, len(header) - len(cells))
         kr_id, day_text, value_text = (raw[column[n]] for n in REQUIRED_COLUMNS)
         owner: str | None = kr_id
-        if len(cells) > len(header):
+        unreadable = _unreadable(text)
+        if unreadable:
+            owner = _owner(kr_id, known_ids)
+            problem = unreadable
+        elif len(cells) > len(header):
             owner = _owner(kr_id, known_ids)
             problem = f"{len(cells)} fields, expected {len(header)}"
         elif known_ids is not None and kr_id not in known_ids:
@@ -155,9 +182,30 @@ def read_checkins(
                 note = raw[column["note"]] if "note" in column else ""
                 found.rows.append(CheckIn(kr_id, day, value, note or None, line))
                 continue
-        rejected = RejectedCheckIn(line, day_text, value_text, f"{shown}:{line}: {problem}")
+        rejected = RejectedCheckIn(
+            line, _storable(day_text), _storable(value_text), f"{shown}:{line}: {problem}"
+        )
         found.rejected.setdefault(owner, []).append(rejected)
     return found
+
+
+def _unreadable(text: str) -> str | None:
+    """Why a line cannot be taken as it stands (too long, not UTF-8, a control character)."""
+    if len(text) > MAX_LINE_CHARS:
+        return f"the line is {len(text):,} characters long; a check-in line is limited to {MAX_LINE_CHARS:,}"
+    bad = _NOT_TEXT.search(text)
+    if bad is None:
+        return None
+    char = bad.group()
+    if "\udc80" <= char <= "\udcff":
+        return f"not UTF-8 text (byte 0x{ord(char) - 0xDC00:02x} at character {bad.start() + 1})"
+    return f"control character U+{ord(char):04X} at character {bad.start() + 1}"
+
+
+def _storable(text: str) -> str:
+    """`text` as any database can keep it: undecodable bytes and control characters escaped."""
+    text = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    return one_line(text)
 
 
 def _check_values(

@@ -17,6 +17,7 @@ import pandas as pd
 from okr_metrics.pipelines.dashboard.charts import sparkline
 from okr_metrics.pipelines.dashboard.formats import value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
+from okr_metrics.pipelines.vocabulary.text import spreadsheet_cell
 from okr_metrics.warehouse.store import Warehouse
 
 # What the scorecard shows of a KR row: everything but the keys it is printed under.
@@ -123,8 +124,10 @@ def render_scorecard(
     objectives, key_results = _in_definition_order(objectives, key_results, order)
     sources = warehouse.latest_source_runs()
     if output_format == "csv":
-        frame = key_results.assign(quarter=quarter, as_of=as_of)
-        return frame[["quarter", "as_of", *KR_COLUMNS]].to_csv(index=False).rstrip("\n")
+        frame = key_results.assign(quarter=quarter, as_of=as_of)[["quarter", "as_of", *KR_COLUMNS]]
+        # Titles and owners come from the YAML: one written as a formula stays text.
+        frame = frame.map(lambda cell: spreadsheet_cell(cell) if isinstance(cell, str) else cell)
+        return frame.to_csv(index=False).rstrip("\n")
     if output_format == "json":
         card = _as_json(quarter, as_of, objectives, key_results)
         card["sources"] = [

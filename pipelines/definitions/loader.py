@@ -3,6 +3,15 @@
 `load_definitions(path)` reads one file or every `*.yaml` in a folder and returns the
 valid quarters plus every problem found (errors, and the linter's warnings from
 `lint.py`). Used by the CLI (`okr lint`), the jobs and the tests.
+
+A definitions file is refused whole, before it is parsed, when it is larger than
+`MAX_FILE_BYTES`, is not UTF-8 or holds a control character; before it is built, when
+it nests deeper than `MAX_DEPTH`, holds more than `MAX_NODES` values and keys, or its
+aliases expand to more than `MAX_ALIAS_NODES` nodes (a "billion laughs" file); and
+before it is validated, when it has more than `MAX_KEY_RESULTS` KRs. The shape checks
+read the YAML's event stream once without building a node, and at most `MAX_PROBLEMS`
+errors are listed, so a hostile file is turned down in time and memory bounded by
+these limits.
 """
 
 from __future__ import annotations
@@ -18,12 +27,31 @@ from pydantic_core import ErrorDetails
 
 from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.definitions.lint import best_practice
-from okr_metrics.pipelines.definitions.model import OkrFile
+from okr_metrics.pipelines.definitions.model import ID_MAX_LENGTH, SLUG, OkrFile
 from okr_metrics.pipelines.definitions.problems import LineMapping, LineSequence, Problem
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 
+# The limits of a definitions file (README, "Limits"). A quarter of 1,000 KRs is about 200 KB.
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_ALIAS_NODES = 10_000
+MAX_NODES = 100_000  # values and keys, aliases expanded: about 4,500 KRs
+MAX_KEY_RESULTS = 5_000
+# Past this many errors in a file, the rest are counted, not listed.
+MAX_PROBLEMS = 100
+# The warehouse keeps a series key in 1,000 characters (metric_observations.metric_key).
+MAX_METRIC_KEY = 1000
 
-class _LineLoader(yaml.SafeLoader):
+# What YAML does not allow in a file (PyYAML's own rule), found before parsing so the
+# problem names its line.
+_NOT_YAML_TEXT = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+# libyaml builds nodes about ten times faster; the pure-Python loader is the fallback.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_Base):
     duplicate_keys: list[tuple[str, int]]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineMapping:
@@ -32,6 +60,15 @@ class _LineLoader(yaml.SafeLoader):
         mapping.key_lines = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                ) from None
             if key in mapping:
                 self.duplicate_keys.append((str(key), key_node.start_mark.line + 1))
             mapping[key] = self.construct_object(value_node, deep=True)
@@ -56,6 +93,85 @@ _LineLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _read_text(path: Path) -> tuple[str | None, tuple[int, str] | None]:
+    """The file's text, or the line and reason it cannot be loaded (never more than the
+    size limit is read)."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                stream.seek(0, 2)
+                size = max(stream.tell(), len(data))
+                return None, (
+                    1,
+                    f"the file is {_megabytes(size)}; a definitions file is limited to {_megabytes(MAX_FILE_BYTES)}",
+                )
+    except OSError as error:
+        return None, (1, f"cannot read: {error.strerror}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return None, (line, f"not UTF-8 text (byte 0x{data[error.start]:02x})")
+    bad = _NOT_YAML_TEXT.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        return None, (line, f"control character U+{ord(bad.group()):04X} is not allowed in YAML")
+    return text, None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
+
+
+def _check_shape(text: str) -> tuple[int, str] | None:
+    """The line and reason the YAML nests too deep or expands its aliases too far, else None.
+
+    Reads the event stream only (no nodes are built), counting each node as 1 plus its
+    children, an alias as the whole node it names.
+    """
+    # One entry per open collection: [anchor, nodes so far].
+    open_nodes: list[list[Any]] = []
+    anchor_sizes: dict[str, int] = {}
+    nodes = expanded = 0
+    loader = _Base(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes + expanded > MAX_NODES:
+                    return line, f"more than {MAX_NODES:,} values and keys"
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_nodes.append([event.anchor, 1])
+                if len(open_nodes) > MAX_DEPTH:
+                    return line, f"nested more than {MAX_DEPTH} levels deep"
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, size = open_nodes.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, size = event.anchor, 1
+            elif isinstance(event, yaml.AliasEvent):
+                if any(entry[0] == event.anchor for entry in open_nodes):
+                    return line, f"alias *{event.anchor} refers to a node that contains it"
+                anchor, size = None, anchor_sizes.get(event.anchor, 0)
+                expanded += size
+                if expanded > MAX_ALIAS_NODES:
+                    return line, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes"
+            else:
+                continue
+            if anchor is not None:
+                anchor_sizes[anchor] = size
+            if open_nodes:
+                open_nodes[-1][1] += size
+    except yaml.YAMLError:
+        return None  # the full load reports it, with its line
+    finally:
+        loader.dispose()
+    return None
 
 
 @dataclass
@@ -85,7 +201,7 @@ def _line_of(raw: Any, loc: tuple[Any, ...]) -> tuple[int, str]:
     for part in loc:
         if isinstance(node, LineMapping) and part in node:
             line = node.key_lines.get(part, node.line)
-            keys.append(str(part))
+            keys.append(_shown_key(part))
             node = node[part]
         elif isinstance(node, LineMapping) and isinstance(part, str) and part not in node:
             # A missing key, or a union tag that is not in the data.
@@ -95,14 +211,26 @@ def _line_of(raw: Any, loc: tuple[Any, ...]) -> tuple[int, str]:
             line = node.item_lines[part]
             item = node[part]
             label = item.get("id") if isinstance(item, LineMapping) else None
-            keys.append(f"[{label}]" if isinstance(label, str) else f"[{part}]")
+            keys.append(f"[{_shown_key(label)}]" if isinstance(label, str) else f"[{part}]")
             node = item
     dotted = ".".join(keys).replace(".[", "[")
     return line, dotted
 
 
+def _shown_key(key: Any) -> str:
+    """A key or id as it reads in a problem: bare when it is a plain word, else quoted."""
+    text = str(key)
+    return text if re.fullmatch(r"[a-z0-9_-]{1,100}", text) else repr(text[:100])
+
+
 def _message(error: ErrorDetails) -> str:
     kind, message = error["type"], error["msg"]
+    if kind == "string_pattern_mismatch" and error["ctx"].get("pattern") == SLUG:
+        shown = repr(error["input"][:100])
+        return (
+            f"{shown} is not an id: use lower-case letters and digits, "
+            f"words joined by - or _ (at most {ID_MAX_LENGTH} characters)"
+        )
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
@@ -117,17 +245,21 @@ def _message(error: ErrorDetails) -> str:
 
 def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]]:
     problems: list[Problem] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        return None, [Problem(display, 1, f"cannot read: {error.strerror}")]
+    text, refused = _read_text(path)
+    if text is None or refused:
+        line, reason = refused or (1, "cannot read")
+        return None, [Problem(display, line, reason)]
+    refused = _check_shape(text)
+    if refused:
+        return None, [Problem(display, refused[0], f"invalid YAML: {refused[1]}")]
     loader = _LineLoader(text)
     loader.duplicate_keys = []
     try:
         raw = loader.get_single_data()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
+        # libyaml can mark the end of the stream one line past a last line without \n.
+        line = min(mark.line + 1, text.count("\n") + 1) if mark else 1
         reason = getattr(error, "problem", None) or str(error).splitlines()[0]
         return None, [Problem(display, line, f"invalid YAML: {reason}")]
     finally:
@@ -140,11 +272,22 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
             Problem(display, 1, "expected a mapping with quarter and objectives"),
         ]
     problems += _check_ids(raw, display)
+    too_many = _count_key_results(raw, display)
+    if too_many:
+        return None, [*problems, too_many]
     try:
         okr_file = OkrFile.model_validate(raw)
     except ValidationError as error:
         seen = set()
-        for item in error.errors():
+        if error.error_count() > MAX_PROBLEMS:
+            problems.append(
+                Problem(
+                    display,
+                    1,
+                    f"{error.error_count():,} problems; the first {MAX_PROBLEMS} are listed",
+                )
+            )
+        for item in error.errors(include_url=False)[:MAX_PROBLEMS]:
             line, key = _line_of(raw, item["loc"])
             problem = Problem(display, line, f"{key}: {_message(item)}" if key else _message(item))
             if problem not in seen:
@@ -161,9 +304,52 @@ def _parse_file(path: Path, display: str) -> tuple[OkrFile | None, list[Problem]
                 f"quarter: {okr_file.quarter} does not match the file name {path.name}",
             )
         )
+    problems += _check_metric_keys(okr_file, raw, display)
     problems += best_practice(okr_file, raw, display)
     has_errors = any(p.severity == "error" for p in problems)
     return (None if has_errors else okr_file), problems
+
+
+def _check_metric_keys(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
+    """A series key the warehouse cannot hold (a very long `jql`, `where` or filter)."""
+    problems = []
+    for index, objective in enumerate(okr_file.objectives):
+        raw_krs = raw["objectives"][index]["key_results"]
+        for position, key_result in enumerate(objective.key_results):
+            longest = max(
+                len(okr_file.metric_key(key_result, part)) for part in key_result.series_parts
+            )
+            if longest > MAX_METRIC_KEY:
+                where = f"objectives[{objective.id}].key_results[{key_result.id}].metric"
+                problems.append(
+                    Problem(
+                        display,
+                        raw_krs[position].key_lines.get("metric", raw_krs.item_lines[position]),
+                        f"{where}: the query is {longest:,} characters as a series key; "
+                        f"the warehouse keeps {MAX_METRIC_KEY:,}",
+                    )
+                )
+    return problems
+
+
+def _count_key_results(raw: LineMapping, display: str) -> Problem | None:
+    """A file with more KRs than `MAX_KEY_RESULTS`, refused before each one is checked."""
+    objectives = raw.get("objectives")
+    if not isinstance(objectives, list):
+        return None
+    count = sum(
+        len(objective.get("key_results") or [])
+        for objective in objectives
+        if isinstance(objective, dict) and isinstance(objective.get("key_results"), list)
+    )
+    if count <= MAX_KEY_RESULTS:
+        return None
+    line = raw.key_lines.get("objectives", 1)
+    return Problem(
+        display,
+        line,
+        f"objectives: {count:,} key results; a file holds at most {MAX_KEY_RESULTS:,}",
+    )
 
 
 def _check_ids(raw: LineMapping, display: str) -> list[Problem]:

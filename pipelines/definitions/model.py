@@ -29,7 +29,12 @@ from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.pipelines.vocabulary.terms import RATIO_AGGREGATES, Aggregate, KrType
 
+# Ids are slugs, so that no id can carry SQL, a path or a control character into a query,
+# a file name or a page.
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+ID_MAX_LENGTH = 100
+# Owners are kept in 200 characters by the warehouse.
+OWNER_MAX_LENGTH = 200
 
 
 class _Strict(BaseModel):
@@ -75,13 +80,13 @@ class RatioMetric(_Strict):
 
 
 class KeyResult(_Strict):
-    id: str = Field(pattern=SLUG)
+    id: str = Field(pattern=SLUG, max_length=ID_MAX_LENGTH)
     title: str = Field(min_length=1)
-    owner: str | None = None
+    owner: str | None = Field(default=None, max_length=OWNER_MAX_LENGTH)
     type: KrType
-    start: float | None = None
-    target: float | None = None
-    weight: float = Field(default=1.0, gt=0)
+    start: float | None = Field(default=None, allow_inf_nan=False)
+    target: float | None = Field(default=None, allow_inf_nan=False)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     metric: Annotated[
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
@@ -136,10 +141,10 @@ class KeyResult(_Strict):
 
 
 class Objective(_Strict):
-    id: str = Field(pattern=SLUG)
+    id: str = Field(pattern=SLUG, max_length=ID_MAX_LENGTH)
     title: str = Field(min_length=1)
-    owner: str | None = None
-    aligns_to: str | None = Field(default=None, pattern=SLUG)
+    owner: str | None = Field(default=None, max_length=OWNER_MAX_LENGTH)
+    aligns_to: str | None = Field(default=None, pattern=SLUG, max_length=ID_MAX_LENGTH)
     key_results: list[KeyResult] = Field(min_length=1)
 
 

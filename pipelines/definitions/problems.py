@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from okr_metrics.pipelines.vocabulary.text import one_line
+
 
 class LineMapping(dict):
     """A YAML mapping that remembers the line of itself and of each key."""
@@ -28,6 +30,10 @@ class Problem:
     line: int
     message: str
     severity: Literal["error", "warning"] = "error"
+
+    def __post_init__(self) -> None:
+        # A key or value quoted from a hostile file must not split the problem over lines.
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         prefix = "" if self.severity == "error" else "warning: "
