@@ -9,7 +9,8 @@ Writes: a forked child writes a window of kr_scores (60 KRs x 31 days) and of
 metric_observations (40 series x 31 days) over and over, each write with a new generation
 number in every row, and is killed at a random moment. After each kill the window must
 hold exactly one generation (the last finished write's, or the cut write's own) with the
-exact row count, and the days around it must be untouched; a last write must repair it.
+exact row count, kr_definitions (rebuilt in the same transaction) must be the same
+generation's, and the days around it must be untouched; a last write must repair it.
 The figures printed: kills, kills that landed inside a write, and how many cut kr_scores
 writes were found rolled back (old) or committed (new).
 
@@ -122,6 +123,8 @@ def generations(warehouse: Warehouse) -> dict[str, dict[tuple[float, str], int]]
                 )
                 rows = connection.execute(text(query), {"first": FIRST, "last": LAST}).all()
                 found[f"{table} {part}"] = {(v, r): n for v, r, n in rows}
+        query = "SELECT run_id, COUNT(*) FROM kr_definitions GROUP BY run_id"
+        found["kr_definitions"] = dict(connection.execute(text(query)).all())
     return found
 
 
@@ -182,6 +185,8 @@ def soak_writes(url: str, kills: int, seed: int) -> None:
         for name, rows in around.items():
             if found[name] != {(0.0, "generation-0"): rows}:
                 raise AssertionError(f"{name} changed: {found[name]}")
+        if found["kr_definitions"] != {f"generation-{kr}": KRS}:
+            raise AssertionError(f"kr_definitions of another write: {found['kr_definitions']}")
         kr_now, obs_now = kr, obs
         next_generation = max(kr_begun, obs_begun) + 1
         if number % 100 == 0:

@@ -5,7 +5,8 @@ A window write deletes the window's rows and inserts the new ones in one transac
 over and over, each time with a new generation number in every row (the value and the
 run id), and is killed at a random moment; after each kill the window must hold exactly
 one generation (the one before the write that was cut, or that write's own), with the
-exact number of rows, and the rows around the window must be untouched. A last write
+exact number of rows, `kr_definitions` (rebuilt in the kr_scores write's transaction)
+must be that generation's, and the rows around the window must be untouched. A last write
 repairs it. `scripts/soak_kill.py` runs the same loop for longer.
 
 The Dagster run is killed while its `okr backfill` fetches from a slow sandbox: the run
@@ -121,6 +122,8 @@ def generations(warehouse: Warehouse) -> dict[str, dict[tuple[float, str], int]]
         "WHERE date BETWEEN :first AND :last GROUP BY value, run_id",
         "obs around": "SELECT value, run_id, COUNT(*) FROM metric_observations "
         "WHERE date NOT BETWEEN :first AND :last GROUP BY value, run_id",
+        # Rebuilt from kr_scores in the same transaction as each kr_scores write.
+        "kr definitions": "SELECT 0.0, run_id, COUNT(*) FROM kr_definitions GROUP BY run_id",
     }
     found = {}
     with warehouse.engine.connect() as connection:
@@ -195,6 +198,7 @@ def test_sigkill_mid_write_leaves_each_window_wholly_old_or_wholly_new(warehouse
             outcomes["new" if kr == kr_begun else "old"] += 1
         for name, rows in around.items():
             assert found[name] == {(0.0, "generation-0"): rows}, f"{name}: {found[name]}"
+        assert found["kr definitions"] == {(0.0, f"generation-{kr}"): KRS}, found
         kr_now, obs_now = kr, obs
         next_generation = max(kr_begun, obs_begun) + 1
 
