@@ -6,19 +6,26 @@ of one uninterrupted backfill of the two windows together (no duplicate, none lo
 Both set up the Dagster home's SQLite storage at the same moment, which Dagster does not
 guard: `DagsterStorageFromEnv` takes a file lock for it (without the lock, one of them
 died in `CREATE TABLE runs`). The storage race itself is hit harder, and cheaply, by
-several processes opening a fresh instance at one signal.
+several processes opening a fresh instance at one signal, and a process killed while it
+holds the lock must not block the next one.
 """
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
+import pytest
 from okr_processes import REPO, OkrHome, assert_same_rows, backfill_args, clean_run, table_rows
 
+from okr_metrics.pipelines.orchestration.storage import LOCK_FILE, storage_setup_lock
 from okr_metrics.warehouse.store import Warehouse
 
 FIRST_WINDOW = ("2026-10-01", "2026-10-04")
@@ -89,3 +96,27 @@ def test_processes_opening_a_fresh_dagster_home_at_once_all_succeed(tmp_path):
             if process.returncode != 0 or stdout.strip() != "0":
                 failures.append(stderr.strip().splitlines()[-1:])
     assert failures == []
+
+
+def hold_the_lock(home: str, held) -> None:
+    """The child: take the storage lock, say so, and wait to be killed."""
+    try:
+        with storage_setup_lock(home):
+            held.set()
+            time.sleep(600)
+    finally:
+        os._exit(1)
+
+
+def test_a_process_killed_while_setting_up_the_storage_does_not_block_the_next(tmp_path):
+    fork = multiprocessing.get_context("fork")
+    held = fork.Event()
+    child = fork.Process(target=hold_the_lock, args=(str(tmp_path), held))
+    child.start()
+    assert held.wait(60)
+    with open(tmp_path / LOCK_FILE, "a+b") as handle:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free at once
