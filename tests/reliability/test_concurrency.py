@@ -69,7 +69,7 @@ OPEN_INSTANCE = textwrap.dedent(
         print(len(instance.get_runs()))
     """
 )
-PROCESSES, ROUNDS = 4, 2
+PROCESSES, ROUNDS = 6, 1
 
 
 def test_processes_opening_a_fresh_dagster_home_at_once_all_succeed(tmp_path):
