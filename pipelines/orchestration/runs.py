@@ -4,11 +4,20 @@ The run goes to the persistent instance in `Settings.dagster_home_path` (DAGSTER
 else `.okr/dagster`), so it shows in `dagster dev`. The instance is built from that
 folder's dagster.yaml with its `env: DAGSTER_HOME` references filled in from the
 settings: the process environment is never written.
+
+A run executes inside the `okr` process, so a process that is killed (SIGKILL, the
+machine going down) leaves its run STARTED for ever: Dagster's run monitoring only
+watches runs its launcher started. Each run is tagged with the process that executes it
+(`okr/process`), and the next run on the same machine first marks every run whose process
+is gone as failed, saying so (`fail_interrupted_runs`).
 """
 
 from __future__ import annotations
 
-import shutil
+import logging
+import os
+import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -16,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
 from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
@@ -24,6 +33,17 @@ from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
 from okr_metrics.pipelines.settings import DAGSTER_HOME_VARIABLE, Settings
 
 INSTANCE_FILE = "dagster.yaml"
+# The run's executing process: "host:pid:start", start being the process's start time
+# (Linux; empty elsewhere) so that a reused pid is not taken for the process.
+PROCESS_TAG = "okr/process"
+UNFINISHED_STATUSES = [
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+logger = logging.getLogger("okr_metrics.run")
+_PROC = Path("/proc/self")
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,21 @@ def _with_home(value: Any, home: str) -> Any:
     return value
 
 
+def _copy_atomically(source: str, target: Path) -> None:
+    """Copy `source` over `target` unless they match; a reader never sees a half-written file."""
+    text = Path(source).read_bytes()
+    if target.is_file() and target.read_bytes() == text:
+        return
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def dagster_instance(settings: Settings) -> DagsterInstance:
     """The persistent Dagster instance in `settings.dagster_home_path`.
 
@@ -58,10 +93,80 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
     config = home / INSTANCE_FILE
     own_home = settings.dagster_home is None
     if Path(INSTANCE_FILE).is_file() and (own_home or not config.exists()):
-        shutil.copyfile(INSTANCE_FILE, config)
+        _copy_atomically(INSTANCE_FILE, config)
     loaded = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
     overrides = _with_home(loaded or {}, str(home))
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot, Linux), "" where unknown,
+    None when there is no such process or it is a zombie."""
+    if not _PROC.is_dir():
+        return ""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    if fields[0] == "Z":
+        return None
+    return fields[19]
+
+
+def process_tag(pid: int | None = None) -> str:
+    """The `okr/process` tag value for process `pid` (default: this one)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
+
+
+def _process_gone(tag: str) -> bool:
+    """Whether the process a `process_tag` names has ended (only known on this host)."""
+    parts = tag.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    host, pid, started = parts[0], int(parts[1]), parts[2]
+    if host != socket.gethostname():
+        return False
+    now = _start_time(pid)
+    if now is None:
+        return True
+    if now and started:
+        return now != started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process
+        return False
+    return False
+
+
+def fail_interrupted_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed every unfinished run whose `okr` process on this host has ended.
+
+    Returns their run ids. Runs without the tag (started by `dagster dev` or the daemon)
+    and runs of live processes are left alone.
+    """
+    interrupted = []
+    records = instance.get_run_records(filters=RunsFilter(statuses=UNFINISHED_STATUSES))
+    for record in records:
+        run = record.dagster_run
+        tag = run.tags.get(PROCESS_TAG)
+        if not tag or not _process_gone(tag):
+            continue
+        pid = tag.rsplit(":", 2)[1]
+        message = (
+            f"the okr process (pid {pid}) running this run ended before the run did "
+            "(killed, or the machine stopped); marked failed by the next okr run"
+        )
+        instance.report_run_failed(run, message)
+        logger.warning(
+            f"run {run.run_id} did not finish: its process (pid {pid}) was gone; marked failed"
+        )
+        interrupted.append(run.run_id)
+    return interrupted
 
 
 def materialize_window(
@@ -73,9 +178,10 @@ def materialize_window(
     """Materialize every asset for the days start..end in one Dagster run."""
     job = build_definitions(settings, resources).resolve_job_def(JOB_NAME)
     with dagster_instance(settings) as instance:
+        fail_interrupted_runs(instance)
         result = job.execute_in_process(
             instance=instance,
-            tags=partition_range_tags(start, end),
+            tags={**partition_range_tags(start, end), PROCESS_TAG: process_tag()},
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )

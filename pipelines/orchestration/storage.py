@@ -12,12 +12,19 @@ none of them set, in SQLite databases under `base_dir` ($DAGSTER_HOME), Dagster'
 A plain `storage: postgres:` block in dagster.yaml could not fall back to SQLite: a missing
 variable is an error there. Only variable names reach the instance's serialized settings,
 never the password.
+
+Dagster creates and upgrades its SQLite tables on first use without any lock between
+processes, so two `okr` commands started together on a fresh DAGSTER_HOME would both try
+`CREATE TABLE runs` and one would die. The storage is therefore set up under an exclusive
+lock on `base_dir/.storage.lock` (flock: released by the kernel if the holder is killed).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dagster import StringSource
@@ -38,6 +45,13 @@ REQUIRED_PARTS = ("host", "username", "database")
 # dagster-postgres talks to PostgreSQL through psycopg2: say so in the URL, since
 # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3.
 DRIVER = "postgresql+psycopg2"
+# Held while the instance's storage is created or upgraded (see the module docstring).
+LOCK_FILE = ".storage.lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; Dagster's own retries are all there is
+    fcntl = None  # type: ignore[assignment]
 
 
 class DagsterPostgresSettingsError(ValueError):
@@ -71,6 +85,26 @@ def postgres_url_from_env(environ: Mapping[str, str] | None = None) -> str | Non
     ).render_as_string(hide_password=False)
 
 
+@contextmanager
+def storage_setup_lock(base_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the exclusive lock of the instance in `base_dir` (created when missing).
+
+    Processes that set up the same instance's storage at once take turns; a process that
+    is killed while holding the lock loses it with its file descriptor.
+    """
+    folder = Path(base_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+b") as handle:
+        if fcntl is None:
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 class DagsterStorageFromEnv(DagsterStorage, ConfigurableClass):
     """Chooses the storage when the instance loads; instances are never of this class."""
 
@@ -83,10 +117,10 @@ class DagsterStorageFromEnv(DagsterStorage, ConfigurableClass):
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> DagsterStorage:
         url = postgres_url_from_env()
-        if url is not None:
-            from dagster_postgres import DagsterPostgresStorage
+        base_dir = config_value["base_dir"]
+        with storage_setup_lock(base_dir):
+            if url is not None:
+                from dagster_postgres import DagsterPostgresStorage
 
-            return DagsterPostgresStorage(postgres_url=url, inst_data=inst_data)
-        return DagsterSqliteStorage.from_local(
-            base_dir=config_value["base_dir"], inst_data=inst_data
-        )
+                return DagsterPostgresStorage(postgres_url=url, inst_data=inst_data)
+            return DagsterSqliteStorage.from_local(base_dir=base_dir, inst_data=inst_data)
