@@ -14,6 +14,7 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_HTTP_BACKOFF_SECONDS` | `http.backoff_seconds` | 1.0 |
 | `OKR_HTTP_MAX_WAIT_SECONDS` | `http.max_wait_seconds` | 300.0 |
 | `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
+| `OKR_ALERT_WEBHOOK_URL`, `OKR_ALERT_WEBHOOK_URL_<ROUTE>` | `alert_webhooks` (secrets) | unset: alerts are only recorded |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -29,11 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.pipelines.vocabulary.terms import ALERT_WEBHOOK_VARIABLE
 from okr_metrics.warehouse.store import DEFAULT_URL, warehouse_url
 
 if TYPE_CHECKING:
@@ -90,10 +93,16 @@ class Settings:
     dagster_home: str | None = None
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
+    # Webhook URLs by variable (OKR_ALERT_WEBHOOK_URL and its routes); secrets, never shown.
+    alert_webhooks: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.sources, MappingProxyType):
             object.__setattr__(self, "sources", _frozen(self.sources))
+        if not isinstance(self.alert_webhooks, MappingProxyType):
+            object.__setattr__(self, "alert_webhooks", MappingProxyType(dict(self.alert_webhooks)))
 
     @classmethod
     def from_env(
@@ -151,6 +160,8 @@ class Settings:
             if connector is not None:
                 source_settings[source.name] = SourceSettings.from_env(connector.env, environ)
 
+        webhooks = _alert_webhooks(environ, problems)
+
         if problems:
             raise SettingsError("; ".join(problems))
         return cls(
@@ -160,6 +171,7 @@ class Settings:
             http=HttpSettings(int(max_attempts), backoff, max_wait),
             dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
             sources=source_settings,
+            alert_webhooks=webhooks,
         )
 
     def with_definitions(self, path: str | os.PathLike[str] | None) -> Settings:
@@ -183,7 +195,8 @@ class Settings:
         return (
             f"Settings(warehouse_url={shown!r}, definitions_path={self.definitions_path!r}, "
             f"trailing_days={self.trailing_days}, http={self.http!r}, "
-            f"dagster_home={self.dagster_home!r}, sources={dict(self.sources)!r})"
+            f"dagster_home={self.dagster_home!r}, sources={dict(self.sources)!r}, "
+            f"alert_webhooks={sorted(self.alert_webhooks)!r})"
         )
 
 
@@ -209,3 +222,27 @@ def _number(environ: Mapping[str, str], name: str, default: float, problems: lis
         problems.append(f"{name} must not be negative, got {raw!r}")
         return default
     return value
+
+
+def _alert_webhooks(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """OKR_ALERT_WEBHOOK_URL and every OKR_ALERT_WEBHOOK_URL_<ROUTE>, by variable.
+
+    A route's variable shares the prefix, so a definitions file can only ever point an
+    alert at a webhook variable, never at another secret.
+    """
+    found = {}
+    for name in sorted(environ):
+        if name != ALERT_WEBHOOK_VARIABLE and not name.startswith(ALERT_WEBHOOK_VARIABLE + "_"):
+            continue
+        value = _read(environ, name)
+        if value is None:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # Never echo the value: the URL is the secret.
+            problems.append(
+                f"{name} is not an http(s) URL (expected e.g. https://hooks.slack.com/...)"
+            )
+            continue
+        found[name] = value
+    return found
