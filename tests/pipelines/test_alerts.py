@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from dagster import AssetKey
 from sqlalchemy import text
 from werkzeug import Request, Response
 
@@ -30,6 +31,7 @@ from okr_metrics.pipelines.jobs.alerts import (
     record_alerts,
     slack_message,
 )
+from okr_metrics.pipelines.orchestration.runs import dagster_instance
 from okr_metrics.pipelines.scoring.alerts import AlertWatch, Bound, detect_transitions
 from okr_metrics.pipelines.settings import Settings, SettingsError
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
@@ -585,32 +587,50 @@ def test_backfills_re_runs_and_nightly_runs_deliver_one_message_per_transition(
     assert main(backfill) == EXIT_OK
     assert stored_alerts(warehouse) == EXPECTED[:5]
     assert receiver.tried == {"": 0, "-mobile": 0}
-    # Asked to, it posts them; the mobile webhook fails its first post.
+    # The same days again, asked to deliver: nothing new is recorded, the five are posted;
+    # the mobile webhook fails its first post.
     assert main([*backfill, "--deliver-alerts"]) == EXIT_OK
+    assert stored_alerts(warehouse) == EXPECTED[:5]
     assert len(receiver.texts()) == 4 and receiver.tried["-mobile"] == 1
     assert receiver.texts(mobile=True) == []
-    # The same days again: nothing new is recorded, the failed post goes through once.
-    assert main([*backfill, "--deliver-alerts"]) == EXIT_OK
-    assert len(receiver.texts()) == 4
+    # Three nightly runs, each re-scoring the trailing 3 days: the first posts the failed
+    # alert again (once), the third finds the one new transition, on 10-15.
+    assert main(["run", "--date", "2026-10-13"]) == EXIT_OK
     assert receiver.texts(mobile=True) == [
         f"status_changed: Launch the app (launch): first state -> achieved on {day(6)}; "
         "value 1 vs target 1"
     ]
-    # Three nightly runs (each re-scores the trailing 3 days): one new transition, on 10-15.
-    for as_of in ("2026-10-13", "2026-10-14", "2026-10-15"):
+    for as_of in ("2026-10-14", "2026-10-15"):
         assert main(["run", "--date", as_of]) == EXIT_OK
     assert stored_alerts(warehouse) == EXPECTED
-    default_texts = receiver.texts()
-    assert len(default_texts) == len(set(default_texts)) == 5
-    assert default_texts[-1] == (
-        f"status_changed: Activation from 0 to 100 (activation): on_track -> at_risk on {day(15)}; "
-        "value 10 vs target 100"
-    )
+    activation = "Activation from 0 to 100 (activation)"
+    assert receiver.texts() == [
+        f"threshold: {activation}: first state -> score < 0.08 on {day(2)}; value 1 vs target 100",
+        f"status_changed: {activation}: on_track -> off_track on {day(9)}; value 1 vs target 100",
+        f"status_changed: {activation}: off_track -> on_track on {day(11)}; value 10 vs target 100",
+        f"threshold: {activation}: score < 0.08 -> score >= 0.08 on {day(11)}; "
+        "value 10 vs target 100",
+        f"status_changed: {activation}: on_track -> at_risk on {day(15)}; value 10 vs target 100",
+    ]
     rows = warehouse.read_alerts()
     assert rows["delivered_at"].notna().all()
-    assert rows.set_index("kr_id")["attempts"].to_dict() == {"activation": 1, "launch": 2}
+    assert sorted(zip(rows["kr_id"], rows["attempts"], strict=True)) == [("activation", 1)] * 5 + [
+        ("launch", 2)
+    ]
     assert rows["run_id"].nunique() == 2 and rows["claimed_by"].isna().all()
     assert receiver.tried == {"": 5, "-mobile": 2}
+    # The asset's metadata says how delivery went, in counts.
+    with dagster_instance(Settings.from_env()) as instance:
+        event = instance.get_latest_materialization_event(AssetKey(["okr", "kr_alerts"]))
+    metadata = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+    assert metadata == {
+        "window": "2026-10-13..2026-10-15",
+        "alerts_recorded": 1,
+        "alerts_by_kind": {"status_changed": 1},
+        "delivered": 1,
+        "failed": 0,
+        "not_delivered": "",
+    }
 
     # The webhook URL is nowhere: not in the warehouse, the logs, the output or Dagster's storage.
     with warehouse.engine.connect() as connection:
