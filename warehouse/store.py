@@ -514,7 +514,7 @@ class Warehouse:
 
     def _stored_alerts(self, connection: Connection, alerts: pd.DataFrame) -> pd.DataFrame:
         table = kr_alerts
-        parts = []
+        parts: list[Any] = []
         for quarter, group in alerts.groupby("quarter"):
             for chunk in _chunks(sorted(set(group["kr_id"])), 500):
                 query = select(table).where(table.c.quarter == quarter, table.c.kr_id.in_(chunk))

@@ -64,6 +64,10 @@ class Bound:
         sign = ">=" if self.direction == "below" else "<="
         return f"{self.column} {sign} {self.limit:g}"
 
+    def worth(self, old_state: str | None, new_state: str) -> bool:
+        """Crossing into the bound, or back out of it, is worth an alert."""
+        return self.breach in (old_state, new_state)
+
     def state(self, row: Mapping[str, Any]) -> str | None:
         number = _number(row.get(self.column))
         if number is None:
@@ -173,24 +177,22 @@ def _reason(kind: str, held: _Held, keys: Sequence[str]) -> str:
     return f"{head}; {_evidence(row, keys)}"
 
 
-def _alerts(watch: AlertWatch) -> Iterator[tuple[str, str, Callable, Callable[[_Held], bool]]]:
-    """(kind, rule, state of a row, whether a change is worth an alert) per thing watched."""
+def _status_worth(old_state: str | None, new_state: str) -> bool:
+    return new_state in ALERTING_STATUSES or old_state in ALERTING_STATUSES
+
+
+# (kind, rule, the state of a row, whether a change of held state is worth an alert)
+Watched = tuple[
+    str, str, Callable[[Mapping[str, Any]], str | None], Callable[[str | None, str], bool]
+]
+
+
+def _alerts(watch: AlertWatch) -> Iterator[Watched]:
+    """One `Watched` per thing the KR is watched for."""
     if watch.status_changes:
-        yield (
-            "status_changed",
-            "status",
-            _status_state,
-            lambda held: held.new_state in ALERTING_STATUSES or held.old_state in ALERTING_STATUSES,
-        )
+        yield ("status_changed", "status", _status_state, _status_worth)
     for bound in watch.bounds:
-        yield (
-            bound.kind,
-            bound.rule,
-            bound.state,
-            lambda held, bound=bound: (
-                held.new_state == bound.breach or held.old_state == bound.breach
-            ),
-        )
+        yield (bound.kind, bound.rule, bound.state, bound.worth)
 
 
 def detect_transitions(
@@ -216,7 +218,7 @@ def detect_transitions(
         keys = (metric_keys or {}).get(str(kr_id), ())
         for kind, rule, state, worth in _alerts(watch):
             for held in held_states(rows, state, watch.dwell_days):
-                if not worth(held):
+                if not worth(held.old_state, held.new_state):
                     continue
                 row = held.row
                 rows_out.append(

@@ -502,6 +502,48 @@ def test_the_message_is_slack_blocks_with_the_alert_in_words(httpserver):
     httpserver.check_assertions()
 
 
+def test_the_message_in_docs_alerts_md_is_the_one_sent():
+    docs = (REPO / "docs" / "alerts.md").read_text(encoding="utf-8")
+    shown = json.loads(docs.split("```json\n", 1)[1].split("```", 1)[0])
+    alert = {
+        "quarter": "2026-Q4",
+        "kr_id": "mobile-releases",
+        "kind": "status_changed",
+        "as_of": day(9),
+        "old_state": "on_track",
+        "new_state": "off_track",
+        "objective_id": "mobile-engagement",
+        "objective_title": "Grow mobile app engagement",
+        "kr_title": "Ship 6 mobile app releases",
+        "owner": "mobile",
+        "value": 0.0,
+        "target": 6.0,
+    }
+    rows = history("mobile-releases", status=["on_track"] * 7 + ["off_track"] * 2)
+    rows = rows.assign(
+        value=0.0, target=6.0, progress=0.0, expected_progress=[n / 92 for n in range(1, 10)]
+    )
+    (alert["reason"],) = detect_transitions(
+        rows,
+        {"mobile-releases": STATUS_ONLY},
+        {"mobile-releases": ["github:count=releases;repo=acme/mobile-app"]},
+    )["reason"]
+    assert slack_message(alert) == shown
+
+
+def test_the_nightly_schedule_delivers_and_a_plain_backfill_does_not():
+    from dagster import build_schedule_context
+
+    from okr_metrics.pipelines.orchestration.definitions import build_definitions
+    from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
+
+    schedule = build_definitions(Settings()).resolve_schedule_def("nightly")
+    context = build_schedule_context(scheduled_execution_time=pd.Timestamp("2026-11-03T02:00Z"))
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.tags["okr/deliver_alerts"] == "true"
+    assert "okr/deliver_alerts" not in partition_range_tags(day(1), day(2))
+
+
 # -- end to end: the okr command, real Dagster runs, a real receiver ---------------------------
 
 CHECKIN_YAML = """\
