@@ -40,6 +40,13 @@ ALERT_COLUMNS = [
     "reason",
 ]
 
+# The kr_scores columns detection and its reasons read.
+_READ_COLUMNS = {
+    "quarter", "kr_id", "objective_id", "kr_title", "owner", "as_of", "status", "score",
+    "value", "target", "progress", "expected_progress", "p_achieve", "forecast_value",
+    "forecast_low", "forecast_high", "last_observed", "stale",
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -209,13 +216,17 @@ def detect_transitions(
     rows_out: list[dict[str, Any]] = []
     if history.empty:
         return pd.DataFrame(columns=ALERT_COLUMNS)
-    ordered = history.sort_values(["kr_id", "as_of"], kind="stable")
-    for kr_id, group in ordered.groupby("kr_id", sort=True):
-        watch = watches.get(str(kr_id))
+    used = [name for name in history.columns if name in _READ_COLUMNS]
+    ordered = history[used].sort_values(["kr_id", "as_of"], kind="stable")
+    # One conversion for the whole frame: per-KR conversions cost more than the rest.
+    by_kr: dict[str, list[dict[str, Any]]] = {}
+    for record in ordered.to_dict("records"):
+        by_kr.setdefault(str(record["kr_id"]), []).append(record)
+    for kr_id, rows in by_kr.items():
+        watch = watches.get(kr_id)
         if watch is None:
             continue
-        rows = group.to_dict("records")
-        keys = (metric_keys or {}).get(str(kr_id), ())
+        keys = (metric_keys or {}).get(kr_id, ())
         for kind, rule, state, worth in _alerts(watch):
             for held in held_states(rows, state, watch.dwell_days):
                 if not worth(held.old_state, held.new_state):
