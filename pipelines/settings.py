@@ -16,6 +16,7 @@ there, as one line that names the variable (`SettingsError`).
 | `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
 | `OKR_DASHBOARD_TOKEN` | `dashboard_token` (a secret: in no repr) | unset: the dashboard asks for none |
 | `OKR_REPORTS_DIR` | `reports_dir` (where `okr report` and the `okr/report` asset write) | `.okr/reports` |
+| `OKR_ALERT_WEBHOOK_URL`, `OKR_ALERT_WEBHOOK_URL_<ROUTE>` | `alert_webhooks` (secrets) | unset: alerts are only recorded |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -31,11 +32,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from okr_metrics.connectors.base import SourceSettings
+from okr_metrics.pipelines.vocabulary.terms import ALERT_WEBHOOK_VARIABLE
 from okr_metrics.warehouse.store import DEFAULT_URL, warehouse_url
 
 if TYPE_CHECKING:
@@ -99,10 +102,16 @@ class Settings:
     reports_dir: str = DEFAULT_REPORTS_DIR
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
+    # Webhook URLs by variable (OKR_ALERT_WEBHOOK_URL and its routes); secrets, never shown.
+    alert_webhooks: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.sources, MappingProxyType):
             object.__setattr__(self, "sources", _frozen(self.sources))
+        if not isinstance(self.alert_webhooks, MappingProxyType):
+            object.__setattr__(self, "alert_webhooks", MappingProxyType(dict(self.alert_webhooks)))
 
     @classmethod
     def from_env(
@@ -160,6 +169,8 @@ class Settings:
             if connector is not None:
                 source_settings[source.name] = SourceSettings.from_env(connector.env, environ)
 
+        webhooks = _alert_webhooks(environ, problems)
+
         if problems:
             raise SettingsError("; ".join(problems))
         return cls(
@@ -171,6 +182,7 @@ class Settings:
             dashboard_token=_read(environ, DASHBOARD_TOKEN_VARIABLE),
             reports_dir=_read(environ, REPORTS_DIR_VARIABLE) or DEFAULT_REPORTS_DIR,
             sources=source_settings,
+            alert_webhooks=webhooks,
         )
 
     def with_definitions(self, path: str | os.PathLike[str] | None) -> Settings:
@@ -197,7 +209,8 @@ class Settings:
             f"dagster_home={self.dagster_home!r}, "
             f"dashboard_token={'set' if self.dashboard_token else 'unset'}, "
             f"reports_dir={self.reports_dir!r}, "
-            f"sources={dict(self.sources)!r})"
+            f"sources={dict(self.sources)!r}, "
+            f"alert_webhooks={sorted(self.alert_webhooks)!r})"
         )
 
 
@@ -223,3 +236,27 @@ def _number(environ: Mapping[str, str], name: str, default: float, problems: lis
         problems.append(f"{name} must not be negative, got {raw!r}")
         return default
     return value
+
+
+def _alert_webhooks(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """OKR_ALERT_WEBHOOK_URL and every OKR_ALERT_WEBHOOK_URL_<ROUTE>, by variable.
+
+    A route's variable shares the prefix, so a definitions file can only ever point an
+    alert at a webhook variable, never at another secret.
+    """
+    found = {}
+    for name in sorted(environ):
+        if name != ALERT_WEBHOOK_VARIABLE and not name.startswith(ALERT_WEBHOOK_VARIABLE + "_"):
+            continue
+        value = _read(environ, name)
+        if value is None:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # Never echo the value: the URL is the secret.
+            problems.append(
+                f"{name} is not an http(s) URL (expected e.g. https://hooks.slack.com/...)"
+            )
+            continue
+        found[name] = value
+    return found

@@ -277,6 +277,45 @@ def _v5_dashboard(connection: Connection) -> None:
     apply_comments(connection)
 
 
+# -- step 6: alerts ------------------------------------------------------------------------
+
+
+def _v6_kr_alerts(connection: Connection) -> None:
+    """kr_alerts: one row per transition per KR, with its delivery (an outbox)."""
+    v6 = MetaData()
+    kr_alerts = Table(
+        "kr_alerts",
+        v6,
+        Column("quarter", String(7), nullable=False),
+        Column("kr_id", String(200), nullable=False),
+        Column("kind", String(20), nullable=False),
+        Column("as_of", Date, nullable=False),
+        Column("new_state", String(100), nullable=False),
+        Column("old_state", String(100)),
+        Column("rule", String(100), nullable=False),
+        Column("objective_id", String(200), nullable=False),
+        Column("objective_title", Text, nullable=False),
+        Column("kr_title", Text, nullable=False),
+        Column("owner", String(200)),
+        Column("value", Float),
+        Column("target", Float),
+        Column("reason", Text, nullable=False),
+        Column("route", String(200)),
+        Column("delivered_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False),
+        Column("last_error", Text),
+        Column("claimed_by", String(64)),
+        Column("claimed_at", DateTime(timezone=True)),
+        Column("run_id", String(64), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("quarter", "kr_id", "kind", "as_of", "new_state", name="kr_alerts_pk"),
+    )
+    Index("kr_alerts_as_of", kr_alerts.c.as_of)
+    Index("kr_alerts_undelivered", kr_alerts.c.delivered_at, kr_alerts.c.attempts)
+    v6.create_all(connection, checkfirst=True)
+    apply_comments(connection)
+
+
 def apply_comments(connection: Connection) -> None:
     """Table and column comments from warehouse/schema.py, where the database keeps them.
 
@@ -304,6 +343,7 @@ STEPS: tuple[Step, ...] = (
     Step(3, "rejected_observations: rows that failed validation", _v3_rejected_observations),
     Step(4, "source_runs: each source's outcome in each run", _v4_source_runs),
     Step(5, "forecast interval, kr_definitions, checkins, kr_weekly view", _v5_dashboard),
+    Step(6, "kr_alerts: transitions per KR and their delivery", _v6_kr_alerts),
 )
 LATEST = STEPS[-1].version
 

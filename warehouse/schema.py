@@ -254,6 +254,56 @@ checkins = Table(
     comment="The valid rows of the check-in files with their notes, replaced whole each run.",
 )
 
+kr_alerts = Table(
+    "kr_alerts",
+    metadata,
+    Column("quarter", String(7), nullable=False, comment="the quarter, e.g. 2026-Q4"),
+    Column("kr_id", String(200), nullable=False, comment="the key result"),
+    Column(
+        "kind",
+        String(20),
+        nullable=False,
+        comment="status_changed, threshold or forecast_miss",
+    ),
+    Column("as_of", Date, nullable=False, comment="the day the new state had held for dwell_days"),
+    Column(
+        "new_state",
+        String(100),
+        nullable=False,
+        comment="the state entered: a status, or a bound such as score < 0.4",
+    ),
+    Column("old_state", String(100), comment="the state before; null for the KR's first state"),
+    Column(
+        "rule",
+        String(100),
+        nullable=False,
+        comment="what was watched: status, or the bound, e.g. score_below 0.4",
+    ),
+    Column("objective_id", String(200), nullable=False, comment="the objective the KR belongs to"),
+    Column("objective_title", Text, nullable=False, comment="the objective's title"),
+    Column("kr_title", Text, nullable=False, comment="the key result's title"),
+    Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
+    Column("value", Float, comment="the KR's value on as_of"),
+    Column("target", Float, comment="the KR's target on as_of"),
+    Column("reason", Text, nullable=False, comment="one line: the days and observations behind it"),
+    Column(
+        "route",
+        String(200),
+        comment="the environment variable naming the webhook it goes to (never the URL)",
+    ),
+    Column("delivered_at", DateTime(timezone=True), comment="when the webhook accepted it (UTC)"),
+    Column("attempts", Integer, nullable=False, comment="posts tried so far"),
+    Column("last_error", Text, comment="why the last post failed, the URL redacted"),
+    Column("claimed_by", String(64), comment="the run posting it now, if any"),
+    Column("claimed_at", DateTime(timezone=True), comment="when that run claimed it (UTC)"),
+    Column("run_id", String(64), nullable=False, comment="the Dagster run that recorded it"),
+    Column("created_at", DateTime(timezone=True), nullable=False, comment="when it was recorded"),
+    PrimaryKeyConstraint("quarter", "kr_id", "kind", "as_of", "new_state", name="kr_alerts_pk"),
+    comment="One row per transition per key result: the alert, and how its delivery went.",
+)
+Index("kr_alerts_as_of", kr_alerts.c.as_of)
+Index("kr_alerts_undelivered", kr_alerts.c.delivered_at, kr_alerts.c.attempts)
+
 schema_version = Table(
     "schema_version",
     metadata,

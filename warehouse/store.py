@@ -15,17 +15,18 @@ import io
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select, update
 
 from okr_metrics.warehouse.db import create_warehouse_engine, write_transaction
 from okr_metrics.warehouse.migrations import migrate
 from okr_metrics.warehouse.schema import checkins as checkins_table
 from okr_metrics.warehouse.schema import (
+    kr_alerts,
     kr_definitions,
     kr_scores,
     metadata,
@@ -36,6 +37,8 @@ from okr_metrics.warehouse.schema import (
 )
 
 DEFAULT_URL = "sqlite:///.okr/warehouse.db"
+# What makes an alert one transition: recorded once, however often its day is re-run.
+ALERT_KEY = ("quarter", "kr_id", "kind", "as_of", "new_state")
 _COPY_NULL = "\\N"
 
 
@@ -471,6 +474,132 @@ class Warehouse:
         with self.engine.connect() as connection:
             result = connection.execute(query)
             return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+    # -- alerts -------------------------------------------------------------
+
+    def add_alerts(
+        self,
+        alerts: pd.DataFrame,
+        run_id: str,
+        select_new: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> pd.DataFrame:
+        """Record the alerts not recorded yet; returns the rows inserted.
+
+        `alerts` has the columns of kr_alerts up to `route`. A row whose key (ALERT_KEY)
+        is stored already is left out, and so is every row `select_new(stored, new)`
+        drops, where `stored` holds the recorded alerts of the same KRs. Both happen under
+        the table's write lock, so two runs recording the same days at once insert each
+        transition once.
+        """
+        self.ensure_schema()
+        table = kr_alerts
+        if alerts.empty:
+            return alerts.iloc[0:0]
+        with write_transaction(self.engine, table.name) as connection:
+            stored = self._stored_alerts(connection, alerts)
+            known = set(stored[list(ALERT_KEY)].itertuples(index=False, name=None))
+            fresh = alerts[
+                [
+                    key not in known
+                    for key in alerts[list(ALERT_KEY)].itertuples(index=False, name=None)
+                ]
+            ]
+            if select_new is not None and not fresh.empty:
+                fresh = select_new(stored, fresh)
+            fresh = fresh.assign(
+                attempts=0, run_id=run_id, created_at=datetime.now(UTC)
+            ).reset_index(drop=True)
+            insert_rows(connection, table, fresh)
+        return fresh
+
+    def _stored_alerts(self, connection: Connection, alerts: pd.DataFrame) -> pd.DataFrame:
+        table = kr_alerts
+        parts: list[Any] = []
+        for quarter, group in alerts.groupby("quarter"):
+            for chunk in _chunks(sorted(set(group["kr_id"])), 500):
+                query = select(table).where(table.c.quarter == quarter, table.c.kr_id.in_(chunk))
+                parts.extend(connection.execute(query).all())
+        return pd.DataFrame([tuple(row) for row in parts], columns=[c.name for c in table.columns])
+
+    def read_alerts(self, quarter: str | None = None) -> pd.DataFrame:
+        """The recorded alerts, oldest day first."""
+        self.ensure_schema()
+        table = kr_alerts
+        query = select(table).order_by(table.c.as_of, table.c.quarter, table.c.kr_id, table.c.kind)
+        if quarter is not None:
+            query = query.where(table.c.quarter == quarter)
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+    def claim_alerts(
+        self,
+        run_id: str,
+        start: date,
+        end: date,
+        max_attempts: int,
+        lease: timedelta,
+        routes: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Claim the alerts this run is to post, and return them.
+
+        Those are the undelivered alerts of the days `start`..`end` never tried, and
+        every earlier one whose post failed, fewer than `max_attempts` times; with
+        `routes`, only those going to one of them. A claim lasts `lease`: rows another
+        run claimed within it are left to that run, so no alert is posted twice at once.
+        """
+        self.ensure_schema()
+        table = kr_alerts
+        now = datetime.now(UTC)
+        condition = [
+            table.c.delivered_at.is_(None),
+            table.c.attempts < max_attempts,
+            or_(table.c.claimed_at.is_(None), table.c.claimed_at < now - lease),
+            or_(table.c.attempts > 0, table.c.as_of.between(start, end)),
+        ]
+        if routes is not None:
+            condition.append(table.c.route.in_(list(routes)))
+        with write_transaction(self.engine, table.name) as connection:
+            connection.execute(
+                update(table).where(*condition).values(claimed_by=run_id, claimed_at=now)
+            )
+            query = (
+                select(table)
+                .where(table.c.claimed_by == run_id, table.c.delivered_at.is_(None))
+                .order_by(table.c.as_of, table.c.quarter, table.c.kr_id, table.c.kind)
+            )
+            result = connection.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+    def finish_alert(
+        self,
+        alert: Mapping[str, Any],
+        run_id: str,
+        route: str | None,
+        error: str | None,
+    ) -> bool:
+        """Record one post of a claimed alert: delivered (no `error`) or failed, and release it.
+
+        Returns False when the claim was no longer this run's (it had lapsed and another
+        run took the alert).
+        """
+        self.ensure_schema()
+        table = kr_alerts
+        key = [table.c[name] == alert[name] for name in ALERT_KEY]
+        values: dict[str, Any] = {
+            "attempts": table.c.attempts + 1,
+            "last_error": error,
+            "route": route,
+            "claimed_by": None,
+            "claimed_at": None,
+        }
+        if error is None:
+            values["delivered_at"] = datetime.now(UTC)
+        with write_transaction(self.engine, table.name) as connection:
+            result = connection.execute(
+                update(table).where(*key, table.c.claimed_by == run_id).values(**values)
+            )
+            return result.rowcount == 1
 
     def latest_as_of(self, quarter: str | None = None) -> tuple[str, date] | None:
         """The newest (quarter, as_of) with scores, optionally within one quarter."""

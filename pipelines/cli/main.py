@@ -84,8 +84,10 @@ def run_window(
     end: date,
     settings: Settings | None = None,
     resources: Mapping[str, Any] | None = None,
+    deliver_alerts: bool = False,
 ) -> RunOutcome:
-    """Materialize every asset for the days start..end in one Dagster run.
+    """Materialize every asset for the days start..end in one Dagster run (posting the
+    new alerts with `deliver_alerts`).
 
     `settings` default to `Settings.from_env()`; `resources` replace those the settings
     give (`okr demo` passes the sandbox's). Each source's outcome is what the run
@@ -99,7 +101,7 @@ def run_window(
     settings = Settings.from_env() if settings is None else settings
     days = (end - start).days + 1
     progress_log.info(f"run: {start}..{end} ({days} day{'s' * (days != 1)}) in one Dagster run")
-    run = materialize_window(settings, start, end, resources)
+    run = materialize_window(settings, start, end, resources, deliver_alerts)
     outcome = RunOutcome(run.run_id, run.success, start, end, failure=run.failure)
     try:
         with Warehouse(settings.warehouse_url) as warehouse:
@@ -192,7 +194,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     start, end = nightly_window(as_of, days)
     definitions = load_definitions(settings.definitions_path)
     _check_definitions(definitions, as_of, as_of)
-    outcome = run_window(start, end, settings)
+    outcome = run_window(start, end, settings, deliver_alerts=True)
     report(outcome, definitions)
     return outcome.exit_code
 
@@ -227,7 +229,8 @@ def cmd_backfill(
     start, end = backfill_window(args)
     definitions = load_definitions(settings.definitions_path)
     _check_definitions(definitions, start, end)
-    outcome = run_window(start, end, settings, resources)
+    deliver = getattr(args, "deliver_alerts", False)
+    outcome = run_window(start, end, settings, resources, deliver_alerts=deliver)
     report(outcome, definitions)
     return outcome.exit_code
 
@@ -403,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("quarter", nargs="?", type=_quarter, help="e.g. 2026-Q3")
     backfill.add_argument("--from", dest="date_from", type=_date, help="first day, YYYY-MM-DD")
     backfill.add_argument("--to", dest="date_to", type=_date, help="last day, YYYY-MM-DD")
+    backfill.add_argument(
+        "--deliver-alerts",
+        action="store_true",
+        help="post the alerts of these days to the webhook too (default: only record them)",
+    )
     backfill.set_defaults(handler=cmd_backfill)
 
     scorecard = with_defs(

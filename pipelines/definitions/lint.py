@@ -17,7 +17,9 @@ MIN_KRS, MAX_KRS = 2, 4
 
 
 def best_practice(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
-    warnings = _shared_expectations(okr_file, raw, display)
+    warnings = _shared_expectations(okr_file, raw, display) + _unused_alert_routes(
+        okr_file, raw, display
+    )
     if len(okr_file.objectives) > MAX_OBJECTIVES:
         warnings.append(
             Problem(
@@ -65,6 +67,31 @@ def _shared_expectations(okr_file: OkrFile, raw: LineMapping, display: str) -> l
                 "warning",
             )
         )
+    return warnings
+
+
+def _unused_alert_routes(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
+    """A warning for each alert route whose owner owns nothing: a misspelt team, most likely."""
+    owners = {objective.owner for objective in okr_file.objectives} | {
+        key_result.owner or objective.owner for objective, key_result in okr_file.key_results
+    }
+    routes = raw.get("alert_routes")
+    warnings = []
+    for owner in okr_file.alert_routes:
+        if owner not in owners:
+            line = (
+                routes.key_lines.get(owner, routes.line) if isinstance(routes, LineMapping) else 1
+            )
+            known = ", ".join(sorted(o for o in owners if o))
+            warnings.append(
+                Problem(
+                    display,
+                    line,
+                    f"alert_routes.{owner}: no objective or key result is owned by {owner!r} "
+                    f"(owners: {known})",
+                    "warning",
+                )
+            )
     return warnings
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +28,12 @@ from pydantic import (
 from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
-from okr_metrics.pipelines.vocabulary.terms import RATIO_AGGREGATES, Aggregate, KrType
+from okr_metrics.pipelines.vocabulary.terms import (
+    ALERT_WEBHOOK_VARIABLE,
+    RATIO_AGGREGATES,
+    Aggregate,
+    KrType,
+)
 
 # Ids are slugs, so that no id can carry SQL, a path or a control character into a query,
 # a file name or a page.
@@ -35,6 +41,8 @@ SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 ID_MAX_LENGTH = 100
 # Owners are kept in 200 characters by the warehouse.
 OWNER_MAX_LENGTH = 200
+# A route names a variable of its own, so a file can never send alerts to another secret.
+ALERT_ROUTE_VARIABLE = ALERT_WEBHOOK_VARIABLE + r"_[A-Z0-9]+(?:_[A-Z0-9]+)*"
 
 
 class _Strict(BaseModel):
@@ -79,6 +87,18 @@ class RatioMetric(_Strict):
     aggregate: Aggregate | None = None
 
 
+class AlertRules(_Strict):
+    """When a KR raises an alert (docs/alerts.md); a KR's block overrides the file's key by key."""
+
+    status_changes: bool = True
+    score_below: float | None = Field(default=None, ge=0, le=1)
+    score_above: float | None = Field(default=None, ge=0, le=1)
+    value_below: float | None = None
+    value_above: float | None = None
+    p_achieve_below: float | None = Field(default=0.3, ge=0, le=1)
+    dwell_days: int = Field(default=2, ge=1, le=30)
+
+
 class KeyResult(_Strict):
     id: str = Field(pattern=SLUG, max_length=ID_MAX_LENGTH)
     title: str = Field(min_length=1)
@@ -87,6 +107,7 @@ class KeyResult(_Strict):
     start: float | None = Field(default=None, allow_inf_nan=False)
     target: float | None = Field(default=None, allow_inf_nan=False)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    alerts: AlertRules | None = None
     metric: Annotated[
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
@@ -163,6 +184,9 @@ class OkrFile(_Strict):
     quarter: Quarter
     timezone: str = "UTC"
     status_thresholds: Thresholds = Thresholds()
+    alerts: AlertRules = AlertRules()
+    # owner -> the variable holding that team's webhook URL (never the URL itself)
+    alert_routes: dict[str, str] = Field(default_factory=dict)
     objectives: list[Objective] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -184,6 +208,28 @@ class OkrFile(_Strict):
                 f"unknown timezone {value!r} (use an IANA name such as Europe/Oslo)"
             ) from None
         return value
+
+    @field_validator("alert_routes")
+    @classmethod
+    def _alert_routes(cls, routes: dict[str, str]) -> dict[str, str]:
+        for owner, variable in routes.items():
+            if not re.fullmatch(ALERT_ROUTE_VARIABLE, variable):
+                raise ValueError(
+                    f"{owner}: {variable!r} is not a route variable: name one such as "
+                    f"{ALERT_WEBHOOK_VARIABLE}_{re.sub(r'[^A-Z0-9]+', '_', owner.upper())} "
+                    "(the URL itself stays in the environment)"
+                )
+        return routes
+
+    def alert_rules(self, key_result: KeyResult) -> AlertRules:
+        """The file's `alerts` with the KR's own keys over them."""
+        if key_result.alerts is None:
+            return self.alerts
+        return self.alerts.model_copy(update=key_result.alerts.model_dump(exclude_unset=True))
+
+    def alert_route(self, owner: str | None) -> str:
+        """The variable naming the webhook of `owner`'s alerts: its route, else the default."""
+        return self.alert_routes.get(owner or "", ALERT_WEBHOOK_VARIABLE)
 
     @property
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
@@ -220,7 +266,9 @@ class OkrFile(_Strict):
         """What a KR's score depends on: its definition, the timezone and the thresholds."""
         return definition_hash(
             {
-                "key_result": key_result.model_dump(mode="json", exclude={"title", "owner"}),
+                "key_result": key_result.model_dump(
+                    mode="json", exclude={"title", "owner", "alerts"}
+                ),
                 "timezone": self.timezone,
                 "status_thresholds": self.status_thresholds.model_dump(),
             }

@@ -1,9 +1,10 @@
-"""Dagster assets: one observation asset per source, then `kr_scores` and `objective_scores`.
+"""Dagster assets: one observation asset per source, then `kr_scores`, `objective_scores`
+and `kr_alerts`.
 
 Every asset is daily-partitioned with a single-run backfill policy and works on
 `context.partition_time_window`, so one run covers a day, the nightly trailing
 window, or a whole quarter. Asset bodies are thin: the work lives in
-`pipelines/jobs/` (`collect.py` and `score.py`).
+`pipelines/jobs/` (`collect.py`, `score.py` and `alerts.py`).
 """
 
 import logging
@@ -24,10 +25,12 @@ from dagster import (
 )
 
 from okr_metrics.connectors.registry import Source
+from okr_metrics.pipelines.jobs.alerts import deliver_alerts, record_alerts
 from okr_metrics.pipelines.jobs.collect import CollectResult, collect_source
 from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.orchestration.partitions import daily_partitions
 from okr_metrics.pipelines.orchestration.resources import source_resource_key
+from okr_metrics.pipelines.orchestration.schedules import DELIVER_ALERTS_TAG
 
 FETCH_CHECK = "fetched_without_errors"
 EXPECTATIONS_CHECK = "rows_pass_expectations"
@@ -231,4 +234,42 @@ def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:
             }
         )
 
-    return [kr_scores, objective_scores]
+    @asset(
+        key=AssetKey(["okr", "kr_alerts"]),
+        group_name="okr",
+        deps=[kr_scores],
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        required_resource_keys={"okr_definitions", "warehouse", "alert_webhooks"},
+        description="One row per transition per key result (table kr_alerts); runs tagged "
+        f"{DELIVER_ALERTS_TAG}=true (the nightly schedule) post the new ones to the webhook.",
+        kinds={"python"},
+    )
+    def kr_alerts(context: AssetExecutionContext) -> MaterializeResult:
+        start, end = window_days(context)
+        warehouse = context.resources.warehouse.open()
+        result = record_alerts(
+            context.resources.okr_definitions.load(),
+            warehouse,
+            start,
+            end,
+            context.run_id,
+            progress=_progress(context),
+        )
+        if context.run_tags.get(DELIVER_ALERTS_TAG) == "true":
+            webhooks = context.resources.alert_webhooks.urls()
+            deliver_alerts(warehouse, webhooks, start, end, context.run_id, result)
+        else:
+            result.not_delivered = "not a delivering run: alerts recorded, not posted"
+        for error in result.errors:
+            context.log.warning(f"alert not delivered: {error}")
+        _progress(context)(
+            f"kr_alerts: {result.recorded} recorded, {result.delivered} delivered, "
+            f"{result.failed} failed"
+            + (f" ({result.not_delivered})" if result.not_delivered else "")
+        )
+        metadata = {"window": f"{start}..{end}", **result.metadata()}
+        metadata["alerts_by_kind"] = MetadataValue.json(metadata["alerts_by_kind"])
+        return MaterializeResult(metadata=metadata)
+
+    return [kr_scores, objective_scores, kr_alerts]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
@@ -143,12 +144,32 @@ def source_resource(source: Source, settings: Settings) -> SourceResource:
     )
 
 
+class AlertWebhooks:
+    """The alert webhook URLs by variable (`Settings.alert_webhooks`), for `okr/kr_alerts`.
+
+    A plain object, not a configurable resource: Dagster then has no configuration of it
+    to show, so the URLs (secrets) never reach the UI, the run config or the event log.
+    Each process that loads the code location reads them from its own settings.
+    """
+
+    def __init__(self, urls: Mapping[str, str]) -> None:
+        self._urls = MappingProxyType(dict(urls))
+
+    def urls(self) -> Mapping[str, str]:
+        return self._urls
+
+    def __repr__(self) -> str:
+        return f"AlertWebhooks({sorted(self._urls)!r})"
+
+
 def build_resources(settings: Settings, sources: Iterable[Source]) -> dict[str, Any]:
-    """Every resource the assets need: the definitions, the warehouse and one per source."""
+    """Every resource the assets need: the definitions, the warehouse, the alert webhooks
+    and one per source."""
     resources: dict[str, Any] = {
         "okr_definitions": OkrDefinitionsResource(path=settings.definitions_path),
         "warehouse": WarehouseResource(url=secret(WAREHOUSE_URL_VARIABLE, settings.warehouse_url)),
         "reports": ReportsResource(folder=settings.reports_dir),
+        "alert_webhooks": AlertWebhooks(settings.alert_webhooks),
     }
     for source in sources:
         resources[source_resource_key(source.name)] = source_resource(source, settings)

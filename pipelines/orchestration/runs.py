@@ -174,14 +174,16 @@ def materialize_window(
     start: date,
     end: date,
     resources: Mapping[str, Any] | None = None,
+    deliver_alerts: bool = False,
 ) -> WindowRun:
-    """Materialize every asset for the days start..end in one Dagster run."""
+    """Materialize every asset for the days start..end in one Dagster run (posting its
+    alerts with `deliver_alerts`, as the nightly schedule does)."""
     job = build_definitions(settings, resources).resolve_job_def(JOB_NAME)
     with dagster_instance(settings) as instance:
         fail_interrupted_runs(instance)
         result = job.execute_in_process(
             instance=instance,
-            tags={**partition_range_tags(start, end), PROCESS_TAG: process_tag()},
+            tags={**partition_range_tags(start, end, deliver_alerts), PROCESS_TAG: process_tag()},
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )

@@ -24,11 +24,18 @@ def nightly_window(as_of: date, days: int) -> tuple[date, date]:
     return first, as_of
 
 
-def partition_range_tags(start: date, end: date) -> dict[str, str]:
-    return {
+# A run with this tag set to "true" posts its alerts (`okr/kr_alerts`); others only record them.
+DELIVER_ALERTS_TAG = "okr/deliver_alerts"
+
+
+def partition_range_tags(start: date, end: date, deliver_alerts: bool = False) -> dict[str, str]:
+    tags = {
         ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
         ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
     }
+    if deliver_alerts:
+        tags[DELIVER_ALERTS_TAG] = "true"
+    return tags
 
 
 def build_nightly_schedule(
@@ -41,12 +48,14 @@ def build_nightly_schedule(
         job=job,
         cron_schedule="0 2 * * *",
         execution_timezone="UTC",
-        description="Scores yesterday at 02:00 UTC and re-pulls the trailing days "
-        "(OKR_TRAILING_DAYS, default 3) for late and revised data.",
+        description="Scores yesterday at 02:00 UTC, re-pulls the trailing days "
+        "(OKR_TRAILING_DAYS, default 3) for late and revised data, and posts new alerts.",
     )
     def nightly(context: ScheduleEvaluationContext) -> RunRequest:
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
         start, end = nightly_window(yesterday, trailing_days)
-        return RunRequest(run_key=f"nightly-{end}", tags=partition_range_tags(start, end))
+        return RunRequest(
+            run_key=f"nightly-{end}", tags=partition_range_tags(start, end, deliver_alerts=True)
+        )
 
     return nightly

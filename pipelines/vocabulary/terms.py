@@ -26,3 +26,6 @@ Status = Literal["no_data", "achieved", "on_track", "at_risk", "off_track"]
 STATUSES: tuple[str, ...] = get_args(Status)
 # Worst first: an objective takes the worst status among its KRs with data.
 STATUS_ORDER = ("off_track", "at_risk", "on_track", "achieved")
+
+# Where alerts are posted: this variable, or a route's `OKR_ALERT_WEBHOOK_URL_<NAME>`.
+ALERT_WEBHOOK_VARIABLE = "OKR_ALERT_WEBHOOK_URL"

@@ -16,6 +16,12 @@ below by hand:
 | tickets-closed (increase 0 -> 500) | support-speed | support | 0.5 | no data at all |
 
 Objectives grow-usage and support-speed align to `company-growth`.
+
+`kr_alerts` holds the Q4 status changes, held two days (the default dwell): activation
+turns at_risk and p95-latency off_track on day 8 (pace 0.6 and 0.23), held on 10-09;
+first-response turns at_risk on day 19 (pace 0.92 * 14 / 19 = 0.678), held on 10-20.
+The 10-09 run posted activation's and failed on p95-latency's; the 10-20 run had no
+webhook, so first-response's is recorded only.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
+from okr_metrics.pipelines.scoring.alerts import AlertWatch, detect_transitions
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS, OBJECTIVE_SCORE_COLUMNS
 from okr_metrics.warehouse.store import Warehouse
 
@@ -201,6 +208,27 @@ def fill(warehouse: Warehouse) -> None:
     warehouse.replace_observations(
         "jira", observations(tickets, Q3_START, last_jira, 3.0), [tickets], Q3_START, last_jira, "r"
     )
+    fill_alerts(warehouse)
+
+
+def fill_alerts(warehouse: Warehouse) -> None:
+    """Q4's status changes, recorded and posted as two nightly runs would (see the top)."""
+    history = warehouse.read_kr_scores(quarter=Q4)
+    alerts = detect_transitions(history, {kr.kr_id: AlertWatch() for kr in KRS})
+    alerts["objective_title"] = [OBJECTIVES[o][0] for o in alerts["objective_id"]]
+    alerts["route"] = "OKR_ALERT_WEBHOOK_URL"
+    day_9 = date(2026, 10, 9)
+    for as_of, recorded in alerts.groupby("as_of"):
+        warehouse.add_alerts(recorded, f"nightly-{as_of}")
+    posted = warehouse.claim_alerts(
+        "nightly-2026-10-09", day_9, day_9, max_attempts=10, lease=timedelta(minutes=15)
+    )
+    for alert in posted.to_dict("records"):
+        error = "gave up after 1 attempts on POST ***: last server error (HTTP 503)"
+        failed = alert["kr_id"] == "p95-latency"
+        warehouse.finish_alert(
+            alert, "nightly-2026-10-09", "OKR_ALERT_WEBHOOK_URL", error if failed else None
+        )
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgresql"))

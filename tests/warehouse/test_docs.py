@@ -254,6 +254,17 @@ def check_weekly_checkin(rows):
     ]
 
 
+def check_alerts_and_delivery(rows):
+    assert [tuple(row.values()) for row in rows] == [
+        ("2026-10-09", "activation", "growth", "status_changed", "on_track", "at_risk",
+         "delivered", 1, None),
+        ("2026-10-09", "p95-latency", "platform", "status_changed", "on_track", "off_track",
+         "retrying", 1, "gave up after 1 attempts on POST ***: last server error (HTTP 503)"),
+        ("2026-10-20", "first-response", "support", "status_changed", "on_track", "at_risk",
+         "recorded only", 0, None),
+    ]  # fmt: skip
+
+
 CHECKS = {
     name.removeprefix("check_"): function
     for name, function in globals().items()
