@@ -122,9 +122,9 @@ class Demo:
             rows = self.rows(
                 "SELECT * FROM kr_scores WHERE quarter = :q AND as_of = :day",
                 q=self.quarter,
-                day=as_of,
+                day=as_of.isoformat(),
             )
-        return {row["kr_id"]: row for row in rows}
+        return {row["kr_id"]: dated(row) for row in rows}
 
     def objectives(self, as_of: date | None = None) -> dict[str, dict[str, Any]]:
         """objective_id -> its row: the newest day's (objective_scores_latest), or `as_of`'s."""
@@ -136,9 +136,9 @@ class Demo:
             rows = self.rows(
                 "SELECT * FROM objective_scores WHERE quarter = :q AND as_of = :day",
                 q=self.quarter,
-                day=as_of,
+                day=as_of.isoformat(),
             )
-        return {row["objective_id"]: row for row in rows}
+        return {row["objective_id"]: dated(row) for row in rows}
 
 
 @contextmanager
@@ -153,7 +153,13 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def as_date(value: Any) -> date:
+    """A day as SQLite (text) or PostgreSQL (a date) returns it."""
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def dated(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its `as_of` as a date."""
+    return {**row, "as_of": as_date(row["as_of"])}
 
 
 @dataclass(frozen=True)

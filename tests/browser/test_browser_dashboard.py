@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from browser_support import (
     OKR,
     Demo,
     Server,
+    as_date,
     browser_required,
     clean_env,
     get,
@@ -132,6 +134,18 @@ def apply_filter(page: Any) -> None:
         page.click('form[data-filter] [data-action="apply"]')
 
 
+def change_filter(page: Any, change: Callable[[], None]) -> None:
+    """Change a field of the filter form and wait for the page it leads to: the form may
+    submit itself on change (a script); where it does not, the Apply button does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        with page.expect_navigation(timeout=5_000):
+            change()
+    except PlaywrightTimeout:
+        apply_filter(page)
+
+
 # --- the live dashboard ------------------------------------------------------------------------
 
 
@@ -159,25 +173,20 @@ def test_a_key_result_page_draws_its_history(page, server: Server, demo: Demo, a
     assert chart.count() == 1
     drawn = chart.evaluate(
         """(svg) => {
-        const marks = [...svg.querySelectorAll('path, polyline, line, circle, rect')];
+        // The longest line drawn (a path or a polyline) and how many points it passes.
         let length = 0, vertices = 0;
-        for (const mark of marks) {
-            if (mark.tagName === 'path') {
-                length += mark.getTotalLength();
-                vertices += (mark.getAttribute('d').match(/[MLml]/g) || []).length;
-            } else if (mark.tagName === 'polyline') {
-                length += mark.getTotalLength();
-                vertices += mark.points.numberOfItems;
-            } else if (mark.tagName === 'circle') {
-                vertices += 1;
-            }
+        for (const line of svg.querySelectorAll('path, polyline')) {
+            const points = line.tagName === 'path'
+                ? (line.getAttribute('d').match(/[MLHVml]/g) || []).length
+                : line.points.numberOfItems;
+            if (points > vertices) { vertices = points; length = line.getTotalLength(); }
         }
         const box = svg.getBoundingClientRect();
         return {length, vertices, width: box.width, height: box.height};
     }"""
     )
     assert drawn["width"] > 200 and drawn["height"] > 80, drawn
-    # A line through the quarter's days: at least one vertex per scored day, and visibly long.
+    # A line through the quarter's days: a point for each day with a value, visibly long.
     assert drawn["vertices"] >= days["days"], drawn
     assert drawn["length"] > drawn["width"] / 2, drawn
     for section in ("observations", "rejected", "sources", "checkins", "definitions"):
@@ -186,52 +195,67 @@ def test_a_key_result_page_draws_its_history(page, server: Server, demo: Demo, a
 
 
 def test_the_team_filter_narrows_the_page(page, server: Server, demo: Demo):
-    key_results = demo.key_results()
-    teams: dict[str, set[str]] = {}
-    for kr_id, row in key_results.items():
-        teams.setdefault(row["owner"], set()).add(kr_id)
-    # The team with the most KRs that still leaves some out.
+    # A team sees the KRs it owns and every KR of the objectives it owns.
+    key_results, objectives = demo.key_results(), demo.objectives()
+    teams = {row["owner"] for row in key_results.values()} | {
+        row["owner"] for row in objectives.values()
+    }
+    teams.discard(None)
+
+    def of_team(team: str) -> set[str]:
+        return {
+            kr_id
+            for kr_id, row in key_results.items()
+            if team in (row["owner"], objectives[row["objective_id"]]["owner"])
+        }
+
+    # The team that sees the most KRs while some are still left out.
     team = min(
-        (name for name, ids in teams.items() if len(ids) < len(key_results)),
-        key=lambda name: (-len(teams[name]), name),
+        (name for name in teams if len(of_team(name)) < len(key_results)),
+        key=lambda name: (-len(of_team(name)), name),
     )
     page.goto(f"{server.url}/")
     select = page.locator('form[data-filter] select[name="team"]')
     options = select.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
-    assert "" in options and set(teams) <= set(options)
-    select.select_option(team)
-    apply_filter(page)
+    assert "" in options and teams <= set(options)
+    change_filter(page, lambda: select.select_option(team))
     assert parse_qs(urlparse(page.url).query).get("team") == [team]
     assert select.input_value() == team
     shown = board(page)
-    assert set(shown["key_results"]) == teams[team]
-    assert {element["owner"] for element in shown["key_results"].values()} == {team}
+    assert set(shown["key_results"]) == of_team(team)
+    assert {key_results[kr_id]["objective_id"] for kr_id in of_team(team)} == set(
+        shown["objectives"]
+    )
     for kr_id, element in shown["key_results"].items():
         assert raw_score(element["score"]) == pytest.approx(score_of(key_results[kr_id]))
     # Back to every team.
-    select.select_option("")
-    apply_filter(page)
+    change_filter(page, lambda: select.select_option(""))
     assert set(board(page)["key_results"]) == set(key_results)
 
 
-def test_as_of_shows_the_board_as_it_stood_that_day(page, server: Server, demo: Demo):
-    quarter_start = min(
-        row["as_of"]
-        for row in demo.rows(
-            "SELECT MIN(as_of) AS as_of FROM kr_scores WHERE quarter = :q", q=demo.quarter
-        )
+def test_as_of_shows_the_board_as_it_stood_that_day(browser, server: Server, demo: Demo):
+    quarter_start = as_date(
+        demo.rows("SELECT MIN(as_of) AS day FROM kr_scores WHERE quarter = :q", q=demo.quarter)[0][
+            "day"
+        ]
     )
     earlier = max(demo.newest - timedelta(days=14), quarter_start)
     then, now = demo.key_results(earlier), demo.key_results()
     assert then and any(score_of(then[kr_id]) != score_of(now[kr_id]) for kr_id in then), (
         "the demo's scores did not change in two weeks: the test would prove nothing"
     )
-    page.goto(f"{server.url}/")
-    page.fill('form[data-filter] input[name="as_of"]', earlier.isoformat())
-    apply_filter(page)
-    assert parse_qs(urlparse(page.url).query).get("as_of") == [earlier.isoformat()]
-    assert as_of_shown(page) == earlier.isoformat()
-    assert_board_matches(page, demo, earlier)
+    # Without scripts, as a plain form: the date typed in, then the Apply button.
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/")
+        page.fill('form[data-filter] input[name="as_of"]', earlier.isoformat())
+        apply_filter(page)
+        assert parse_qs(urlparse(page.url).query).get("as_of") == [earlier.isoformat()]
+        assert as_of_shown(page) == earlier.isoformat()
+        assert_board_matches(page, demo, earlier)
+    finally:
+        context.close()
 
 
 def test_every_page_renders_and_is_saved_as_a_screenshot(
@@ -408,13 +432,14 @@ def test_korean_titles_render_as_glyphs_not_boxes(
             assert box and box["width"] > size * len(title.replace(" ", "")) * 0.5, (title, box)
             # The same element with each letter swapped for one no font has (U+F0000, drawn
             # as the missing-glyph box): when Hangul is drawn as boxes, the pictures match.
-            glyphs = text.screenshot()
-            text.evaluate(
+            element = text.element_handle()
+            glyphs = element.screenshot()
+            element.evaluate(
                 """(e) => { const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
                     for (let node; (node = walker.nextNode());)
                         node.data = node.data.replace(/\\S/gu, '\\u{F0000}'); }"""
             )
-            boxes = text.screenshot()
+            boxes = element.screenshot()
             assert glyphs != boxes, f"{title!r} renders as missing-glyph boxes"
     finally:
         context.close()
