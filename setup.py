@@ -26,5 +26,8 @@ def packages() -> list[str]:
 setup(
     packages=packages(),
     package_dir={f"okr_metrics.{folder}": folder for folder in FOLDERS},
-    package_data={"okr_metrics.warehouse": ["sql/*.sql"]},
+    package_data={
+        "okr_metrics.warehouse": ["sql/*.sql"],
+        "okr_metrics.pipelines.dashboard": ["templates/*.html", "templates/*.css"],
+    },
 )

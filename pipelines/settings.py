@@ -14,6 +14,7 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_HTTP_BACKOFF_SECONDS` | `http.backoff_seconds` | 1.0 |
 | `OKR_HTTP_MAX_WAIT_SECONDS` | `http.max_wait_seconds` | 300.0 |
 | `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
+| `OKR_DASHBOARD_TOKEN` | `dashboard_token` (a secret: in no repr) | unset: the dashboard asks for none |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -46,6 +47,7 @@ MAX_ATTEMPTS_VARIABLE = "OKR_HTTP_MAX_ATTEMPTS"
 BACKOFF_VARIABLE = "OKR_HTTP_BACKOFF_SECONDS"
 MAX_WAIT_VARIABLE = "OKR_HTTP_MAX_WAIT_SECONDS"
 DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
+DASHBOARD_TOKEN_VARIABLE = "OKR_DASHBOARD_TOKEN"
 
 DEFAULT_DEFS = "okr_defs"
 DEFAULT_TRAILING_DAYS = 3
@@ -88,6 +90,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     # None: not set; the `okr` command then keeps its own instance in DEFAULT_DAGSTER_HOME.
     dagster_home: str | None = None
+    # When set, every dashboard request must carry it (`okr serve`); a secret.
+    dashboard_token: str | None = field(default=None, repr=False)
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
 
@@ -159,6 +163,7 @@ class Settings:
             trailing_days=trailing,
             http=HttpSettings(int(max_attempts), backoff, max_wait),
             dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
+            dashboard_token=_read(environ, DASHBOARD_TOKEN_VARIABLE),
             sources=source_settings,
         )
 
@@ -183,7 +188,9 @@ class Settings:
         return (
             f"Settings(warehouse_url={shown!r}, definitions_path={self.definitions_path!r}, "
             f"trailing_days={self.trailing_days}, http={self.http!r}, "
-            f"dagster_home={self.dagster_home!r}, sources={dict(self.sources)!r})"
+            f"dagster_home={self.dagster_home!r}, "
+            f"dashboard_token={'set' if self.dashboard_token else 'unset'}, "
+            f"sources={dict(self.sources)!r})"
         )
 
 

@@ -1,4 +1,5 @@
-"""The `okr` command: lint definitions, run and backfill through Dagster, print scorecards.
+"""The `okr` command: lint definitions, run and backfill through Dagster, print scorecards,
+serve the dashboard and write the report.
 
 Every command that computes scores runs the real Dagster job in-process against a
 persistent instance (`DAGSTER_HOME`, default `.okr/dagster`), so its runs show in
@@ -231,18 +232,24 @@ def cmd_backfill(
     return outcome.exit_code
 
 
-def cmd_scorecard(args: argparse.Namespace, settings: Settings) -> int:
-    from okr_metrics.pipelines.cli.scorecard import ScorecardError, render_scorecard
+def definitions_order(settings: Settings) -> list[str]:
+    """Objective and KR ids as the definitions list them: they only order the output."""
     from okr_metrics.pipelines.definitions import load_definitions
-    from okr_metrics.warehouse.store import Warehouse
 
-    # The definitions only order the output; the numbers come from the warehouse.
-    order = [
+    return [
         item.id
         for okr_file in load_definitions(settings.definitions_path).files.values()
         for objective in okr_file.objectives
         for item in (objective, *objective.key_results)
     ]
+
+
+def cmd_scorecard(args: argparse.Namespace, settings: Settings) -> int:
+    from okr_metrics.pipelines.cli.scorecard import ScorecardError, render_scorecard
+    from okr_metrics.warehouse.store import Warehouse
+
+    # The definitions only order the output; the numbers come from the warehouse.
+    order = definitions_order(settings)
     try:
         text = render_scorecard(
             Warehouse(settings.warehouse_url),
@@ -250,10 +257,71 @@ def cmd_scorecard(args: argparse.Namespace, settings: Settings) -> int:
             as_of=args.as_of,
             output_format=args.format,
             order=order,
+            sparklines=sys.stdout.isatty(),
         )
     except ScorecardError as error:
         raise UsageError(str(error)) from None
     print(text)
+    return EXIT_OK
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The dashboard over the warehouse, until Ctrl-C; 127.0.0.1 unless told otherwise."""
+    import socket
+
+    import uvicorn
+
+    from okr_metrics.pipelines.dashboard.web import create_app
+    from okr_metrics.warehouse.store import Warehouse
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((args.host, args.port))
+    except OSError as error:
+        listener.close()
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    app = create_app(
+        Warehouse(settings.warehouse_url),
+        token=settings.dashboard_token,
+        order=definitions_order(settings),
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    port = listener.getsockname()[1]
+    if args.host not in LOOPBACK_HOSTS and not settings.dashboard_token:
+        progress_log.warning(
+            f"serve: {args.host} is reachable from other machines and OKR_DASHBOARD_TOKEN "
+            "is not set: anyone who reaches it sees the OKRs"
+        )
+    guard = "token required" if settings.dashboard_token else "no token"
+    print(f"dashboard on http://{host}:{port}/ ({guard}; Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listener])
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from okr_metrics.pipelines.dashboard.report import ReportError, write_report
+    from okr_metrics.warehouse.store import Warehouse
+
+    try:
+        path = write_report(
+            Warehouse(settings.warehouse_url),
+            quarter=str(args.quarter) if args.quarter else None,
+            as_of=args.as_of,
+            path=args.out,
+            order=definitions_order(settings),
+        )
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out or 'the report'}: {error.strerror}") from None
+    print(path)
     return EXIT_OK
 
 
@@ -345,6 +413,25 @@ def build_parser() -> argparse.ArgumentParser:
     scorecard.add_argument("--as-of", type=_date, help="default: the newest scored day")
     scorecard.add_argument("--format", choices=["table", "json", "csv"], default="table")
     scorecard.set_defaults(handler=cmd_scorecard)
+
+    serve = with_defs(
+        commands.add_parser("serve", help="the live, read-only web dashboard over the warehouse")
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine)")
+    serve.add_argument("--port", type=int, default=8080, help="default: 8080")
+    serve.set_defaults(handler=cmd_serve)
+
+    report_command = with_defs(
+        commands.add_parser("report", help="write the quarter's overview as one HTML file")
+    )
+    report_command.add_argument(
+        "--quarter", type=_quarter, help="default: the newest scored quarter"
+    )
+    report_command.add_argument("--as-of", type=_date, help="default: the newest scored day")
+    report_command.add_argument(
+        "--out", default=None, help="the file to write (default: .okr/reports/QUARTER.html)"
+    )
+    report_command.set_defaults(handler=cmd_report)
 
     sandbox = commands.add_parser("sandbox", help="serve the sample APIs on 127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765, help="default: 8765")

@@ -1,4 +1,8 @@
-"""Render a quarter's scorecard, as of one day, from the warehouse (`okr scorecard`)."""
+"""Render a quarter's scorecard, as of one day, from the warehouse (`okr scorecard`).
+
+Numbers are written as the dashboard writes them (`dashboard.formats`); in a terminal
+each KR also gets a Unicode sparkline of its quarter so far (`dashboard.charts`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from okr_metrics.pipelines.dashboard.charts import sparkline
+from okr_metrics.pipelines.dashboard.formats import value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
 from okr_metrics.warehouse.store import Warehouse
 
@@ -49,16 +55,6 @@ class ScorecardError(Exception):
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _number(value: Any) -> str:
-    if _missing(value):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if value == int(value):
-        return f"{value:.0f}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
 
 
 def _score(value: Any) -> str:
@@ -116,8 +112,13 @@ def render_scorecard(
     as_of: date | None = None,
     output_format: str = "table",
     order: Sequence[str] = (),
+    sparklines: bool = False,
 ) -> str:
-    """The scorecard as text; `order` lists objective and KR ids in the definitions' order."""
+    """The scorecard as text; `order` lists objective and KR ids in the definitions' order.
+
+    `sparklines` (a terminal): the table gets a trend column, each KR's daily values
+    from the quarter's first day through `as_of`.
+    """
     quarter, as_of, objectives, key_results = load_scorecard(warehouse, quarter, as_of)
     objectives, key_results = _in_definition_order(objectives, key_results, order)
     sources = warehouse.latest_source_runs()
@@ -130,7 +131,19 @@ def render_scorecard(
             {key: _jsonable(row[key]) for key in SOURCE_COLUMNS} for _, row in sources.iterrows()
         ]
         return json.dumps(card, indent=2)
-    return _as_table(quarter, as_of, objectives, key_results) + _sources_footer(sources)
+    trends = _trends(warehouse, quarter, as_of) if sparklines else None
+    return _as_table(quarter, as_of, objectives, key_results, trends) + _sources_footer(sources)
+
+
+def _trends(warehouse: Warehouse, quarter: str, as_of: date) -> dict[str, str]:
+    """Each KR's sparkline over the quarter through `as_of`."""
+    history = warehouse.read_kr_scores(end=as_of, quarter=quarter)
+    if history.empty:
+        return {}
+    return {
+        kr_id: sparkline(rows.sort_values("as_of")["value"].tolist())
+        for kr_id, rows in history.groupby("kr_id")
+    }
 
 
 def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame):
@@ -161,10 +174,18 @@ def _as_json(quarter: str, as_of: date, objectives: pd.DataFrame, key_results: p
 
 
 def _as_table(
-    quarter: str, as_of: date, objectives: pd.DataFrame, key_results: pd.DataFrame
+    quarter: str,
+    as_of: date,
+    objectives: pd.DataFrame,
+    key_results: pd.DataFrame,
+    trends: dict[str, str] | None = None,
 ) -> str:
     lines = [f"Scorecard {quarter} as of {as_of}", ""]
-    header = f"  {'key result':<30} {'value':>10} {'target':>10} {'score':>6}  {'status':<10} note"
+    trend_header = f" {'trend':<16}" if trends is not None else ""
+    header = (
+        f"  {'key result':<30} {'value':>10} {'target':>10} {'score':>6}  {'status':<10}"
+        f"{trend_header} note"
+    )
     order = list(objectives["objective_id"]) if not objectives.empty else []
     order += [o for o in key_results["objective_id"].unique() if o not in order]
     by_id = {row["objective_id"]: row for _, row in objectives.iterrows()}
@@ -188,11 +209,13 @@ def _as_table(
                 notes.append(
                     f"stale (last data {seen})" if not _missing(seen) and seen else "stale"
                 )
+            number = value_format(kr["kr_type"], kr["start"], kr["target"])
             if not _missing(kr["forecast_value"]):
-                notes.append(f"forecast {_number(kr['forecast_value'])}")
+                notes.append(f"forecast {number(kr['forecast_value'])}")
+            trend = f" {trends.get(kr['kr_id'], ''):<16}" if trends is not None else ""
             lines.append(
-                f"  {kr['kr_id']:<30} {_number(kr['value']):>10} {_number(kr['target']):>10} "
-                f"{_score(kr['score']):>6}  {kr['status']:<10} {', '.join(notes)}".rstrip()
+                f"  {kr['kr_id']:<30} {number(kr['value']):>10} {number(kr['target']):>10} "
+                f"{_score(kr['score']):>6}  {kr['status']:<10}{trend} {', '.join(notes)}".rstrip()
             )
         lines.append("")
     return "\n".join(lines).rstrip("\n")
