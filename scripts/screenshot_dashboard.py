@@ -107,7 +107,7 @@ def main() -> int:
         server = subprocess.Popen(
             [str(OKR), "serve", "--port", str(port)],
             cwd=folder,
-            env=okr_env(OKR_WAREHOUSE_URL=url),
+            env=okr_env(OKR_WAREHOUSE_URL=url, OKR_DEFS=str(REPO / "okr_defs")),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

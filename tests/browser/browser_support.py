@@ -200,7 +200,8 @@ def answers(url: str, process: subprocess.Popen, timeout: float = 60) -> bool:
 @contextmanager
 def serving(warehouse_url: str, folder: Path, token: str | None = None) -> Iterator[Server]:
     """`okr serve` on a free port, until /healthz answers; stopped afterwards."""
-    extra = {"OKR_WAREHOUSE_URL": warehouse_url}
+    # As a user runs it in a clone: the definitions give the objectives' order.
+    extra = {"OKR_WAREHOUSE_URL": warehouse_url, "OKR_DEFS": str(REPO / "okr_defs")}
     if token:
         extra["OKR_DASHBOARD_TOKEN"] = token
     log_path = folder / "serve.log"

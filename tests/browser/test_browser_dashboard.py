@@ -22,6 +22,7 @@ from browser_support import (
     KOREAN_KR,
     KOREAN_OBJECTIVE,
     OKR,
+    REPO,
     Demo,
     Server,
     as_date,
@@ -305,7 +306,7 @@ def test_the_report_opens_offline_with_every_key_result(
     result = subprocess.run(
         [str(OKR), "report"],
         cwd=tmp_path,
-        env=clean_env(OKR_WAREHOUSE_URL=demo.url),
+        env=clean_env(OKR_WAREHOUSE_URL=demo.url, OKR_DEFS=str(REPO / "okr_defs")),
         capture_output=True,
         text=True,
         timeout=120,
@@ -425,19 +426,22 @@ def test_korean_titles_render_as_glyphs_not_boxes(
             (f'[data-objective-id="{KOREAN_OBJECTIVE[0]}"]', KOREAN_OBJECTIVE[1]),
             (f'[data-kr-id="{KOREAN_KR[0]}"]', KOREAN_KR[1]),
         ):
-            text = page.locator(selector).get_by_text(title, exact=True).first
-            text.scroll_into_view_if_needed()
-            size = float(text.evaluate("(e) => parseFloat(getComputedStyle(e).fontSize)"))
-            box = text.bounding_box()
-            assert box and box["width"] > size * len(title.replace(" ", "")) * 0.5, (title, box)
-            # The same element with each letter swapped for one no font has (U+F0000, drawn
-            # as the missing-glyph box): when Hangul is drawn as boxes, the pictures match.
-            element = text.element_handle()
+            element = page.locator(selector).get_by_text(title, exact=True).first.element_handle()
+            element.scroll_into_view_if_needed()
+            # The drawn text's own width (the element may be a full-width block).
+            width, size = element.evaluate(
+                """(e) => { const range = document.createRange(); range.selectNodeContents(e);
+                    return [range.getBoundingClientRect().width,
+                            parseFloat(getComputedStyle(e).fontSize)]; }"""
+            )
+            assert width > size * len(title.replace(" ", "")) * 0.5, (title, width, size)
+            # The same element with each Hangul letter swapped for one no font has (U+F0000,
+            # drawn as the missing-glyph box): when Hangul is drawn as boxes, the pictures match.
             glyphs = element.screenshot()
             element.evaluate(
                 """(e) => { const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
                     for (let node; (node = walker.nextNode());)
-                        node.data = node.data.replace(/\\S/gu, '\\u{F0000}'); }"""
+                        node.data = node.data.replace(/\\p{Script=Hangul}/gu, '\\u{F0000}'); }"""
             )
             boxes = element.screenshot()
             assert glyphs != boxes, f"{title!r} renders as missing-glyph boxes"
