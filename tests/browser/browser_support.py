@@ -162,6 +162,53 @@ def dated(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "as_of": as_date(row["as_of"])}
 
 
+class DemoRun:
+    """`okr demo` run once a test run, in the background, as a user would run it: its
+    warehouse, Dagster home and working directory in `shared` (the xdist workers' common
+    temporary folder). Whoever asks first starts it; everyone waits for the same one."""
+
+    def __init__(self, shared: Path):
+        self.folder = shared / "browser-demo"
+        self._lock = shared / "browser-demo.lock"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.folder / 'warehouse.db'}"
+
+    def start(self) -> subprocess.Popen | None:
+        """Start the demo unless someone has; the process when this call started it."""
+        with locked(self._lock):
+            if (self.folder / "started").exists():
+                return None
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "started").touch()
+            # The exit code lands in a file, for the workers that did not start it.
+            script = '"$0" demo >demo.out 2>demo.err; echo $? >rc.tmp && mv rc.tmp demo.rc'
+            return subprocess.Popen(
+                ["sh", "-c", script, str(OKR)],
+                cwd=self.folder,
+                env=clean_env(
+                    OKR_WAREHOUSE_URL=self.url,
+                    OKR_DEFS=str(REPO / "okr_defs"),
+                    DAGSTER_HOME=str(self.folder / "dagster"),
+                ),
+                start_new_session=True,
+            )
+
+    def wait(self, timeout: float = 900) -> None:
+        """Until the demo has finished; fails the test if it failed or never finished."""
+        deadline = time.monotonic() + timeout
+        done = self.folder / "demo.rc"
+        while not done.exists():
+            if time.monotonic() > deadline:
+                pytest.fail(f"okr demo did not finish in {timeout:.0f} s", pytrace=False)
+            time.sleep(0.2)
+        code = int(done.read_text())
+        if code != 0:
+            errors = (self.folder / "demo.err").read_text()[-3000:]
+            pytest.fail(f"okr demo exited with {code}:\n{errors}", pytrace=False)
+
+
 @dataclass(frozen=True)
 class Server:
     url: str

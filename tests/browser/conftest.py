@@ -1,7 +1,8 @@
 """Fixtures for the browser tests: the demo's warehouse, `okr serve` on it, and Chromium.
 
-The warehouse is built by really running `okr demo` (once a test run, shared by the
-pytest-xdist workers through a file lock); `okr serve` runs as a subprocess on it, and
+The warehouse is built by really running `okr demo`, once a test run, shared by the
+pytest-xdist workers, and started in the background as soon as browser tests are
+collected; `okr serve` runs as a subprocess on it, and
 Playwright drives the system's Chromium (Debian's `chromium`, found by .ci/chromium.sh,
 which `make test` runs) through `executable_path`: nothing is downloaded. Without a
 browser the tests skip, saying why in one line; with OKR_REQUIRE_BROWSER=1 (CI) they fail.
@@ -9,8 +10,10 @@ browser the tests skip, saying why in one line; with OKR_REQUIRE_BROWSER=1 (CI) 
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import date
@@ -23,15 +26,12 @@ from browser_support import (
     CHROMIUM_ARGS,
     KOREAN_KR,
     KOREAN_OBJECTIVE,
-    OKR,
-    REPO,
     Demo,
+    DemoRun,
     Server,
     as_date,
     browser_required,
     chromium_path,
-    clean_env,
-    locked,
     missing_browser,
     serving,
     unavailable,
@@ -72,36 +72,52 @@ def _needs_chromium(chromium: str) -> None:
 # --- the demo's warehouse ----------------------------------------------------------------------
 
 
+def demo_run(factory: pytest.TempPathFactory) -> DemoRun:
+    """The test run's demo, in the folder every xdist worker shares."""
+    base = factory.getbasetemp()
+    return DemoRun(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
+# The demo takes a minute: it starts as soon as browser tests are collected, so that it
+# runs beside the other tests instead of keeping a worker waiting.
+_started: list[subprocess.Popen] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    wanted = any(
+        item.get_closest_marker("browser") and not item.get_closest_marker("skip")
+        for item in session.items
+    )
+    if wanted and factory is not None:
+        process = demo_run(factory).start()
+        if process is not None:
+            _started.append(process)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for process in _started:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            os.killpg(process.pid, signal.SIGTERM)
+        # Otherwise another worker's tests may still need it: it ends on its own.
+        try:
+            process.wait(timeout=900)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Demo:
-    """`okr demo` run once, as a user would: its warehouse, Dagster home and working dir in tmp."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker_id != "master" else base
-    folder = shared / "browser-demo"
-    warehouse = folder / "warehouse.db"
-    url = f"sqlite:///{warehouse}"
-    with locked(shared / "browser-demo.lock"):
-        if not (folder / "done").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            result = subprocess.run(
-                [str(OKR), "demo"],
-                cwd=folder,
-                env=clean_env(
-                    OKR_WAREHOUSE_URL=url,
-                    OKR_DEFS=str(REPO / "okr_defs"),
-                    DAGSTER_HOME=str(folder / "dagster"),
-                ),
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            assert result.returncode == 0, f"okr demo failed:\n{result.stderr[-3000:]}"
-            (folder / "done").touch()
-    probe = Demo(url, "", date.min)
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The warehouse `okr demo` wrote, with its quarter and newest scored day."""
+    run = demo_run(tmp_path_factory)
+    process = run.start()
+    if process is not None:
+        _started.append(process)
+    run.wait()
+    probe = Demo(run.url, "", date.min)
     quarter = probe.rows("SELECT MAX(quarter) AS q FROM kr_scores")[0]["q"]
     newest = probe.rows("SELECT MAX(as_of) AS d FROM kr_scores WHERE quarter = :q", q=quarter)
-    return Demo(url, quarter, as_date(newest[0]["d"]))
+    return Demo(run.url, quarter, as_date(newest[0]["d"]))
 
 
 @pytest.fixture(scope="session")
