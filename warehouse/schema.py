@@ -247,7 +247,9 @@ checkins = Table(
     Column("file", Text, nullable=False, comment="the check-in file"),
     Column("line", Integer, nullable=False, comment="the line of the file"),
     Column("run_id", String(64), nullable=False, comment="the Dagster run that read it"),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, comment="when it was read (UTC)"),
+    Column(
+        "recorded_at", DateTime(timezone=True), nullable=False, comment="when it was read (UTC)"
+    ),
     PrimaryKeyConstraint("quarter", "kr_id", "date", name="checkins_pk"),
     comment="The valid rows of the check-in files with their notes, replaced whole each run.",
 )

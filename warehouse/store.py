@@ -24,7 +24,9 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, selec
 
 from okr_metrics.warehouse.db import create_warehouse_engine, write_transaction
 from okr_metrics.warehouse.migrations import migrate
+from okr_metrics.warehouse.schema import checkins as checkins_table
 from okr_metrics.warehouse.schema import (
+    kr_definitions,
     kr_scores,
     metadata,
     metric_observations,
@@ -393,9 +395,31 @@ class Warehouse:
 
     # -- scores -------------------------------------------------------------
 
-    def replace_kr_scores(self, scores: pd.DataFrame, start: date, end: date, run_id: str) -> int:
-        """Replace every KR row with as_of from `start` through `end`."""
-        return self._replace_window(kr_scores, scores, start, end, run_id)
+    def replace_kr_scores(
+        self,
+        scores: pd.DataFrame,
+        start: date,
+        end: date,
+        run_id: str,
+        definitions: pd.DataFrame | None = None,
+    ) -> int:
+        """Replace every KR row with as_of from `start` through `end`.
+
+        `definitions` (quarter, kr_id, definition_hash, metric_keys, definition) describes
+        the definitions the rows were scored with; in the same transaction, `kr_definitions`
+        is rebuilt for the quarters written, from the days each hash now serves in `kr_scores`.
+        """
+        self.ensure_schema()
+        frame = scores.copy()
+        frame["run_id"] = run_id
+        frame["computed_at"] = datetime.now(UTC)
+        quarters = sorted(set(frame["quarter"])) if "quarter" in frame else []
+        with write_transaction(self.engine, kr_scores.name) as connection:
+            connection.execute(delete(kr_scores).where(kr_scores.c.as_of.between(start, end)))
+            written = insert_rows(connection, kr_scores, frame)
+            if quarters:
+                _rebuild_definitions(connection, quarters, definitions, run_id)
+            return written
 
     def replace_objective_scores(
         self, scores: pd.DataFrame, start: date, end: date, run_id: str
@@ -413,6 +437,16 @@ class Warehouse:
         with write_transaction(self.engine, table.name) as connection:
             connection.execute(delete(table).where(table.c.as_of.between(start, end)))
             return insert_rows(connection, table, frame)
+
+    def replace_checkins(self, quarter: str, checkins: pd.DataFrame, run_id: str) -> int:
+        """Replace the quarter's check-in rows with `checkins` (the file, read whole)."""
+        self.ensure_schema()
+        frame = checkins.copy()
+        frame["run_id"] = run_id
+        frame["recorded_at"] = datetime.now(UTC)
+        with write_transaction(self.engine, checkins_table.name) as connection:
+            connection.execute(delete(checkins_table).where(checkins_table.c.quarter == quarter))
+            return insert_rows(connection, checkins_table, frame)
 
     def read_kr_scores(
         self, start: date | None = None, end: date | None = None, quarter: str | None = None
@@ -453,6 +487,71 @@ class Warehouse:
         table = metadata.tables[table_name]
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _rebuild_definitions(
+    connection: Connection, quarters: list[str], known: pd.DataFrame | None, run_id: str
+) -> None:
+    """Rewrite `kr_definitions` for `quarters` from what `kr_scores` holds now.
+
+    One row per (KR, hash) still scored somewhere in the quarter, with the first and last
+    day it served; the descriptive columns come from its newest scored day, the metric keys
+    and definition text from `known` or, for a hash no longer defined, the stored row.
+    """
+    usage = (
+        select(
+            kr_scores.c.quarter,
+            kr_scores.c.kr_id,
+            kr_scores.c.definition_hash,
+            func.min(kr_scores.c.as_of).label("first_as_of"),
+            func.max(kr_scores.c.as_of).label("last_as_of"),
+        )
+        .where(kr_scores.c.quarter.in_(quarters))
+        .group_by(kr_scores.c.quarter, kr_scores.c.kr_id, kr_scores.c.definition_hash)
+        .subquery()
+    )
+    newest = select(
+        usage,
+        kr_scores.c.objective_id,
+        kr_scores.c.kr_title,
+        kr_scores.c.owner,
+        kr_scores.c.kr_type,
+        kr_scores.c.start,
+        kr_scores.c.target,
+    ).join(
+        kr_scores,
+        and_(
+            kr_scores.c.quarter == usage.c.quarter,
+            kr_scores.c.kr_id == usage.c.kr_id,
+            kr_scores.c.as_of == usage.c.last_as_of,
+        ),
+    )
+    rows = pd.DataFrame(connection.execute(newest).mappings().all())
+    stored = connection.execute(
+        select(
+            kr_definitions.c.quarter,
+            kr_definitions.c.kr_id,
+            kr_definitions.c.definition_hash,
+            kr_definitions.c.metric_keys,
+            kr_definitions.c.definition,
+        ).where(kr_definitions.c.quarter.in_(quarters))
+    ).all()
+    texts = {(q, kr, h): (keys, text) for q, kr, h, keys, text in stored}
+    if known is not None:
+        for row in known.itertuples(index=False):
+            texts[row.quarter, row.kr_id, row.definition_hash] = (row.metric_keys, row.definition)
+    connection.execute(delete(kr_definitions).where(kr_definitions.c.quarter.in_(quarters)))
+    if rows.empty:
+        return
+    described = [
+        texts.get((q, kr, h), ("[]", "{}"))
+        for q, kr, h in zip(rows["quarter"], rows["kr_id"], rows["definition_hash"], strict=True)
+    ]
+    rows["metric_keys"] = [keys for keys, _ in described]
+    rows["definition"] = [text for _, text in described]
+    rows["run_id"] = run_id
+    rows["computed_at"] = datetime.now(UTC)
+    insert_rows(connection, kr_definitions, rows)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

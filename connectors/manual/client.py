@@ -54,12 +54,24 @@ class RejectedCheckIn:
     reason: str  # "file:line: ..."
 
 
+@dataclass(frozen=True)
+class CheckIn:
+    """A valid check-in row, with what its owner wrote beside it."""
+
+    kr_id: str
+    date: date
+    value: float
+    note: str | None
+    line: int
+
+
 @dataclass
 class CheckIns:
     """One check-ins file, read and checked: values and rejected rows by KR id."""
 
     path: str
     values: dict[str, dict[date, float]] = field(default_factory=dict)
+    rows: list[CheckIn] = field(default_factory=list)  # the valid rows, in file order
     # kr_id -> its rejected rows; None holds the rows that belong to no KR of the quarter.
     rejected: dict[str | None, list[RejectedCheckIn]] = field(default_factory=dict)
     file_problem: str | None = None  # fails every KR of the file
@@ -140,6 +152,8 @@ def read_checkins(
                 day, value = checked
                 first_line[kr_id, day] = line
                 found.values.setdefault(kr_id, {})[day] = value
+                note = raw[column["note"]] if "note" in column else ""
+                found.rows.append(CheckIn(kr_id, day, value, note or None, line))
                 continue
         rejected = RejectedCheckIn(line, day_text, value_text, f"{shown}:{line}: {problem}")
         found.rejected.setdefault(owner, []).append(rejected)

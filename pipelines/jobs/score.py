@@ -8,6 +8,7 @@ quarter has no valid definitions are left alone and reported.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from datetime import date
 import pandas as pd
 
 from okr_metrics.pipelines.definitions import Definitions, OkrFile
+from okr_metrics.pipelines.jobs.checkins import quarter_checkins
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
     ObjectiveInput,
@@ -27,6 +29,8 @@ from okr_metrics.pipelines.vocabulary.quarters import Quarter, days_between, qua
 from okr_metrics.warehouse.store import Warehouse
 
 log = logging.getLogger("okr_metrics")
+
+DEFINITION_COLUMNS = ["quarter", "kr_id", "definition_hash", "metric_keys", "definition"]
 
 
 @dataclass
@@ -85,7 +89,12 @@ def compute_kr_scores(
             days_between(first, last),
             status_thresholds(okr_file),
         )
-        result.rows += warehouse.replace_kr_scores(scores, first, last, run_id)
+        result.rows += warehouse.replace_kr_scores(
+            scores, first, last, run_id, definitions=definition_rows(okr_file)
+        )
+        checkins = quarter_checkins(definitions, okr_file)
+        if checkins is not None:
+            warehouse.replace_checkins(str(quarter), checkins, run_id)
         result.quarters.append(str(quarter))
         result.stale += int(scores["stale"].sum())
         for status, count in scores["status"].value_counts().items():
@@ -148,6 +157,27 @@ def scoring_inputs(okr_file: OkrFile) -> tuple[list[ObjectiveInput], list[KeyRes
                 )
             )
     return objectives, key_results
+
+
+def definition_rows(okr_file: OkrFile) -> pd.DataFrame:
+    """Each KR's definition as `kr_definitions` keeps it (the days it served are the
+    warehouse's to work out, from `kr_scores`)."""
+    rows = []
+    for objective in okr_file.objectives:
+        for key_result in objective.key_results:
+            keys = [okr_file.metric_key(key_result, part) for part in key_result.series_parts]
+            rows.append(
+                {
+                    "quarter": str(okr_file.quarter),
+                    "kr_id": key_result.id,
+                    "definition_hash": okr_file.definition_hash(key_result),
+                    "metric_keys": json.dumps(keys),
+                    "definition": json.dumps(
+                        key_result.model_dump(mode="json", exclude_none=True), sort_keys=True
+                    ),
+                }
+            )
+    return pd.DataFrame(rows, columns=DEFINITION_COLUMNS)
 
 
 def status_thresholds(okr_file: OkrFile) -> StatusThresholds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -167,3 +168,70 @@ def test_a_clean_check_in_file_lints_clean(checkins_file, capsys):
     path.write_text("kr_id,date,value,note\nnps,2026-07-06,32,\n", encoding="utf-8")
     assert main(["lint"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def checkin_rows(warehouse: Warehouse) -> list[tuple]:
+    with warehouse.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT kr_id, date, value, note, line FROM checkins ORDER BY line"
+        )
+        return [(kr, str(day)[:10], value, note, line) for kr, day, value, note, line in rows]
+
+
+def definition_history(warehouse: Warehouse) -> list[tuple]:
+    with warehouse.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT kr_id, target, first_as_of, last_as_of, metric_keys, definition"
+            " FROM kr_definitions ORDER BY kr_id, first_as_of"
+        )
+        return [
+            (kr, target, str(first)[:10], str(last)[:10], json.loads(keys), json.loads(text))
+            for kr, target, first, last, keys, text in rows
+        ]
+
+
+def test_the_checkins_table_holds_the_valid_rows_with_their_notes(checkins):
+    path, warehouse = checkins
+    run_window(Q3.start, Q3.end)
+    # Lines 2, 3, 7 and 9 are valid; line 9's note is empty.
+    assert checkin_rows(warehouse) == [
+        ("nps", "2026-07-06", 32.0, None, 2),
+        ("nps", "2026-08-03", 38.0, "first August survey", 3),
+        ("nps", "2026-09-07", 41.0, None, 7),
+        ("uptime", "2026-07-01", 0.9995, None, 9),
+    ]
+    # The file is the truth: an edited note and a removed row are what the next run keeps.
+    path.write_text(
+        CHECKINS.replace("first August survey", "survey of 212 answers").replace(
+            "nps,2026-09-07,41,\n", ""
+        ),
+        encoding="utf-8",
+    )
+    run_window(date(2026, 9, 29), Q3.end)
+    assert checkin_rows(warehouse) == [
+        ("nps", "2026-07-06", 32.0, None, 2),
+        ("nps", "2026-08-03", 38.0, "survey of 212 answers", 3),
+        ("uptime", "2026-07-01", 0.9995, None, 8),
+    ]
+
+
+def test_kr_definitions_keeps_each_definition_and_the_days_it_served(checkins):
+    path, warehouse = checkins
+    defs = path.parent.parent / "2026-Q3.yaml"
+    run_window(Q3.start, date(2026, 8, 15))
+    defs.write_text(DEFINITIONS.replace("target: 50", "target: 60"), encoding="utf-8")
+    run_window(date(2026, 8, 16), Q3.end)
+    history = definition_history(warehouse)
+    assert [row[:4] for row in history] == [
+        ("nps", 50.0, "2026-07-01", "2026-08-15"),
+        ("nps", 60.0, "2026-08-16", "2026-09-30"),
+        ("uptime", 0.999, "2026-07-01", "2026-09-30"),
+    ]
+    assert history[0][4] == ["manual:quarter=2026-Q3;kr_id=nps"]
+    assert (history[0][5]["target"], history[1][5]["target"]) == (50, 60)
+    # Re-scoring the whole quarter with the new target leaves one definition in use.
+    run_window(Q3.start, Q3.end)
+    assert [row[:4] for row in definition_history(warehouse)] == [
+        ("nps", 60.0, "2026-07-01", "2026-09-30"),
+        ("uptime", 0.999, "2026-07-01", "2026-09-30"),
+    ]

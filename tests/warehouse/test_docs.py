@@ -219,6 +219,41 @@ def check_source_freshness(rows):
     ]
 
 
+def check_weekly_checkin(rows):
+    # Two weeks: Monday 10-12 to 10-18 (day 18) against the week before's day 11, and the
+    # week of 10-19, scored to day 20, against day 18. A straight line moves pace * days /
+    # 92 in score; the value by that times (target - start). first-response's source
+    # fails from 10-15 (day 15): its value holds from day 14 on, so it turns stale in the
+    # first week, and in the second its pace, 0.92 * 14 / 20 = 0.644, drops below 0.7.
+    def moved(pace, days, span):
+        return (pace * days / 92 * span, pace * days / 92)
+
+    weeks = {
+        "2026-10-18": {"days": 7, "first_response": (-20 * 0.92 * 3 / 92, 0.92 * 3 / 92)},
+        "2026-10-20": {"days": 2, "first_response": (0.0, 0.0)},
+    }
+    expected = []
+    for as_of, week in weeks.items():
+        days = week["days"]
+        expected += [
+            ("growth", "activation", as_of, *moved(0.6, days, 20), "at_risk", "at_risk", 0, 0),
+            ("growth", "signups", as_of, *moved(1.38, days, 1200), "on_track", "on_track", 0, 0),
+            ("platform", "p95-latency", as_of, *moved(0.23, days, -400), "off_track", "off_track")
+            + (0, 0),
+            ("platform", "uptime", as_of, 0.0, 0.0, "on_track", "on_track", 0, 0),
+            ("support", "first-response", as_of, *week["first_response"])
+            + (("on_track", "on_track", 0, 1) if days == 7 else ("on_track", "at_risk", 1, 0)),
+            ("support", "tickets-closed", as_of, None, None, "no_data", "no_data", 0, 0),
+        ]
+    names = [
+        "team", "kr_id", "as_of", "value_change", "score_change",
+        "previous_status", "status", "status_changed", "became_stale",
+    ]  # fmt: skip
+    assert [tuple(row[name] for name in names) for row in rows] == [
+        tuple(approx(cell) if isinstance(cell, float) else cell for cell in row) for row in expected
+    ]
+
+
 CHECKS = {
     name.removeprefix("check_"): function
     for name, function in globals().items()
@@ -243,8 +278,8 @@ def test_every_table_column_and_view_is_documented():
     docs = DOCS.read_text(encoding="utf-8")
     for table in schema.metadata.sorted_tables:
         section = re.split(r"\n##+ ", docs.split(f"### `{table.name}`", 1)[1], maxsplit=1)[0]
-        documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", section, re.MULTILINE))
-        names = {name for pair in documented for name in pair if name}
+        first_cells = re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", section, re.MULTILINE)
+        names = {name for cell in first_cells for name in re.findall(r"`([a-z_]+)`", cell)}
         assert names == {column.name for column in table.columns}, table.name
     for view in schema.VIEW_NAMES:
         assert f"| `{view}` |" in docs, view
