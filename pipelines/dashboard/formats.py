@@ -48,7 +48,7 @@ def format_number(value: Any) -> str:
         return _strip(f"{value / 1e9:.2f}") + "B"
     if size >= 1e6:
         return _strip(f"{value / 1e6:.2f}") + "M"
-    if size >= 1000:
+    if size >= 999.95:  # what rounds to 1,000 or more
         return f"{value:,.0f}"
     if size >= 100:
         return _strip(f"{value:.1f}")
