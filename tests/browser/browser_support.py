@@ -101,16 +101,21 @@ class Demo:
 
     url: str
     quarter: str
+    start: date
     newest: date
 
     def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import bindparam, create_engine, text
         from sqlalchemy.pool import NullPool
 
         engine = create_engine(self.url, poolclass=NullPool)
+        statement = text(sql)
+        for name, value in params.items():
+            if isinstance(value, tuple):  # a list for `IN :name`
+                statement = statement.bindparams(bindparam(name, expanding=True))
         try:
             with engine.connect() as connection:
-                return [dict(row._mapping) for row in connection.execute(text(sql), params)]
+                return [dict(row._mapping) for row in connection.execute(statement, params)]
         finally:
             engine.dispose()
 

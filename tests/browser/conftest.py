@@ -114,10 +114,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     if process is not None:
         _started.append(process)
     run.wait()
-    probe = Demo(run.url, "", date.min)
+    probe = Demo(run.url, "", date.min, date.min)
     quarter = probe.rows("SELECT MAX(quarter) AS q FROM kr_scores")[0]["q"]
-    newest = probe.rows("SELECT MAX(as_of) AS d FROM kr_scores WHERE quarter = :q", q=quarter)
-    return Demo(run.url, quarter, as_date(newest[0]["d"]))
+    days = probe.rows(
+        "SELECT MIN(as_of) AS first, MAX(as_of) AS last FROM kr_scores WHERE quarter = :q",
+        q=quarter,
+    )[0]
+    return Demo(run.url, quarter, as_date(days["first"]), as_date(days["last"]))
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +144,7 @@ def korean_demo(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Demo:
                 {"t": kr_title, "id": kr_id},
             )
     engine.dispose()
-    return Demo(url, demo.quarter, demo.newest)
+    return Demo(url, demo.quarter, demo.start, demo.newest)
 
 
 # --- `okr serve` -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Every page is saved as a screenshot under test-artifacts/browser/.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -25,7 +26,6 @@ from browser_support import (
     REPO,
     Demo,
     Server,
-    as_date,
     browser_required,
     clean_env,
     get,
@@ -192,7 +192,44 @@ def test_a_key_result_page_draws_its_history(page, server: Server, demo: Demo, a
     assert drawn["length"] > drawn["width"] / 2, drawn
     for section in ("observations", "rejected", "sources", "checkins", "definitions"):
         assert page.locator(f'[data-section="{section}"]').count() == 1, section
-    assert page.locator('[data-section="observations"]').inner_text().strip()
+    # The observations behind it: every daily value of its series this quarter, one row each.
+    keys = json.loads(
+        demo.rows(
+            "SELECT metric_keys FROM kr_definitions WHERE quarter = :q AND kr_id = :kr "
+            "ORDER BY last_as_of DESC LIMIT 1",
+            q=demo.quarter,
+            kr=days["kr_id"],
+        )[0]["metric_keys"]
+    )
+    observed = demo.rows(
+        "SELECT COUNT(*) AS n FROM metric_observations "
+        "WHERE metric_key IN :keys AND date >= :start AND date <= :end",
+        keys=tuple(keys),
+        start=demo.start.isoformat(),
+        end=demo.newest.isoformat(),
+    )[0]["n"]
+    assert observed > 0
+    rows = page.locator('[data-section="observations"] tbody tr')
+    assert rows.count() == observed
+
+
+def test_a_key_result_page_shows_its_check_in_notes(page, server: Server, demo: Demo):
+    checked_in = demo.rows(
+        "SELECT kr_id, date, note FROM checkins WHERE quarter = :q AND date <= :end "
+        "ORDER BY kr_id, date",
+        q=demo.quarter,
+        end=demo.newest.isoformat(),
+    )
+    assert checked_in, "the demo wrote no check-ins"
+    kr_id = checked_in[0]["kr_id"]
+    notes = [row for row in checked_in if row["kr_id"] == kr_id]
+    page.goto(f"{server.url}/kr/{demo.quarter}/{kr_id}")
+    section = page.locator('[data-section="checkins"]')
+    assert section.locator("tbody tr").count() == len(notes)
+    text = section.inner_text()
+    for row in notes:
+        assert str(row["date"])[:10] in text
+        assert (row["note"] or "") in text
 
 
 def test_the_team_filter_narrows_the_page(page, server: Server, demo: Demo):
@@ -235,12 +272,7 @@ def test_the_team_filter_narrows_the_page(page, server: Server, demo: Demo):
 
 
 def test_as_of_shows_the_board_as_it_stood_that_day(browser, server: Server, demo: Demo):
-    quarter_start = as_date(
-        demo.rows("SELECT MIN(as_of) AS day FROM kr_scores WHERE quarter = :q", q=demo.quarter)[0][
-            "day"
-        ]
-    )
-    earlier = max(demo.newest - timedelta(days=14), quarter_start)
+    earlier = max(demo.newest - timedelta(days=14), demo.start)
     then, now = demo.key_results(earlier), demo.key_results()
     assert then and any(score_of(then[kr_id]) != score_of(now[kr_id]) for kr_id in then), (
         "the demo's scores did not change in two weeks: the test would prove nothing"
