@@ -92,7 +92,7 @@ def main() -> int:
         url = args.warehouse or f"sqlite:///{folder / 'warehouse.db'}"
         if not args.warehouse:
             print("running okr demo ...", file=sys.stderr)
-            subprocess.run(
+            demo = subprocess.run(
                 [str(OKR), "demo"],
                 cwd=folder,
                 env=okr_env(
@@ -100,9 +100,12 @@ def main() -> int:
                     OKR_DEFS=str(REPO / "okr_defs"),
                     DAGSTER_HOME=str(folder / "dagster"),
                 ),
-                stdout=subprocess.DEVNULL,
-                check=True,
+                capture_output=True,
+                text=True,
             )
+            if demo.returncode != 0:
+                print(demo.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"okr demo exited with {demo.returncode}")
         port = free_port()
         server = subprocess.Popen(
             [str(OKR), "serve", "--port", str(port)],

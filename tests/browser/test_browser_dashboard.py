@@ -398,6 +398,7 @@ def test_with_a_token_every_page_needs_it(browser, token_server: Server, korean_
             assert status == 401, (path, headers)
             leaked = [word for word in [*key_results, *titles] if word in body]
             assert leaked == [], f"{path} without the token shows {leaked}"
+            assert "data-" not in body and "<form" not in body, f"{path}: a page came with the 401"
         status, body = get(token_server.url + path, bearer)
         assert status == 200, path
     status, body = get(token_server.url + "/", bearer)
@@ -406,10 +407,16 @@ def test_with_a_token_every_page_needs_it(browser, token_server: Server, korean_
     assert get(token_server.url + "/healthz")[0] == 200
     assert get(token_server.url + "/login")[0] == 200
 
-    # In the browser: the login form sets a cookie that opens every page.
+    # In the browser: a wrong token opens nothing; the right one sets a cookie that opens
+    # every page, and that cookie cannot be made up.
     context = browser.new_context()
     try:
         page = context.new_page()
+        assert page.goto(f"{token_server.url}/").status == 401
+        page.goto(f"{token_server.url}/login")
+        page.fill('input[name="token"]', "not-the-token")
+        with page.expect_navigation():
+            page.press('input[name="token"]', "Enter")
         assert page.goto(f"{token_server.url}/").status == 401
         page.goto(f"{token_server.url}/login")
         page.fill('input[name="token"]', token_server.token)
@@ -421,8 +428,15 @@ def test_with_a_token_every_page_needs_it(browser, token_server: Server, korean_
         page.goto(f"{token_server.url}/")
         assert set(board(page)["key_results"]) == set(key_results)
         assert token_server.token not in page.content()
+        cookies = context.cookies()
     finally:
         context.close()
+    forged = browser.new_context()
+    try:
+        forged.add_cookies([{**cookie, "value": "0" * len(cookie["value"])} for cookie in cookies])
+        assert forged.new_page().goto(f"{token_server.url}/").status == 401
+    finally:
+        forged.close()
 
 
 # --- Korean titles -----------------------------------------------------------------------------
