@@ -282,6 +282,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((args.host, args.port))
+        # Listening now: requests made once the line below is printed wait in the backlog.
+        listener.listen(2048)
     except OSError as error:
         listener.close()
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     select,
     table,
+    type_coerce,
 )
 
 from okr_metrics.pipelines.dashboard.formats import (
@@ -516,17 +517,27 @@ def _attach_trends(
     cards = {kr.kr_id: kr for krs in by_objective.values() for kr in krs}
     if not cards:
         return
+    # The day as the database gives it (text on SQLite), converted once per distinct day
+    # rather than once per row: a board of 1,000 KRs reads 92,000 rows.
+    day_text = type_coerce(kr_scores.c.as_of, String)
     query = (
-        select(kr_scores.c.kr_id, kr_scores.c.as_of, kr_scores.c.value)
+        select(kr_scores.c.kr_id, day_text, kr_scores.c.value)
         .where(kr_scores.c.quarter == quarter, kr_scores.c.as_of <= view.as_of)
-        .order_by(kr_scores.c.kr_id, kr_scores.c.as_of)
+        .order_by(kr_scores.c.as_of)  # the (quarter, as_of) index's own order: no sort
     )
     if view.team is not None and len(cards) <= 500:
         query = query.where(kr_scores.c.kr_id.in_(sorted(cards)))
+    days: dict[Any, date] = {}
     for kr_id, as_of, value in connection.execute(query):
         card = cards.get(kr_id)
-        if card is not None:
-            card.trend.append((as_of, value))
+        if card is None:
+            continue
+        day = days.get(as_of)
+        if day is None:
+            day = days[as_of] = (
+                as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of)[:10])
+            )
+        card.trend.append((day, value))
 
 
 # ---------------------------------------------------------------------------

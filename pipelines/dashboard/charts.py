@@ -92,10 +92,11 @@ class _Frame:
         self.quarter = series.quarter
         self.left, self.top, self.width, self.height = left, top, width, height
         self.low, self.high = series.domain()
+        self._first = series.quarter.start.toordinal()
+        self._per_day = width / max(series.quarter.days - 1, 1)
 
     def x(self, day: date) -> float:
-        span = max(self.quarter.days - 1, 1)
-        return self.left + (day - self.quarter.start).days / span * self.width
+        return self.left + (day.toordinal() - self._first) * self._per_day
 
     def y(self, value: float) -> float:
         share = (value - self.low) / (self.high - self.low)
@@ -110,11 +111,12 @@ def _path(frame: _Frame, points: Sequence[tuple[date, float | None]]) -> str:
     """An SVG path through the points, broken where a day has no value."""
     parts: list[str] = []
     pen_down = False
+    x, y = frame.x, frame.y
     for day, value in points:
-        if is_missing(value):
+        if value is None or value != value:  # no value (None or NaN): lift the pen
             pen_down = False
             continue
-        parts.append(f"{'L' if pen_down else 'M'}{_n(frame.x(day))},{_n(frame.y(float(value)))}")
+        parts.append(f"{'L' if pen_down else 'M'}{x(day):.1f},{y(value):.1f}")
         pen_down = True
     return "".join(parts)
 
