@@ -20,12 +20,17 @@ demo: $(STAMP)
 # The suite runs against SQLite and a scratch PostgreSQL server that .ci/postgres.sh starts
 # (installing PostgreSQL with apt where it is missing) and always stops, pass or fail; a
 # server that cannot start fails the target (OKR_REQUIRE_POSTGRES=1), it is never skipped.
-# The tests are spread over the machine's cores (pytest-xdist).
+# The browser tests (tests/browser/) drive the Chromium that .ci/chromium.sh finds, or
+# installs with apt where it can (exported as OKR_CHROMIUM); without one they skip and say
+# why, unless OKR_REQUIRE_BROWSER=1 (CI, .ci/run) makes that a failure. Their screenshots
+# go to test-artifacts/browser/. The tests are spread over the machine's cores (pytest-xdist).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory typecheck
+	browser=$$(bash .ci/chromium.sh); \
+	OKR_CHROMIUM=$${browser:-$${OKR_CHROMIUM:-}} \
 	bash .ci/postgres.sh run $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # mypy cannot follow the editable install's import hook, so it reads the package through
