@@ -14,6 +14,8 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_HTTP_BACKOFF_SECONDS` | `http.backoff_seconds` | 1.0 |
 | `OKR_HTTP_MAX_WAIT_SECONDS` | `http.max_wait_seconds` | 300.0 |
 | `DAGSTER_HOME` | `dagster_home` | unset: the CLI uses `.okr/dagster` |
+| `OKR_SCHEDULE_ON` | `schedule_on`: the `nightly` schedule starts on (`1`) or off (`0`) | off |
+| `OKR_SCHEDULE_CRON` | `schedule_cron`: when `nightly` runs, in UTC (five cron fields) | `0 2 * * *` |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,11 +49,18 @@ MAX_ATTEMPTS_VARIABLE = "OKR_HTTP_MAX_ATTEMPTS"
 BACKOFF_VARIABLE = "OKR_HTTP_BACKOFF_SECONDS"
 MAX_WAIT_VARIABLE = "OKR_HTTP_MAX_WAIT_SECONDS"
 DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
+SCHEDULE_ON_VARIABLE = "OKR_SCHEDULE_ON"
+SCHEDULE_CRON_VARIABLE = "OKR_SCHEDULE_CRON"
 
 DEFAULT_DEFS = "okr_defs"
 DEFAULT_TRAILING_DAYS = 3
 # Where the `okr` command keeps its Dagster instance when DAGSTER_HOME is not set.
 DEFAULT_DAGSTER_HOME = ".okr/dagster"
+DEFAULT_SCHEDULE_CRON = "0 2 * * *"
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH |= {"0": False, "false": False, "no": False, "off": False}
+# Five fields of digits, names, `*`, `/`, `,`, `-` or `?`; Dagster checks the rest when it loads.
+_CRON = re.compile(r"^\s*[\w*/,?-]+(\s+[\w*/,?-]+){4}\s*$")
 
 
 class SettingsError(ValueError):
@@ -88,6 +98,9 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     # None: not set; the `okr` command then keeps its own instance in DEFAULT_DAGSTER_HOME.
     dagster_home: str | None = None
+    # The `nightly` schedule: on when the code location loads, and its cron (UTC).
+    schedule_on: bool = False
+    schedule_cron: str = DEFAULT_SCHEDULE_CRON
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
 
@@ -145,6 +158,19 @@ class Settings:
             problems.append(f"{MAX_ATTEMPTS_VARIABLE} must be a finite number, got 'inf'")
             max_attempts = defaults.max_attempts
 
+        schedule_on = False
+        raw = _read(environ, SCHEDULE_ON_VARIABLE)
+        if raw is not None:
+            if raw.strip().lower() not in _SWITCH:
+                problems.append(f"{SCHEDULE_ON_VARIABLE} must be 1 or 0, got {raw!r}")
+            schedule_on = _SWITCH.get(raw.strip().lower(), False)
+        schedule_cron = _read(environ, SCHEDULE_CRON_VARIABLE) or DEFAULT_SCHEDULE_CRON
+        if not _CRON.match(schedule_cron):
+            problems.append(
+                f"{SCHEDULE_CRON_VARIABLE} must be five cron fields (e.g. '0 2 * * *'), "
+                f"got {schedule_cron!r}"
+            )
+
         source_settings = {}
         for source in sources:
             connector = source.connector_class()
@@ -159,6 +185,8 @@ class Settings:
             trailing_days=trailing,
             http=HttpSettings(int(max_attempts), backoff, max_wait),
             dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
+            schedule_on=schedule_on,
+            schedule_cron=" ".join(schedule_cron.split()),
             sources=source_settings,
         )
 
@@ -183,7 +211,8 @@ class Settings:
         return (
             f"Settings(warehouse_url={shown!r}, definitions_path={self.definitions_path!r}, "
             f"trailing_days={self.trailing_days}, http={self.http!r}, "
-            f"dagster_home={self.dagster_home!r}, sources={dict(self.sources)!r})"
+            f"dagster_home={self.dagster_home!r}, schedule_on={self.schedule_on}, "
+            f"schedule_cron={self.schedule_cron!r}, sources={dict(self.sources)!r})"
         )
 
 
