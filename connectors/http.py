@@ -33,9 +33,10 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
+from urllib3 import exceptions as urllib3_errors
 
 from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
 from okr_metrics.connectors.errors import SourceError
@@ -45,6 +46,11 @@ logger = logging.getLogger("okr_metrics.http")
 
 USER_AGENT = "okr-metrics/0.1 (+https://github.com/okr-metrics)"
 REDACTED = "***"
+# The longest one attempt may take, body included: a server that drips its answer a
+# byte at a time never trips the socket's read timeout.
+REQUEST_DEADLINE_SECONDS = 120.0
+# Bytes read from the socket at most at once while a body arrives.
+_READ_SIZE = 64 * 1024
 
 Records = Callable[[Any], list]
 
@@ -106,17 +112,15 @@ class Paginator:
     """Decides the request of the next page from the response of the current one.
 
     A paginator holds the state of one pagination (`HttpClient.paginate` calls `reset`
-    first), and fails when an API sends the same next page twice, which would
-    otherwise loop forever.
+    first). The client, not the paginator, refuses a page already read (a cursor or a
+    link that loops back), which would otherwise loop forever.
     """
 
     def __init__(self) -> None:
         self.source = "http"
-        self._seen: set[str] = set()
 
     def reset(self, source: str) -> None:
         self.source = source
-        self._seen = set()
 
     def first_request(self, request: PageRequest) -> PageRequest:
         """The first page's request (a paginator may add its parameters to it)."""
@@ -126,20 +130,7 @@ class Paginator:
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
         """The next page's request, or None after the last page."""
-        following = self._next(response, data, request)
-        if following is None:
-            return None
-        key = jsonlib.dumps(
-            [following.url, dict(following.params or {}), following.json],
-            sort_keys=True,
-            default=str,
-        )
-        if key in self._seen:
-            raise SourceError(
-                self.source, f"pagination loop: the API sent the same next page twice ({key})"
-            )
-        self._seen.add(key)
-        return following
+        return self._next(response, data, request)
 
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
@@ -291,12 +282,15 @@ class ApiError:
     `said` is the API's own short message, quoted in the usual errors ("the API says:
     ..."); `reason` a one-line reason to fail with at once (never retried);
     `rate_limited` a rate limit the status does not tell (a 403 that says so): the
-    client waits (`Retry-After`, `x-ratelimit-reset`) and retries.
+    client waits (`Retry-After`, `x-ratelimit-reset`) and retries; `wait` the seconds
+    the vendor's documentation asks for when the response names none (GitHub's
+    secondary limit: a minute), instead of the usual backoff.
     """
 
     said: str = ""
     reason: str | None = None
     rate_limited: bool = False
+    wait: float | None = None
 
 
 ErrorReason = Callable[[requests.Response], ApiError | None]
@@ -337,6 +331,7 @@ class _Retry:
 
     problem: str
     wait: float | None = None
+    said: str = ""  # the API's own words, quoted when the client gives up
 
 
 class HttpClient:
@@ -346,7 +341,9 @@ class HttpClient:
     `Authorization` header is always one. `token_env` names the variable an
     authentication error tells the user to check. `error_reason(response)` reads the
     source's own error bodies (an `ApiError`); without one, the API's words are the
-    `message` of a JSON object body.
+    `message` of a JSON object body. `deadline` is the longest one attempt may take,
+    from sending the request to the body's last byte (the socket `timeout` bounds each
+    read only); an attempt past it is retried like a timeout.
     """
 
     def __init__(
@@ -358,6 +355,7 @@ class HttpClient:
         secrets: Iterable[str | None] = (),
         token_env: str | None = None,
         timeout: float | tuple[float, float] = (5, 30),
+        deadline: float = REQUEST_DEADLINE_SECONDS,
         max_attempts: int | None = None,
         backoff_base: float | None = None,
         backoff_max: float = 60.0,
@@ -373,6 +371,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.token_env = token_env
         self.timeout = timeout
+        self.deadline = deadline
         # Operators tune retries for every source at once through the environment.
         if max_attempts is None:
             max_attempts = int(_env_number("OKR_HTTP_MAX_ATTEMPTS", 5))
@@ -418,17 +417,18 @@ class HttpClient:
             if isinstance(outcome, requests.Response):
                 return outcome
             problem = self.redact(outcome.problem)
+            said = f" (the API says: {outcome.said})" if outcome.said else ""
             if attempt >= self.max_attempts:
                 raise SourceError(
                     self.source,
-                    f"gave up after {attempt} attempts on {method} {shown}: last {problem}",
+                    f"gave up after {attempt} attempts on {method} {shown}: last {problem}{said}",
                 )
             wait = outcome.wait if outcome.wait is not None else self._backoff(attempt)
             if wait > self.max_wait:
                 raise SourceError(
                     self.source,
                     f"{problem} on {method} {shown}: the API asks to wait {wait:.0f} s, "
-                    f"more than max_wait {self.max_wait:.0f} s",
+                    f"more than max_wait {self.max_wait:.0f} s{said}",
                 )
             logger.warning(
                 "%s: %s on %s %s; retrying in %.1f s (attempt %d of %d)",
@@ -458,7 +458,17 @@ class HttpClient:
         page_request: PageRequest | None = paginator.first_request(
             PageRequest(query.method, query.path, params=query.params, json=query.json)
         )
+        read: set[str] = set()
         while page_request is not None:
+            key = self._page_key(page_request)
+            if key in read:
+                raise SourceError(
+                    self.source,
+                    f"pagination loop: the API pointed back to a page already read "
+                    f"({page_request.method} {self._shown(self._url(page_request.url))}, "
+                    f"after {len(read)} pages); nothing of this query is kept",
+                )
+            read.add(key)
             response = self.request(
                 page_request.method,
                 page_request.url,
@@ -508,6 +518,18 @@ class HttpClient:
     def _shown(self, url: str) -> str:
         return self.redact(urlsplit(url).path or "/")
 
+    def _page_key(self, request: PageRequest) -> str:
+        """What names a page: the method, the full path, every query parameter (those in
+        the URL and those beside it, in any order) and the JSON body."""
+        split = urlsplit(self._url(request.url))
+        params = parse_qsl(split.query, keep_blank_values=True)
+        params += [(str(name), str(value)) for name, value in (request.params or {}).items()]
+        return jsonlib.dumps(
+            [request.method.upper(), split.path, sorted(params), request.json],
+            sort_keys=True,
+            default=str,
+        )
+
     def _attempt(
         self, method: str, url: str, shown: str, params: Mapping[str, Any] | None, json: Any
     ) -> requests.Response | _Retry:
@@ -517,9 +539,10 @@ class HttpClient:
         text and their chained context may quote the URL or the request's headers.
         """
         failure: str | None = None
+        started = time.monotonic()
         try:
             response = self.session.request(
-                method, url, params=params, json=json, timeout=self.timeout
+                method, url, params=params, json=json, timeout=self.timeout, stream=True
             )
         except requests.Timeout:
             return _Retry(f"timeout (limit {self._timeout_text()})")
@@ -529,6 +552,9 @@ class HttpClient:
             failure = type(exc).__name__
         if failure is not None:
             raise SourceError(self.source, f"request failed on {method} {shown}: {failure}")
+        problem = self._read_body(response, started)
+        if problem is not None:
+            return _Retry(problem)
 
         status = response.status_code
         if status < 400:
@@ -537,7 +563,12 @@ class HttpClient:
         if read.reason:
             raise SourceError(self.source, self.redact(read.reason))
         if status == 429 or read.rate_limited:
-            return _Retry(f"rate limited (HTTP {status})", self._rate_limit_wait(response))
+            wait = self._rate_limit_wait(response)
+            return _Retry(
+                f"rate limited (HTTP {status})",
+                read.wait if wait is None else wait,
+                said=self.redact(read.said)[:200],
+            )
         if status >= 500:
             return _Retry(f"server error (HTTP {status})")
         said = self.redact(read.said)[:200]
@@ -550,6 +581,37 @@ class HttpClient:
         raise SourceError(
             self.source, f"request failed (HTTP {status}) on {method} {shown}{suffix}"
         )
+
+    def _read_body(self, response: requests.Response, started: float) -> str | None:
+        """Read the whole body within the deadline; why not, or None once it is read.
+
+        Each read returns what one socket read brings (`read1`), so a slow drip is
+        noticed between bytes; a stall is the socket's read timeout; a connection that
+        ends early is urllib3's protocol error.
+        """
+        chunks: list[bytes] = []
+        problem: str | None = None
+        raw = response.raw
+        try:
+            while True:
+                if time.monotonic() - started > self.deadline:
+                    problem = f"the answer took longer than {self.deadline:g} s (deadline)"
+                    break
+                chunk = raw.read1(_READ_SIZE, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (requests.RequestException, urllib3_errors.HTTPError, OSError) as exc:
+            problem = _body_problem(exc)
+        finally:
+            if problem is not None:
+                response.close()
+        if problem is not None:
+            return problem
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+        raw.release_conn()  # back to the pool: the next page reuses the connection
+        return None
 
     def _timeout_text(self) -> str:
         if isinstance(self.timeout, tuple):
@@ -589,7 +651,22 @@ class HttpClient:
             return response.json()
         except ValueError:
             pass
-        raise SourceError(self.source, f"malformed response body from {self._shown(response.url)}")
+        kind = response.headers.get("Content-Type") or "no Content-Type"
+        opening = self.redact(response.content[:60].decode("utf-8", "replace"))
+        shown = f"{kind}, {len(response.content)} bytes" + (f": {opening!r}" if opening else "")
+        raise SourceError(
+            self.source,
+            f"malformed response body from {self._shown(response.url)} "
+            f"(HTTP {response.status_code}, not JSON: {shown})",
+        )
+
+
+def _body_problem(error: BaseException) -> str:
+    """Why a body could not be read, in a few words (never the error's text: it may quote
+    the URL)."""
+    if isinstance(error, urllib3_errors.ReadTimeoutError | TimeoutError):
+        return "timeout while reading the body"
+    return "connection broken while reading the body"
 
 
 # --- auth ----------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ bucket them into the window's days:
 
 A record whose field cannot be read (missing, of the wrong type, an unparseable date) is a
 one-line `SourceError` naming the source, the record, the field and the value: never a
-`KeyError` or `TypeError` out of a run.
+`KeyError` or `TypeError` out of a run. A field the API always sends, null or not, is read
+with `present=True`: its absence means the API renamed or dropped it, and a series that
+silently counted nothing would be wrong. `distinct(records)` keeps one record per id, for
+APIs that repeat a record on two pages when it moves while they are read.
 """
 
 from __future__ import annotations
@@ -243,15 +246,21 @@ def parse_day(value: Any) -> date:
 # --- records ---------------------------------------------------------------------------------
 
 
-def lookup(data: Any, path: str) -> Any:
-    """The value at a dotted path (`fields.created`) of a JSON body, or None."""
+_ABSENT = object()
+
+
+def lookup(data: Any, path: str, default: Any = None) -> Any:
+    """The value at a dotted path (`fields.created`) of a JSON body, or `default` when the
+    path is not there."""
     for part in path.split("."):
         if isinstance(data, Mapping):
-            data = data.get(part)
+            data = data.get(part, _ABSENT)
         elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
             data = data[int(part)]
         else:
-            return None
+            return default
+        if data is _ABSENT:
+            return default
     return data
 
 
@@ -284,10 +293,25 @@ class Record:
     def get(self, path: str) -> Any:
         return lookup(self.data, path)
 
+    def has(self, path: str) -> bool:
+        """Whether the record holds the field at all (null counts as held)."""
+        return lookup(self.data, path, _ABSENT) is not _ABSENT
+
+    def _check_present(self, path: str, present: bool) -> None:
+        if present and not self.has(path):
+            raise self.missing(path)
+
     def moment(
-        self, path: str, *, required: bool = True, epoch: Literal["ms", "s"] | None = None
+        self,
+        path: str,
+        *,
+        required: bool = True,
+        epoch: Literal["ms", "s"] | None = None,
+        present: bool = False,
     ) -> Moment | None:
-        """The field as a timestamp or a day; None when it is empty and not `required`."""
+        """The field as a timestamp or a day; None when it is empty and not `required`
+        (with `present`, the field must be there, even as null)."""
+        self._check_present(path, present)
         value = self.get(path)
         if value is None or value == "":
             if required:
@@ -299,13 +323,17 @@ class Record:
             raise self.bad(path, value, "timestamp") from None
 
     @overload
-    def instant(self, path: str, *, required: Literal[True] = True) -> datetime: ...
+    def instant(
+        self, path: str, *, required: Literal[True] = True, present: bool = False
+    ) -> datetime: ...
     @overload
-    def instant(self, path: str, *, required: bool) -> datetime | None: ...
+    def instant(self, path: str, *, required: bool, present: bool = False) -> datetime | None: ...
 
-    def instant(self, path: str, *, required: bool = True) -> datetime | None:
+    def instant(
+        self, path: str, *, required: bool = True, present: bool = False
+    ) -> datetime | None:
         """The field as an instant: a timestamp with a time of day (a date alone will not do)."""
-        found = self.moment(path, required=required)
+        found = self.moment(path, required=required, present=present)
         if found is not None and not isinstance(found, datetime):
             raise self.bad(path, self.get(path), "timestamp with a time of day")
         return found
@@ -317,8 +345,10 @@ class Record:
             raise self.bad(path, self.get(path), "date")
         return found
 
-    def number(self, path: str, *, required: bool = False) -> float | None:
-        """The field as a number (numbers may come as text); None when empty."""
+    def number(self, path: str, *, required: bool = False, present: bool = False) -> float | None:
+        """The field as a number (numbers may come as text); None when empty (with
+        `present`, the field must be there, even as null)."""
+        self._check_present(path, present)
         value = self.get(path)
         if value is None or (isinstance(value, str) and value.strip() == ""):
             if required:
@@ -340,6 +370,25 @@ class Record:
 
     def bad(self, path: str, value: Any, what: str) -> SourceError:
         return self.error(f"{path} {_shown(value)} is not a {what}")
+
+
+def distinct(records: Iterable[Record]) -> list[Record]:
+    """One record per id, the last one read (the freshest), in the order first read.
+
+    APIs that page a list while it changes repeat a record that moved across a page
+    boundary; counting it twice would be wrong. Records without an id are all kept.
+    """
+    by_id: dict[str, Record] = {}
+    anonymous: list[tuple[int, Record]] = []
+    order: dict[str, int] = {}
+    for index, record in enumerate(records):
+        if record.id is None:
+            anonymous.append((index, record))
+            continue
+        order.setdefault(record.id, index)
+        by_id[record.id] = record
+    found = [(order[key], record) for key, record in by_id.items()] + anonymous
+    return [record for _, record in sorted(found, key=lambda item: item[0])]
 
 
 def _shown(value: Any, limit: int = 40) -> str:

@@ -26,7 +26,13 @@ from okr_metrics.connectors.http import (
     Query,
     said_in,
 )
-from okr_metrics.connectors.kit import Record, SeriesRequest, daily_counts, parse_timestamp
+from okr_metrics.connectors.kit import (
+    Record,
+    SeriesRequest,
+    daily_counts,
+    distinct,
+    parse_timestamp,
+)
 
 API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -36,17 +42,25 @@ PER_PAGE = 100
 RELEASE_DRAFT_LOOKBACK = timedelta(days=90)
 
 
+# GitHub's advice for a secondary rate limit without `Retry-After`: wait at least a minute
+# (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
+SECONDARY_LIMIT_WAIT = 60.0
+
+
 def error_reason(response: requests.Response) -> ApiError:
-    """GitHub's errors: `{"message": ...}`; a 403 is a rate limit when its headers or its
-    message say so (the primary and the secondary rate limits)."""
+    """GitHub's errors: `{"message": ...}`; a 403 or 429 is a rate limit when its headers or
+    its message say so. The primary limit names its reset time (`x-ratelimit-reset`); the
+    secondary one ("You have exceeded a secondary rate limit") may name none: then a
+    minute, as GitHub asks."""
     said = said_in(response, "message")
     headers = response.headers
-    limited = response.status_code == 403 and (
+    limited = response.status_code in (403, 429) and (
         headers.get("x-ratelimit-remaining") == "0"
         or "retry-after" in headers
         or "rate limit" in said.lower()
     )
-    return ApiError(said, rate_limited=limited)
+    secondary = limited and "secondary rate limit" in said.lower()
+    return ApiError(said, rate_limited=limited, wait=SECONDARY_LIMIT_WAIT if secondary else None)
 
 
 @dataclass(frozen=True)
@@ -125,12 +139,16 @@ class GitHubConnector(HttpConnector):
             stop=count.stop(start),
         )
         kind = {"pulls": "pull request", "issues": "issue", "releases": "release"}[count.endpoint]
-        items = (
+        # An item updated while the list is read moves to its head and shows up again on a
+        # later page: each item counts once.
+        items = distinct(
             Record(self.source, item, kind, id_fields=("number", "id"))
             for item in self.records(query)
         )
+        # GitHub sends the field on every item (null until it happens): one missing means
+        # the API changed, and counting nothing would be a silent zero.
         moments = (
-            item.moment(count.field, required=count.required)
+            item.moment(count.field, required=count.required, present=True)
             for item in items
             if count.counts(item, metric.labels)
         )

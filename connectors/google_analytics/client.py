@@ -69,6 +69,8 @@ INTEGER_TYPES = {"TYPE_INTEGER"}
 # The quotas logged at the end of a run; with fewer daily tokens left, the line is a warning.
 TOKEN_QUOTAS = ("tokensPerDay", "tokensPerHour", "tokensPerProjectPerHour")
 LOW_QUOTA_TOKENS = 10_000
+# How a quota failure starts, so that the connector can add the budget it last saw.
+QUOTA_USED_UP = "the property's quota is used up"
 
 
 def report_path(property_id: str) -> str:
@@ -195,12 +197,22 @@ class _RowCountPaginator(OffsetPaginator):
     ) -> PageRequest | None:
         rows = _rows_of(data)
         self.offset += len(rows)
-        total = int(data.get("rowCount") or 0) if isinstance(data, Mapping) else 0
-        if not rows or self.offset >= total:
+        if not rows or self.offset >= _row_count(data):
             return None
         return PageRequest(
             request.method, request.url, request.params, {**request.json, "offset": self.offset}
         )
+
+
+def _row_count(body: Any) -> int:
+    """The report's `rowCount`; proto3 JSON leaves out a 0."""
+    found = body.get("rowCount") if isinstance(body, Mapping) else None
+    try:
+        return int(found or 0)
+    except (TypeError, ValueError):
+        raise SourceError(
+            GoogleAnalyticsConnector.source, f"the report's rowCount {found!r} is not a number"
+        ) from None
 
 
 def _rows_of(body: Any) -> list:
@@ -210,10 +222,29 @@ def _rows_of(body: Any) -> list:
 
 def error_reason(response: requests.Response) -> ApiError:
     """Google's errors, `{"error": {"code", "message", "status"}}`; a 403 PERMISSION_DENIED
-    deserves a clearer word than the usual handling."""
+    deserves a clearer word than the usual handling.
+
+    A 429 RESOURCE_EXHAUSTED names the quota used up: the concurrent requests free up
+    in seconds (retried with backoff); the tokens of the hour or the day, and the other
+    hourly quotas, do not, so the source fails at once instead of retrying in vain
+    (unless the answer says when to come back, in `Retry-After`).
+    """
     said = said_in(response, "message", "error.message", "error_description", "error")
     body = json_body(response)
     error = body.get("error") if isinstance(body, Mapping) else None
+    if (
+        response.status_code == 429
+        and isinstance(error, Mapping)
+        and error.get("status") == "RESOURCE_EXHAUSTED"
+        and "concurrent" not in said.lower()
+        and "retry-after" not in response.headers
+    ):
+        quota = " ".join(said.split(". ")[0].rstrip(".").split())[:200]
+        return ApiError(
+            said,
+            reason=f"{QUOTA_USED_UP}: {quota} (HTTP 429 RESOURCE_EXHAUSTED); not retried: "
+            "the quota refills within the hour (tokens per hour) or the day (tokens per day)",
+        )
     if (
         response.status_code != 403
         or not isinstance(error, Mapping)
@@ -281,13 +312,37 @@ class GoogleAnalyticsConnector(HttpConnector):
 
     def fetch(self, request: SeriesRequest[GoogleAnalyticsMetric]) -> pd.DataFrame:
         rows = self._report_rows(request.metric, request.start, request.end, request.timezone)
-        return daily_values(request.window, rows, source=self.source)
+        try:
+            return daily_values(request.window, rows, source=self.source)
+        except SourceError as error:
+            raise self._with_budget(error, request.metric.property) from None
+
+    def _with_budget(self, error: SourceError, property_id: str) -> SourceError:
+        """A quota failure with the budget the property's last report showed."""
+        seen = self._quotas.get(property_id)
+        if not error.reason.startswith(QUOTA_USED_UP) or seen is None:
+            return error
+        parts = []
+        for name in TOKEN_QUOTAS:
+            status = seen.quota.get(name)
+            if isinstance(status, Mapping):
+                consumed, remaining = (
+                    _quota_count(status, "consumed"),
+                    _quota_count(status, "remaining"),
+                )
+                parts.append(f"{name} {remaining} left after {consumed} used")
+        if not parts:
+            return error
+        return SourceError(
+            self.source, f"{error.reason}; the last report's propertyQuota: {', '.join(parts)}"
+        )
 
     def _report_rows(
         self, metric: GoogleAnalyticsMetric, start: date, end: date, timezone: str
     ) -> Iterator[tuple[date, float]]:
         """(day, value) of every row of the report, cast by the metric's type."""
         last_page: Mapping[str, Any] = {}
+        received = 0
         query = Query(
             "POST",
             report_path(metric.property),
@@ -302,7 +357,17 @@ class GoogleAnalyticsConnector(HttpConnector):
             self._remember_quota(metric.property, page, new_report=number == 0)
             for row in _rows_of(page):
                 yield self._row(row, metric_type)
+                received += 1
             last_page = page
+        # A report whose pages hold fewer (or more) rows than its rowCount says lost some:
+        # a missing day would read as a 0.
+        expected = _row_count(last_page)
+        if received != expected:
+            raise SourceError(
+                self.source,
+                f"the report of property {metric.property} says rowCount {expected} "
+                f"but its pages hold {received} rows",
+            )
         self._check_time_zone(metric, last_page, timezone)
 
     def _row(self, item: Any, metric_type: str) -> tuple[date, float]:

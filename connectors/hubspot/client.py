@@ -8,9 +8,14 @@ One metric is one CRM search, `POST /crm/v3/objects/{object}/search`: one filter
 holding the KR's `filters` (see `connectors/hubspot/params.py` for their YAML shapes) and
 the date window (`date_property` from the first instant of `start` to the first instant
 after `end`, in epoch milliseconds in the KR file's time zone), sorted by the date
-property, 200 records a page, paged by `paging.next.after`. HubSpot's search never pages
-past its 10,000th result (it answers 400), so a window with more results is split in
-halves, recursively, until each part fits: no record is lost.
+property, 200 records a page, paged by `paging.next.after` (an opaque cursor, sent back
+as given). HubSpot's search never pages past its 10,000th result (it answers 400), so a
+window with more results is read again sorted by `hs_object_id`, each search starting
+after the last id the one before listed: no record is lost, even with more than 10,000
+on one instant (a KR using all four filters is split in halves of time instead). West of
+UTC the window starts at midnight UTC of its first day, where a date (not datetime)
+property stores it (`search_bounds`); days are kept client-side. Each record counts once
+(by id), and a search whose distinct records are not its `total` fails.
 
 Each KR filter becomes one search filter in HubSpot's shape (`filter_body`): `value` for
 the one-value operators, `values: [...]` for IN / NOT_IN, `value` and `highValue` for
@@ -22,12 +27,22 @@ date and datetime properties.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timezone
 from typing import Any, ClassVar
 
 import pandas as pd
+import requests
 
 from okr_metrics.connectors.base import SourceEnv, SourceError
-from okr_metrics.connectors.http import HttpConnector, NextTokenPaginator, Query
+from okr_metrics.connectors.http import (
+    ApiError,
+    HttpConnector,
+    NextTokenPaginator,
+    Query,
+    json_body,
+    said_in,
+)
 from okr_metrics.connectors.hubspot.params import (
     LIST_OPERATORS,
     NO_VALUE_OPERATORS,
@@ -38,14 +53,15 @@ from okr_metrics.connectors.hubspot.params import (
     as_moment,
     as_text,
 )
-from okr_metrics.connectors.kit import Record, SeriesRequest, daily_totals, epoch_ms
+from okr_metrics.connectors.kit import Record, SeriesRequest, Window, daily_totals, epoch_ms
 
 API_URL = "https://api.hubapi.com"
 # The most records a search page holds, and the most results a search can page through.
 PAGE_SIZE = 200
 RESULT_CAP = 10_000
-# Filters a filter group may hold; the date window takes two of them.
+# Filters a filter group may hold; the date window takes two of them, a split by id one more.
 MAX_FILTERS = 6
+ID_PROPERTY = "hs_object_id"
 
 
 def filter_body(item: HubSpotFilter) -> dict[str, Any]:
@@ -85,14 +101,43 @@ def search_text(value: Scalar, operator: str = "EQ") -> str:
     return as_text(value) if moment is None else str(epoch_ms(moment))
 
 
+def error_reason(response: requests.Response) -> ApiError:
+    """HubSpot's errors, `{status, message, correlationId, category}`; a 429 names the limit
+    it hit (`policyName`): the ten-secondly (and secondly) limits free up in seconds and
+    are retried, the daily one does not before midnight, so the source fails at once."""
+    said = said_in(response, "message")
+    body = json_body(response)
+    policy = body.get("policyName") if isinstance(body, Mapping) else None
+    if response.status_code != 429 or not policy:
+        return ApiError(said)
+    said = f"policy {policy}: {said}" if said else f"policy {policy}"
+    if str(policy).upper() == "DAILY":
+        return ApiError(
+            said,
+            reason=f"the account's daily API limit is used up (HTTP 429, {said}); not retried: "
+            "it resets at midnight in the account's time zone",
+        )
+    return ApiError(said, rate_limited=True)
+
+
+@dataclass
+class _Listing:
+    """The records a search listed by id; `complete` is False when more matched than it
+    can page through (its 10,000-result cap)."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    complete: bool = True
+
+
 class HubSpotConnector(HttpConnector):
-    """Counts or sums per day from the CRM search API, splitting windows past 10,000 results."""
+    """Counts or sums per day from the CRM search API, splitting searches past 10,000 results."""
 
     source = "hubspot"
     params_model = HubSpotMetric
     env = SourceEnv(
         base_url="HUBSPOT_API_URL", default_base_url=API_URL, token="HUBSPOT_ACCESS_TOKEN"
     )
+    error_reason = staticmethod(error_reason)
     # Records a page asks for (HubSpot's maximum). The contract tests shrink it.
     page_size: ClassVar[int] = PAGE_SIZE
     # Results a search can page through; tests lower it with a sandbox that does the same.
@@ -106,49 +151,91 @@ class HubSpotConnector(HttpConnector):
                 f"at most {MAX_FILTERS - 2} filters: HubSpot allows {MAX_FILTERS} in a search "
                 "and the date window takes 2",
             )
+        low, high = search_bounds(window)
         return daily_totals(
             window,
             (
                 (record.moment(metric.date_property, epoch="ms"), self._measure(metric, record))
-                for record in self._records(metric, window.start_ms, window.end_ms)
+                for record in self._records(metric, low, high)
             ),
         )
 
     def _measure(self, metric: HubSpotMetric, record: Record) -> float:
         if metric.measure == "count":
             return 1.0
-        return record.number(metric.field or "") or 0.0  # nulls add nothing to a sum
+        # Asked for, so always sent (null when unset): missing means renamed.
+        return record.number(metric.field or "", present=True) or 0.0  # nulls add nothing
 
-    # -- the window split: a search pages through 10,000 results at most ----------------------
+    # -- past the result cap: split by id, or by time ------------------------------------------
 
     def _records(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
-        """Every record dated in [low, high) (epoch ms), once, splitting past the result cap.
+        """Every record dated in [low, high) (epoch ms), once, whatever the result cap.
 
-        Each record is its `properties`, named by the object and the record's id.
+        A search with more results than the cap is read again by id: sorted by
+        `hs_object_id`, each search starting after the last id the one before listed
+        (a filter of its own: a KR with the most filters is split in halves of time
+        instead). Each record is its `properties`, named by the object and the record's id.
         """
+        listing = self._search(metric, low, high)
+        if listing.complete:
+            yield from listing.records.values()
+        elif len(metric.filters) <= MAX_FILTERS - 3:
+            yield from self._by_id(metric, low, high)
+        else:
+            yield from self._by_halves(metric, low, high)
+
+    def _by_id(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
+        after: int | None = None
+        while True:
+            listing = self._search(metric, low, high, by_id=True, after_id=after)
+            ids = [_record_id(self.source, key) for key in listing.records]
+            yield from listing.records.values()
+            if listing.complete or not ids:
+                return
+            last = max(ids)
+            if after is not None and last <= after:  # never the same search twice
+                raise SourceError(
+                    self.source, f"the id split of {metric.object} made no progress past {after}"
+                )
+            after = last
+
+    def _by_halves(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
         pending = [(low, high)]
         while pending:
             part_low, part_high = pending.pop(0)
-            found = self._search(metric, part_low, part_high)
-            if found is None:
-                if part_high - part_low <= 1:
-                    raise SourceError(
-                        self.source,
-                        f"more than {self.result_cap} {metric.object} at one instant "
-                        f"({part_low} ms): the search cannot list them all",
-                    )
-                middle = (part_low + part_high) // 2
-                pending[:0] = [(part_low, middle), (middle, part_high)]
+            listing = self._search(metric, part_low, part_high)
+            if listing.complete:
+                yield from listing.records.values()
                 continue
-            yield from found.values()
+            if part_high - part_low <= 1:
+                raise SourceError(
+                    self.source,
+                    f"more than {self.result_cap} {metric.object} at one instant "
+                    f"({part_low} ms) and {len(metric.filters)} filters: the search cannot "
+                    f"list them all (with at most {MAX_FILTERS - 3} filters it splits by id)",
+                )
+            middle = (part_low + part_high) // 2
+            pending[:0] = [(part_low, middle), (middle, part_high)]
 
-    def _search(self, metric: HubSpotMetric, low: int, high: int) -> dict[str, Record] | None:
-        """The records dated in [low, high) by id, or None when there are more than the cap."""
+    def _search(
+        self,
+        metric: HubSpotMetric,
+        low: int,
+        high: int,
+        *,
+        by_id: bool = False,
+        after_id: int | None = None,
+    ) -> _Listing:
+        """The records dated in [low, high) by id; not `complete` when more match than the
+        search pages through. `by_id`: sorted by id, and only those after `after_id`."""
         filters = [filter_body(item) for item in metric.filters]
         filters += [
             {"propertyName": metric.date_property, "operator": "GTE", "value": str(low)},
             {"propertyName": metric.date_property, "operator": "LT", "value": str(high)},
         ]
+        if after_id is not None:
+            filters.append({"propertyName": ID_PROPERTY, "operator": "GT", "value": str(after_id)})
+        sort = ID_PROPERTY if by_id else metric.date_property
         properties = [metric.date_property]
         if metric.measure == "sum" and metric.field and metric.field != metric.date_property:
             properties.append(metric.field)
@@ -159,32 +246,74 @@ class HubSpotConnector(HttpConnector):
             json={
                 "filterGroups": [{"filters": filters}],
                 "properties": properties,
-                "sorts": [{"propertyName": metric.date_property, "direction": "ASCENDING"}],
+                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
                 "limit": self.page_size,
             },
             records=lambda page: [page],  # the whole body: its total and paging matter
         )
-        records: dict[str, Record] = {}
+        listing = _Listing()
+        # Results paged through so far. The `after` cursor is opaque text (HubSpot's own
+        # examples show `NTI1Cg%3D%3D`): it is sent back as given and never read.
+        listed = 0
+        total: int | None = None
         for page in self.records(query):
             if not isinstance(page, Mapping) or not isinstance(page.get("results"), list):
                 raise SourceError(self.source, "unexpected response body: expected search results")
-            if int(page.get("total") or 0) > self.result_cap:
-                return None
+            total = _total(page.get("total"), total)
+            if total is not None and total > self.result_cap and not by_id:
+                return _Listing(complete=False)
             for item in page["results"]:
                 found = Record(self.source, item, metric.object, id_fields=("id",))
-                properties = Record(
+                properties_of = Record(
                     self.source, found.get("properties") or {}, found.kind, found.id
                 )
                 # An id seen twice (records moved while paging) counts once.
-                records[str(found.id)] = properties
+                listing.records[str(found.id)] = properties_of
+            listed += len(page["results"])
             following = ((page.get("paging") or {}).get("next") or {}).get("after")
-            if following is not None and _int(following) >= self.result_cap:
-                return None  # the window grew past the cap while paging
-        return records
+            if following not in (None, "") and listed >= self.result_cap:
+                # The next page would be past the cap (HubSpot answers 400): more remain.
+                listing.complete = False
+                return listing
+        # Paged to the end: the distinct records must be as many as the search matched.
+        if total is not None and len(listing.records) != total:
+            raise SourceError(
+                self.source,
+                f"the search of {metric.object} says total {total} but lists "
+                f"{len(listing.records)} distinct records",
+            )
+        return listing
 
 
-def _int(text: Any) -> int:
+def search_bounds(window: Window) -> tuple[int, int]:
+    """The [low, high) epoch ms a window searches: from its first local midnight, or from
+    midnight UTC of its first day when that comes earlier, to its last local midnight.
+
+    A date (not datetime) property holds midnight UTC of its day: west of UTC, the first
+    local midnight comes after it and would lose the first day (east of UTC, and at the
+    far end, midnight UTC of each day already falls inside). The days are kept
+    client-side: a date as the day it names, a datetime in the window's time zone.
+    """
+    first_utc = datetime.combine(window.first, time.min, tzinfo=timezone.utc)
+    return min(window.start_ms, epoch_ms(first_utc)), window.end_ms
+
+
+def _total(value: Any, earlier: int | None) -> int | None:
+    """A page's `total` (left out by some answers: None, the earlier page's)."""
+    if value is None:
+        return earlier
     try:
-        return int(str(text))
+        return int(str(value))
     except ValueError:
-        return 0
+        raise SourceError(
+            HubSpotConnector.source, f"the search's total {value!r} is not a number"
+        ) from None
+
+
+def _record_id(source: str, key: str) -> int:
+    try:
+        return int(key)
+    except ValueError:
+        raise SourceError(
+            source, f"record id {key!r} is not a number: cannot split by id"
+        ) from None

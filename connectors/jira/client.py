@@ -40,6 +40,7 @@ from okr_metrics.connectors.kit import (
     daily_counts,
     daily_ratio,
     daily_totals,
+    distinct,
     totals_by_day,
 )
 
@@ -174,10 +175,17 @@ class JiraConnector(HttpConnector):
                 },
                 records=_issues_of,
             )
-            self._searches[key] = [self._issue(item) for item in self.records(query)]
+            # An issue that moves while the search is paged may come twice: once each.
+            issues = distinct(
+                Record(self.source, item, "issue", id_fields=("key", "id"))
+                for item in self.records(query)
+            )
+            self._searches[key] = [self._issue(issue, field) for issue in issues]
         return self._searches[key]
 
-    def _issue(self, item: Any) -> Issue:
-        issue = Record(self.source, item, "issue", id_fields=("key", "id"))
+    def _issue(self, issue: Record, field: str) -> Issue:
         created = issue.instant("fields.created")
-        return created, issue.instant("fields.resolutiondate", required=False)
+        # An issue the search found by its resolution date has one: without it, the field
+        # was renamed or dropped, and the issue would silently not count.
+        resolved = issue.instant("fields.resolutiondate", required=field == "resolved")
+        return created, resolved

@@ -147,21 +147,33 @@ class SalesforceConnector(HttpConnector):
                     f"field {sum_name} of {metric.object} is a {sum_type} field: "
                     "`measure: sum` needs a number",
                 )
+        sizes: list[int] = []
         query = Query(
             "GET",
             QUERY_PATH,
             NextUrlPaginator("nextRecordsUrl", done_path="done"),
             params={"q": build_soql(sobject, metric.where, date_name, date_type, window, sum_name)},
-            records=_records_of,
+            records=lambda body: _records_of(body, sizes),
         )
+        received = 0
         for item in self.records(query):
+            received += 1
             record = Record(self.source, item, sobject, id_fields=("Id",))
             moment = record.moment(date_name)
             # A date field names its day as written; a datetime is bucketed in the window's zone.
             day = moment.date() if date_type == "date" and isinstance(moment, datetime) else moment
-            amount = 1.0 if sum_name is None else record.number(sum_name)
+            # A selected field is always sent (null or not): missing means it was renamed.
+            amount = 1.0 if sum_name is None else record.number(sum_name, present=True)
             if amount is not None:  # nulls add nothing
                 yield day, amount
+        # The query's cursor holds a snapshot: its pages add up to its totalSize, or some
+        # were lost on the way.
+        if sizes and received != sizes[0]:
+            raise SourceError(
+                self.source,
+                f"the query of {sobject} says totalSize {sizes[0]} but its pages hold "
+                f"{received} records",
+            )
 
     # -- the describe call: which fields the object has, and their types ---------------------
 
@@ -192,7 +204,11 @@ class SalesforceConnector(HttpConnector):
         return found
 
 
-def _records_of(body: Any) -> list | None:
-    if isinstance(body, Mapping) and isinstance(body.get("records"), list):
-        return body["records"]
-    return None
+def _records_of(body: Any, sizes: list[int]) -> list | None:
+    """The page's records; its `totalSize` goes to `sizes`."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("records"), list):
+        return None
+    size = body.get("totalSize")
+    if isinstance(size, int) and not isinstance(size, bool):
+        sizes.append(size)
+    return body["records"]

@@ -25,6 +25,8 @@ other segments, lost deals and open deals (`dealstage`, `customer_segment`, `amo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 import re
 import uuid
@@ -32,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote, unquote
 
 from okr_metrics.connectors.sandbox.api import (
     Api,
@@ -107,6 +110,10 @@ class HubSpotObject:
     name: str
     records: list[dict[str, Any]] = field(default_factory=list)
     result_cap: int = RESULT_CAP
+    # How HubSpot's own examples show the cursor: opaque text (`NTI1Cg%3D%3D`), not a number.
+    opaque_cursor: bool = False
+    # Some answers leave `total` out.
+    without_total: bool = False
 
 
 class HubSpotSandboxData(ApiData):
@@ -139,6 +146,13 @@ class HubSpotSandboxData(ApiData):
     def set_result_cap(self, name: str, cap: int) -> None:
         """Lower the 10,000-result paging cap of an object (tests: a small cap, a fast test)."""
         self.object(name).result_cap = cap
+
+    def set_paging(
+        self, name: str, *, opaque_cursor: bool = False, without_total: bool = False
+    ) -> None:
+        """Answer an object's searches with opaque `after` cursors, or without `total`."""
+        found = self.object(name)
+        found.opaque_cursor, found.without_total = opaque_cursor, without_total
 
     # -- generated sample data ----------------------------------------------------------
 
@@ -227,7 +241,7 @@ def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
     limit = _number(body.get("limit", DEFAULT_LIMIT), "limit")
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {limit}.")
-    after = _number(body.get("after", 0) or 0, "after")
+    after = _cursor(found, body.get("after"))
     if after >= found.result_cap:
         raise BadRequest(
             f"The search can page through {found.result_cap} results at most: narrow it with "
@@ -246,10 +260,29 @@ def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
         "total": len(matched),
         "results": [_served(record, wanted) for record in matched[after:end]],
     }
+    if found.without_total:
+        del response["total"]
     if end < len(matched):
-        link = f"{base_url}/crm/v3/objects/{found.name}/search?after={end}"
-        response["paging"] = {"next": {"after": str(end), "link": link}}
+        cursor = _opaque(end) if found.opaque_cursor else str(end)
+        link = f"{base_url}/crm/v3/objects/{found.name}/search?after={cursor}"
+        response["paging"] = {"next": {"after": cursor, "link": link}}
     return response
+
+
+def _opaque(offset: int) -> str:
+    """An offset as HubSpot's examples show a cursor: `525` is `NTI1Cg%3D%3D`."""
+    return quote(base64.b64encode(f"{offset}\n".encode()).decode(), safe="")
+
+
+def _cursor(found: HubSpotObject, value: Any) -> int:
+    if value in (None, ""):
+        return 0
+    if not found.opaque_cursor:
+        return _number(value, "after")
+    try:
+        return int(base64.b64decode(unquote(str(value)), validate=True).decode().strip())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest(f"after {value!r} is not a cursor this search gave.") from None
 
 
 def _number(value: Any, name: str) -> int:

@@ -8,7 +8,8 @@ modules beside this one (`github.py`, `jira.py`, `google_analytics.py`, `salesfo
 entry point group `okr_metrics.sandboxes` (`registry.py`).
 
 The sandbox also records every API request (for tests that count pages), injects
-faults (5xx, 429 with Retry-After, 403 rate limits, malformed bodies, delays) and
+faults (5xx, 429 with Retry-After, 403 rate limits, malformed bodies, delays, and
+transport faults: a connection reset, a body that stops halfway, stalls or drips) and
 latency. Control endpoints, for tools that are not Python:
 
 - `GET /_sandbox/requests`: the recorded requests (and the JSON body of those that had one)
@@ -22,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -72,6 +75,9 @@ class SandboxResponse:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # How the answer travels when a transport fault is injected (`Fault.transport`).
+    transport: str | None = None
+    transport_seconds: float = 0.0
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -172,6 +178,12 @@ class Fault:
     `x-ratelimit-reset` that many seconds ahead); `malformed` answers 200 (or
     `status`) with a body that is not JSON; `delay_seconds` waits before answering.
     `times` is how many requests it affects (None: all).
+
+    `transport` breaks the answer (the real one, or the fault's) on the wire: `reset`
+    closes the connection with a TCP reset before answering; `truncate` sends the
+    headers and half the body, then closes; `stall` sends half the body, then waits
+    `transport_seconds` before closing; `drip` sends the body one byte every
+    `transport_seconds`.
     """
 
     path_prefix: str = "/"
@@ -184,6 +196,15 @@ class Fault:
     method: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    transport: str | None = None
+    transport_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORT_FAULTS:
+            raise ValueError(
+                f"unknown transport fault {self.transport!r} (one of: "
+                f"{', '.join(t for t in TRANSPORT_FAULTS if t)})"
+            )
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> Fault:
@@ -199,6 +220,9 @@ class Fault:
             and (self.method is None or self.method.upper() == method.upper())
             and (self.times is None or self.times > 0)
         )
+
+
+TRANSPORT_FAULTS = (None, "reset", "truncate", "stall", "drip")
 
 
 class RecordedRequest(NamedTuple):
@@ -351,8 +375,13 @@ class Sandbox:
         if delay > 0:
             time.sleep(delay)
         if fault is not None and (fault.status is not None or fault.malformed):
-            return self._fault_response(request, fault)
-        return self.router.dispatch(request)
+            response = self._fault_response(request, fault)
+        else:
+            response = self.router.dispatch(request)
+        if fault is not None and fault.transport:
+            response.transport = fault.transport
+            response.transport_seconds = fault.transport_seconds
+        return response
 
     def _fault_response(self, request: SandboxRequest, fault: Fault) -> SandboxResponse:
         status = fault.status or 200
@@ -473,18 +502,46 @@ def _handler_class(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             except Exception:  # a bug in a handler must not kill the server
                 logger.exception("sandbox handler failed on %s %s", self.command, split.path)
                 response = SandboxResponse(500, {"message": "sandbox handler failed"})
-            self._send(response)
+            try:
+                self._send(response)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting (its timeout)
 
         def _send(self, response: SandboxResponse) -> None:
             payload = response.encoded()
+            if response.transport == "reset":
+                # SO_LINGER 0: close() sends a TCP reset instead of a clean end.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+                return
             self.send_response(response.status, _REASONS.get(response.status))
             headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                return
+            if response.transport is None:
                 self.wfile.write(payload)
+                return
+            self.close_connection = True
+            half = payload[: len(payload) // 2]
+            try:
+                if response.transport == "drip":
+                    for byte in range(len(payload)):
+                        self.wfile.write(payload[byte : byte + 1])
+                        self.wfile.flush()
+                        time.sleep(response.transport_seconds)
+                    return
+                self.wfile.write(half)
+                self.wfile.flush()
+                if response.transport == "stall":
+                    time.sleep(response.transport_seconds)
+            except OSError:  # the client gave up on the answer: what the fault is for
+                pass
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             # The request line only: never headers (they carry tokens).

@@ -26,6 +26,13 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from okr_metrics.pipelines.scoring.forecast import (
+    Spread,
+    interval,
+    p_beyond,
+    p_maintained,
+    value_spread,
+)
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.pipelines.vocabulary.terms import (
     AGGREGATES,
@@ -53,7 +60,8 @@ _KR_SCORE_TYPES = {
     "as_of": date, "kr_type": str, "value": float, "start": float, "target": float,
     "progress": float, "score": float, "expected_progress": float, "status": str,
     "stale": bool, "last_observed": date, "forecast_value": float, "forecast_score": float,
-    "forecast_method": str, "definition_hash": str,
+    "forecast_method": str, "forecast_low": float, "forecast_high": float, "p_achieve": float,
+    "definition_hash": str,
 }  # fmt: skip
 KR_SCORE_COLUMNS = list(_KR_SCORE_TYPES)
 KR_SCORE_FLOAT_COLUMNS = [name for name, kind in _KR_SCORE_TYPES.items() if kind is float]
@@ -118,6 +126,11 @@ class Forecast(NamedTuple):
     value: float | None
     score: float | None
     method: str
+    # The 80% interval of the quarter-end value and the chance of ending achieved
+    # (None: no forecast, or `forecast` was not given the daily series).
+    low: float | None = None
+    high: float | None = None
+    p_achieve: float | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -278,6 +291,7 @@ def forecast(
     quarter: Quarter,
     as_of: date,
     score: float | None,
+    daily_series: Mapping[date, float] | None = None,
 ) -> Forecast:
     """The KR's value forecast for the quarter's last day, from data up to `as_of` only.
 
@@ -285,13 +299,28 @@ def forecast(
     `aggregate_value` / `ratio_value` give); days after `as_of` are ignored.
     `score` is the KR's current score, the forecast score of maintain and
     milestone KRs. The method is recorded even when there is no value.
+
+    With `daily_series` (the KR's daily values; for a ratio, its `daily_ratio`), the
+    forecast also carries its 80% interval and `p_achieve` (docs/forecasting.md).
     """
     _check_in_quarter(quarter, as_of)
+    offset = _offset(quarter, as_of)
     values = _daily_array(values_as_of, quarter)
+    values[offset + 1 :] = np.nan
     method = forecast_method(key_result)
     forecasts = _forecasts(values, method)
-    value = _optional(forecasts[_offset(quarter, as_of)])
-    return Forecast(value, _forecast_score(key_result, value, score), method)
+    value = _optional(forecasts[offset])
+    result = Forecast(value, _forecast_score(key_result, value, score), method)
+    if daily_series is None:
+        return result
+    daily = _daily_array(daily_series, quarter)
+    daily[offset + 1 :] = np.nan
+    spread, target, at_least, maintained = _uncertainty(key_result, daily, values, forecasts)
+    low, high = interval(spread)
+    p = maintained if maintained is not None else p_beyond(spread, target, at_least)
+    return result._replace(
+        low=_optional(low[offset]), high=_optional(high[offset]), p_achieve=_optional(p[offset])
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -324,6 +353,10 @@ def score_key_results(
     quarter_name = str(quarter)
 
     columns: dict[str, list[Any]] = {name: [] for name in KR_SCORE_COLUMNS}
+    spreads: list[Spread] = []
+    targets: list[np.ndarray] = []
+    directions: list[np.ndarray] = []
+    maintained_p: list[np.ndarray | None] = []
     for key_result in key_results:
         series = [series_by_key.get(key, no_series) for key in key_result.series_keys]
         if key_result.is_ratio:
@@ -344,6 +377,13 @@ def score_key_results(
         )
         method = forecast_method(key_result)
         forecasts = _forecasts(values_as_of, method)
+        spread, target, at_least, maintained = _uncertainty(
+            key_result, daily_values, values_as_of, forecasts
+        )
+        spreads.append(Spread(*(part[offsets] for part in spread)))
+        targets.append(target[offsets])
+        directions.append(at_least[offsets])
+        maintained_p.append(maintained[offsets] if maintained is not None else None)
 
         for as_of, offset, expected_now in zip(days, offsets, expected, strict=True):
             value = _optional(values_as_of[offset])
@@ -382,6 +422,17 @@ def score_key_results(
         name: np.array(columns[name], dtype=float) for name in KR_SCORE_FLOAT_COLUMNS
     }
     arrays["stale"] = np.array(columns["stale"], dtype=bool)
+    if spreads:
+        # The t distribution once for every KR-day, not once per KR.
+        joined = Spread(*(np.concatenate(parts) for parts in zip(*spreads, strict=True)))
+        arrays["forecast_low"], arrays["forecast_high"] = interval(joined)
+        p_achieve = p_beyond(joined, np.concatenate(targets), np.concatenate(directions))
+        start = 0
+        for maintained, target in zip(maintained_p, targets, strict=True):
+            if maintained is not None:
+                p_achieve[start : start + len(target)] = maintained
+            start += len(target)
+        arrays["p_achieve"] = p_achieve
     return pd.DataFrame({name: arrays.get(name, columns[name]) for name in KR_SCORE_COLUMNS})
 
 
@@ -565,6 +616,45 @@ def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
     fitted = mean_y + slope * (days - 1 - mean_x)
     forecasts = np.where(points >= 2, fitted, values_as_of)
     return np.where(np.isnan(values_as_of), np.nan, forecasts)
+
+
+def _uncertainty(
+    key_result: KeyResultInput,
+    daily_values: np.ndarray,
+    values_as_of: np.ndarray,
+    forecasts: np.ndarray,
+) -> tuple[Spread, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The quarter-end value's distribution each day, the target, whether achieving
+    means ending at or above it, and (maintain KRs) the chance of holding the share."""
+    days = len(values_as_of)
+    target = np.full(days, key_result.target, dtype=float)
+    if key_result.kr_type in PROGRESS_TYPES:
+        start = float(key_result.start)  # type: ignore[arg-type]
+        span = np.full(days, abs(key_result.target - start))
+        at_least = np.full(days, key_result.target > start)
+    else:
+        # No baseline: the target's own size, or the value's, stands for the span.
+        span = np.fmax(np.abs(values_as_of), abs(key_result.target))
+        span = np.where(span > 0, span, 1.0)
+        at_least = np.ones(days, dtype=bool)
+    spread = value_spread(
+        daily_values,
+        values_as_of,
+        forecasts,
+        key_result.aggregate,
+        key_result.is_ratio,
+        span,
+    )
+    maintained = None
+    if key_result.kr_type in MAINTAIN_TYPES:
+        held = (
+            daily_values >= key_result.target
+            if key_result.kr_type == "maintain_above"
+            else daily_values <= key_result.target
+        )
+        maintained = p_maintained(held, ~np.isnan(daily_values))
+        maintained = np.where(np.isnan(values_as_of), np.nan, maintained)
+    return spread, target, at_least, maintained
 
 
 def _forecast_score(

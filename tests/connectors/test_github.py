@@ -415,7 +415,10 @@ def test_a_malformed_body_fails_the_source(sandbox, github, tiny):
     sandbox.add_fault(path_prefix="/repos/acme/tiny/issues", malformed=True, times=1)
     with pytest.raises(SourceError) as failure:
         github.daily_series(SeriesRequest.of(metric(tiny, "opened_issues"), OCT_1, OCT_3))
-    assert str(failure.value) == "github: malformed response body from /repos/acme/tiny/issues"
+    assert str(failure.value) == (
+        "github: malformed response body from /repos/acme/tiny/issues (HTTP 200, not JSON: "
+        """application/json; charset=utf-8, 22 bytes: '{"message": "truncated')"""
+    )
 
 
 def test_persistent_errors_give_up(sandbox, github, tiny, sleeps):

@@ -246,7 +246,7 @@ def test_replay_google_error_bodies(httpserver, status, expected):
     assert len(httpserver.log) == 1  # never retried
 
 
-def test_replay_resource_exhausted_is_retried_with_backoff_then_given_up(httpserver, sleeps):
+def test_replay_resource_exhausted_fails_at_once_naming_the_quota(httpserver, sleeps):
     serve_error(httpserver, 429)
     connector = connect(
         httpserver.url_for("/"), sleep=sleeps, backoff_base=0.5, jitter=lambda: 1.0, max_attempts=3
@@ -254,11 +254,12 @@ def test_replay_resource_exhausted_is_retried_with_backoff_then_given_up(httpser
     with pytest.raises(SourceError) as failure:
         connector.daily_series(SeriesRequest.of(metric("123456789", "activeUsers"), OCT_1, OCT_3))
     assert str(failure.value) == (
-        "google_analytics: gave up after 3 attempts on POST /v1beta/properties/123456789:runReport: "
-        "last rate limited (HTTP 429)"
+        "google_analytics: the property's quota is used up: Exhausted property tokens per hour "
+        "(HTTP 429 RESOURCE_EXHAUSTED); not retried: the quota refills within the hour "
+        "(tokens per hour) or the day (tokens per day)"
     )
-    # No Retry-After in Google's 429: exponential backoff.
-    assert sleeps == [0.5, 1.0]
+    # Retrying an hourly quota seconds later is in vain: one request, no wait.
+    assert sleeps == [] and len(httpserver.log) == 1
 
 
 # --- (b) hand-computed values against the sandbox ----------------------------------------------------
@@ -470,8 +471,15 @@ def test_generated_sample_data_fits_the_sample_definitions(ga):
 # --- (c) faults and credentials ---------------------------------------------------------------------
 
 
-def test_resource_exhausted_is_retried_then_succeeds(sandbox, ga, tiny, sleeps):
-    sandbox.add_fault(path_prefix="/v1beta/properties/", status=429, times=2)
+def test_exhausted_concurrent_requests_are_retried_then_succeed(sandbox, ga, tiny, sleeps):
+    concurrent = {
+        "error": {
+            "code": 429,
+            "message": "Exhausted concurrent requests quota.",
+            "status": "RESOURCE_EXHAUSTED",
+        }
+    }
+    sandbox.add_fault(path_prefix="/v1beta/properties/", status=429, times=2, body=concurrent)
     series = ga.daily_series(SeriesRequest.of(metric(tiny, "activeUsers"), OCT_1, OCT_3))
     assert values(series) == [230, 0, 120]
     assert sleeps == [0.5, 1.0]  # backoff: Google sends no Retry-After

@@ -260,7 +260,10 @@ def test_malformed_json_is_a_clear_error(httpserver, client):
     )
     with pytest.raises(SourceError) as failure:
         client.request_json("GET", "/broken")
-    assert str(failure.value) == "github: malformed response body from /broken"
+    assert str(failure.value) == (
+        "github: malformed response body from /broken "
+        """(HTTP 200, not JSON: application/json, 13 bytes: '[{"number": 1')"""
+    )
 
 
 # --- redaction --------------------------------------------------------------------------------

@@ -191,7 +191,8 @@ def test_replay_the_ten_secondly_limit_is_retried(httpserver, sleeps):
         connector.daily_series(SeriesRequest.of(metric(), OCT_1, OCT_3))
     assert str(failure.value) == (
         "hubspot: gave up after 3 attempts on POST /crm/v3/objects/deals/search: "
-        "last rate limited (HTTP 429)"
+        "last rate limited (HTTP 429) (the API says: policy TEN_SECONDLY_ROLLING: "
+        "You have reached your ten_secondly_rolling limit.)"
     )
     assert sleeps == [0.5, 1.0]
 
@@ -257,7 +258,8 @@ def test_the_exact_request_body_in_new_york(sandbox, hubspot, tiny):
             metric(tiny, measure="sum", field="amount"), OCT_1, OCT_3, "America/New_York"
         )
     )
-    # Midnight in New York (EDT, UTC-4) is 04:00Z: 10-01 04:00Z to 10-04 04:00Z.
+    # Midnight in New York (EDT, UTC-4) is 04:00Z: up to 10-04 04:00Z; from 10-01 00:00Z, where
+    # a date property stores 10-01 (the days are kept client-side).
     assert sandbox.request_bodies() == [
         {
             "filterGroups": [
@@ -265,7 +267,7 @@ def test_the_exact_request_body_in_new_york(sandbox, hubspot, tiny):
                     "filters": [
                         {"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"},
                         {"propertyName": "customer_segment", "operator": "EQ", "value": "smb"},
-                        {"propertyName": "closedate", "operator": "GTE", "value": "1790827200000"},
+                        {"propertyName": "closedate", "operator": "GTE", "value": "1790812800000"},
                         {"propertyName": "closedate", "operator": "LT", "value": "1791086400000"},
                     ]
                 }
@@ -275,7 +277,7 @@ def test_the_exact_request_body_in_new_york(sandbox, hubspot, tiny):
             "limit": 200,
         }
     ]
-    assert ms(2026, 10, 1, 4) == 1790827200000 and ms(2026, 10, 4, 4) == 1791086400000
+    assert ms(2026, 10, 1) == 1790812800000 and ms(2026, 10, 4, 4) == 1791086400000
     assert [(r.method, r.path) for r in sandbox.requests] == [
         ("POST", f"/crm/v3/objects/{tiny}/search")
     ]

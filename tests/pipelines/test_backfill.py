@@ -59,6 +59,9 @@ COMPARED = [
     "forecast_value",
     "forecast_score",
     "forecast_method",
+    "forecast_low",
+    "forecast_high",
+    "p_achieve",
     "definition_hash",
 ]
 

@@ -34,7 +34,8 @@ UPDATE = os.environ.get("OKR_UPDATE_GOLDEN") == "1"
 KR_COLUMNS = [
     "quarter", "objective_id", "kr_id", "kr_title", "owner", "as_of", "kr_type", "value",
     "start", "target", "progress", "score", "expected_progress", "status", "stale",
-    "last_observed", "forecast_value", "forecast_score", "forecast_method", "definition_hash",
+    "last_observed", "forecast_value", "forecast_score", "forecast_method", "forecast_low",
+    "forecast_high", "p_achieve", "definition_hash",
 ]  # fmt: skip
 OBJECTIVE_COLUMNS = [
     "quarter", "objective_id", "title", "owner", "aligns_to", "as_of", "score", "coverage",
