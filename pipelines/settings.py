@@ -17,6 +17,8 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_DASHBOARD_TOKEN` | `dashboard_token` (a secret: in no repr) | unset: the dashboard asks for none |
 | `OKR_REPORTS_DIR` | `reports_dir` (where `okr report` and the `okr/report` asset write) | `.okr/reports` |
 | `OKR_ALERT_WEBHOOK_URL`, `OKR_ALERT_WEBHOOK_URL_<ROUTE>` | `alert_webhooks` (secrets) | unset: alerts are only recorded |
+| `OKR_SCHEDULE_ON` | `schedule_on`: the `nightly` schedule starts on (`1`) or off (`0`) | off |
+| `OKR_SCHEDULE_CRON` | `schedule_cron`: when `nightly` runs, in UTC (five cron fields) | `0 2 * * *` |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,11 +57,18 @@ DAGSTER_HOME_VARIABLE = "DAGSTER_HOME"
 DASHBOARD_TOKEN_VARIABLE = "OKR_DASHBOARD_TOKEN"
 REPORTS_DIR_VARIABLE = "OKR_REPORTS_DIR"
 DEFAULT_REPORTS_DIR = ".okr/reports"
+SCHEDULE_ON_VARIABLE = "OKR_SCHEDULE_ON"
+SCHEDULE_CRON_VARIABLE = "OKR_SCHEDULE_CRON"
 
 DEFAULT_DEFS = "okr_defs"
 DEFAULT_TRAILING_DAYS = 3
 # Where the `okr` command keeps its Dagster instance when DAGSTER_HOME is not set.
 DEFAULT_DAGSTER_HOME = ".okr/dagster"
+DEFAULT_SCHEDULE_CRON = "0 2 * * *"
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH |= {"0": False, "false": False, "no": False, "off": False}
+# Five fields of digits, names, `*`, `/`, `,`, `-` or `?`; Dagster checks the rest when it loads.
+_CRON = re.compile(r"^\s*[\w*/,?-]+(\s+[\w*/,?-]+){4}\s*$")
 
 
 class SettingsError(ValueError):
@@ -100,6 +110,9 @@ class Settings:
     dashboard_token: str | None = field(default=None, repr=False)
     # The folder of the quarter reports (`<quarter>.html`).
     reports_dir: str = DEFAULT_REPORTS_DIR
+    # The `nightly` schedule: on when the code location loads, and its cron (UTC).
+    schedule_on: bool = False
+    schedule_cron: str = DEFAULT_SCHEDULE_CRON
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
     # Webhook URLs by variable (OKR_ALERT_WEBHOOK_URL and its routes); secrets, never shown.
@@ -163,6 +176,19 @@ class Settings:
             problems.append(f"{MAX_ATTEMPTS_VARIABLE} must be a finite number, got 'inf'")
             max_attempts = defaults.max_attempts
 
+        schedule_on = False
+        raw = _read(environ, SCHEDULE_ON_VARIABLE)
+        if raw is not None:
+            if raw.strip().lower() not in _SWITCH:
+                problems.append(f"{SCHEDULE_ON_VARIABLE} must be 1 or 0, got {raw!r}")
+            schedule_on = _SWITCH.get(raw.strip().lower(), False)
+        schedule_cron = _read(environ, SCHEDULE_CRON_VARIABLE) or DEFAULT_SCHEDULE_CRON
+        if not _CRON.match(schedule_cron):
+            problems.append(
+                f"{SCHEDULE_CRON_VARIABLE} must be five cron fields (e.g. '0 2 * * *'), "
+                f"got {schedule_cron!r}"
+            )
+
         source_settings = {}
         for source in sources:
             connector = source.connector_class()
@@ -181,6 +207,8 @@ class Settings:
             dagster_home=_read(environ, DAGSTER_HOME_VARIABLE),
             dashboard_token=_read(environ, DASHBOARD_TOKEN_VARIABLE),
             reports_dir=_read(environ, REPORTS_DIR_VARIABLE) or DEFAULT_REPORTS_DIR,
+            schedule_on=schedule_on,
+            schedule_cron=" ".join(schedule_cron.split()),
             sources=source_settings,
             alert_webhooks=webhooks,
         )
@@ -206,7 +234,8 @@ class Settings:
         return (
             f"Settings(warehouse_url={shown!r}, definitions_path={self.definitions_path!r}, "
             f"trailing_days={self.trailing_days}, http={self.http!r}, "
-            f"dagster_home={self.dagster_home!r}, "
+            f"dagster_home={self.dagster_home!r}, schedule_on={self.schedule_on}, "
+            f"schedule_cron={self.schedule_cron!r}, "
             f"dashboard_token={'set' if self.dashboard_token else 'unset'}, "
             f"reports_dir={self.reports_dir!r}, "
             f"sources={dict(self.sources)!r}, "

@@ -448,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("demo", help="backfill this quarter against the sandbox, print it")
     )
     demo.set_defaults(handler=cmd_demo)
+
+    from okr_metrics.pipelines.cli.upkeep import add_commands
+
+    add_commands(commands)  # health, purge-runs
     return parser
 
 

@@ -54,7 +54,14 @@ def build_definitions(
     return Definitions(
         assets=assets,
         jobs=[job],
-        schedules=[build_nightly_schedule(job, settings.trailing_days)],
+        schedules=[
+            build_nightly_schedule(
+                job,
+                settings.trailing_days,
+                cron=settings.schedule_cron,
+                running=settings.schedule_on,
+            )
+        ],
         resources={**build_resources(settings, sources), **(resources or {})},
     )
 

@@ -1,8 +1,15 @@
-"""The nightly schedule: at 02:00 UTC, yesterday plus a trailing window for late data."""
+"""The nightly schedule: yesterday plus a trailing window for late data, at 02:00 UTC.
+
+`build_definitions` builds it from the settings: `OKR_SCHEDULE_CRON` moves it (the
+deployment test runs it every minute), and `OKR_SCHEDULE_ON=1` starts it switched on, so
+a server's daemon runs it without anyone toggling it in the UI; a state set in the UI or
+with `dagster schedule start|stop` wins over that default.
+"""
 
 from datetime import date, timedelta
 
 from dagster import (
+    DefaultScheduleStatus,
     JobDefinition,
     RunRequest,
     ScheduleDefinition,
@@ -15,7 +22,7 @@ from dagster._core.storage.tags import (
 )
 
 from okr_metrics.pipelines.orchestration.partitions import FIRST_DAY
-from okr_metrics.pipelines.settings import DEFAULT_TRAILING_DAYS
+from okr_metrics.pipelines.settings import DEFAULT_SCHEDULE_CRON, DEFAULT_TRAILING_DAYS
 
 
 def nightly_window(as_of: date, days: int) -> tuple[date, date]:
@@ -39,17 +46,26 @@ def partition_range_tags(start: date, end: date, deliver_alerts: bool = False) -
 
 
 def build_nightly_schedule(
-    job: JobDefinition, trailing_days: int = DEFAULT_TRAILING_DAYS
+    job: JobDefinition,
+    trailing_days: int = DEFAULT_TRAILING_DAYS,
+    *,
+    cron: str = DEFAULT_SCHEDULE_CRON,
+    running: bool = False,
 ) -> ScheduleDefinition:
-    """The schedule; each run re-pulls `trailing_days` days (`Settings.trailing_days`)."""
+    """The schedule; each run re-pulls `trailing_days` days (`Settings.trailing_days`).
+
+    `cron` (`Settings.schedule_cron`) is in UTC; `running` (`Settings.schedule_on`) makes
+    it start on rather than off.
+    """
 
     @schedule(
         name="nightly",
         job=job,
-        cron_schedule="0 2 * * *",
+        cron_schedule=cron,
         execution_timezone="UTC",
-        description="Scores yesterday at 02:00 UTC, re-pulls the trailing days "
-        "(OKR_TRAILING_DAYS, default 3) for late and revised data, and posts new alerts.",
+        default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
+        description=f"Scores yesterday ({cron} UTC, OKR_SCHEDULE_CRON), re-pulls the trailing "
+        "days (OKR_TRAILING_DAYS, default 3) for late and revised data, and posts new alerts.",
     )
     def nightly(context: ScheduleEvaluationContext) -> RunRequest:
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
