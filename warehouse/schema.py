@@ -81,6 +81,14 @@ kr_scores = Table(
     Column("forecast_score", Float, comment="the forecast value, scored like the KR"),
     Column("forecast_method", String(20), comment="run_rate or linear"),
     Column(
+        "definition_hash",
+        String(64),
+        nullable=False,
+        comment="hash of the KR definition the row was scored with",
+    ),
+    *_written_by(),
+    # Added by migration step 5, so after the columns step 1 made.
+    Column(
         "forecast_low",
         Float,
         comment="lower end of the 80% interval of the quarter-end value, from data up to as_of",
@@ -95,13 +103,6 @@ kr_scores = Table(
         Float,
         comment="probability that the KR ends the quarter achieved, from data up to as_of",
     ),
-    Column(
-        "definition_hash",
-        String(64),
-        nullable=False,
-        comment="hash of the KR definition the row was scored with",
-    ),
-    *_written_by(),
     PrimaryKeyConstraint("quarter", "kr_id", "as_of", name="kr_scores_pk"),
     comment="One row per key result per as-of day.",
 )
