@@ -498,12 +498,9 @@ class Warehouse:
         with write_transaction(self.engine, table.name) as connection:
             stored = self._stored_alerts(connection, alerts)
             known = set(stored[list(ALERT_KEY)].itertuples(index=False, name=None))
-            fresh = alerts[
-                [
-                    key not in known
-                    for key in alerts[list(ALERT_KEY)].itertuples(index=False, name=None)
-                ]
-            ]
+            keys = alerts[list(ALERT_KEY)].itertuples(index=False, name=None)
+            new = pd.Series([key not in known for key in keys], index=alerts.index, dtype=bool)
+            fresh = alerts[new].copy()
             if select_new is not None and not fresh.empty:
                 fresh = select_new(stored, fresh)
             fresh = fresh.assign(

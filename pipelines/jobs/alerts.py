@@ -144,9 +144,13 @@ def record_alerts(
         first, last = max(start, quarter.start), min(end, quarter.end)
         history = warehouse.read_kr_scores(quarter.start, last, quarter=str(quarter))
         transitions = quarter_transitions(okr_file, history)
-        in_window = transitions[
-            [first <= as_of <= last for as_of in transitions["as_of"]]
-        ].reset_index(drop=True)
+        # A Series mask: an empty list would select no columns rather than no rows.
+        in_day = pd.Series(
+            [first <= as_of <= last for as_of in transitions["as_of"]],
+            index=transitions.index,
+            dtype=bool,
+        )
+        in_window = transitions[in_day].reset_index(drop=True)
         recorded = warehouse.add_alerts(in_window, run_id, select_new=not_announced)
         result.recorded += len(recorded)
         for kind, count in recorded["kind"].value_counts().items():

@@ -689,3 +689,15 @@ def test_backfills_re_runs_and_nightly_runs_deliver_one_message_per_transition(
         if path.is_file():
             assert b"SECRET" not in path.read_bytes(), path
     warehouse.close()
+
+
+def test_a_window_without_transitions_records_nothing(warehouse_url, tmp_path):
+    _, definitions = load(tmp_path, alerts="{dwell_days: 2, score_below: null}")
+    warehouse = Warehouse(warehouse_url)
+    scored(warehouse, ["on_track"] * 7 + ["at_risk"] * 2)
+    # 10-01..10-05 hold only on_track; the at_risk of 10-09 is outside the window.
+    result = record_alerts(definitions, warehouse, day(1), day(5), "r1")
+    assert (result.recorded, result.by_kind) == (0, {})
+    assert warehouse.read_alerts().empty
+    assert record_alerts(definitions, warehouse, day(6), day(9), "r2").recorded == 1
+    warehouse.close()
