@@ -12,7 +12,9 @@ result. None of the values may appear in:
 - Dagster's run records, run config, tags and every event of the event log, read through
   the instance; and the bytes of every file under DAGSTER_HOME (SQLite storage, compute
   logs, the instance's settings);
-- any column of any table or view of the warehouse, and its file's bytes (SQLite).
+- any column of any table or view of the warehouse, and its file's bytes (SQLite);
+- the HTML file `okr report` writes (the dashboard's pages are checked for the sandbox's
+  credentials in tests/dashboard/test_web.py).
 
 On PostgreSQL the warehouse URL and Dagster's own storage URL (DAGSTER_PG_URL, a database
 of its own) carry passwords too, which must not appear either, and Dagster's database
@@ -137,6 +139,8 @@ def test_no_secret_reaches_output_logs_dagster_or_the_warehouse(
 
     backfill = home.run(*backfill_args(*WINDOW))
     scorecard = home.run("scorecard", "--quarter", "2026-Q4", "--format", "json")
+    report_path = tmp_path / "report.html"
+    report = home.run("report", "--quarter", "2026-Q4", "--out", str(report_path))
     # The faults happened: three sources failed, two got through their retries.
     assert backfill.returncode == 3, backfill.stderr[-3000:]
     for source in sorted(FAILING):
@@ -149,6 +153,8 @@ def test_no_secret_reaches_output_logs_dagster_or_the_warehouse(
         "backfill stderr": backfill.stderr,
         "scorecard stdout": scorecard.stdout,
         "scorecard stderr": scorecard.stderr,
+        "report stderr": report.stderr,
+        "report (the okr report file)": report_path.read_text(encoding="utf-8"),
     }.items():
         assert leaks(text, looked_for) == [], name
 
