@@ -364,8 +364,11 @@ class Warehouse:
             result = connection.execute(query)
             return pd.DataFrame(result.all(), columns=list(result.keys()))
 
-    def keys_observed_before(self, metric_keys: Iterable[str], day: date) -> set[str]:
-        """The series among `metric_keys` with at least one stored row dated before `day`."""
+    def keys_observed_before(
+        self, metric_keys: Iterable[str], day: date, since: date = date.min
+    ) -> set[str]:
+        """The series among `metric_keys` with at least one stored row dated `since` or
+        later and before `day`."""
         self.ensure_schema()
         table = metric_observations
         found: set[str] = set()
@@ -373,7 +376,7 @@ class Warehouse:
             for chunk in _chunks(sorted(set(metric_keys)), 500):
                 query = (
                     select(table.c.metric_key)
-                    .where(table.c.metric_key.in_(chunk), table.c.date < day)
+                    .where(table.c.metric_key.in_(chunk), table.c.date >= since, table.c.date < day)
                     .distinct()
                 )
                 found.update(connection.execute(query).scalars())

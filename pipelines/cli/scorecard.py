@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from okr_metrics.pipelines.dashboard.board import Attention, needs_attention
 from okr_metrics.pipelines.dashboard.charts import sparkline
 from okr_metrics.pipelines.dashboard.formats import value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
@@ -123,6 +124,8 @@ def render_scorecard(
     quarter, as_of, objectives, key_results = load_scorecard(warehouse, quarter, as_of)
     objectives, key_results = _in_definition_order(objectives, key_results, order)
     sources = warehouse.latest_source_runs()
+    with warehouse.engine.connect() as connection:
+        attention = needs_attention(connection, quarter, as_of, set(key_results["kr_id"]))
     if output_format == "csv":
         frame = key_results.assign(quarter=quarter, as_of=as_of)[["quarter", "as_of", *KR_COLUMNS]]
         # Titles and owners come from the YAML: one written as a formula stays text.
@@ -130,12 +133,30 @@ def render_scorecard(
         return frame.to_csv(index=False).rstrip("\n")
     if output_format == "json":
         card = _as_json(quarter, as_of, objectives, key_results)
+        card["needs_attention"] = [
+            {
+                "kr_id": item.kr_id,
+                "since": item.before_as_of.isoformat(),
+                "p_achieve_before": item.before,
+                "p_achieve": item.now,
+            }
+            for item in attention
+        ]
         card["sources"] = [
             {key: _jsonable(row[key]) for key in SOURCE_COLUMNS} for _, row in sources.iterrows()
         ]
         return json.dumps(card, indent=2)
     trends = _trends(warehouse, quarter, as_of) if sparklines else None
-    return _as_table(quarter, as_of, objectives, key_results, trends) + _sources_footer(sources)
+    table = _as_table(quarter, as_of, objectives, key_results, trends)
+    return table + _attention_footer(attention) + _sources_footer(sources)
+
+
+def _attention_footer(attention: list[Attention]) -> str:
+    if not attention:
+        return ""
+    lines = ["", "", f"Needs attention (chance to achieve, since {attention[0].before_as_of}):"]
+    lines += [f"  {item.kr_id:<30} {item.text}" for item in attention]
+    return "\n".join(lines)
 
 
 def _trends(warehouse: Warehouse, quarter: str, as_of: date) -> dict[str, str]:
@@ -214,7 +235,12 @@ def _as_table(
                 )
             number = value_format(kr["kr_type"], kr["start"], kr["target"])
             if not _missing(kr["forecast_value"]):
-                notes.append(f"forecast {number(kr['forecast_value'])}")
+                forecast = f"forecast {number(kr['forecast_value'])}"
+                if not _missing(kr.get("forecast_low")) and not _missing(kr.get("forecast_high")):
+                    forecast += f" ({number(kr['forecast_low'])}–{number(kr['forecast_high'])})"
+                notes.append(forecast)
+            if not _missing(kr.get("p_achieve")):
+                notes.append(f"p(achieve) {kr['p_achieve']:.0%}")
             trend = f" {trends.get(kr['kr_id'], ''):<16}" if trends is not None else ""
             lines.append(
                 f"  {kr['kr_id']:<30} {number(kr['value']):>10} {number(kr['target']):>10} "

@@ -386,14 +386,88 @@ class ObjectiveCard:
         return "" if is_missing(score) else repr(float(score))
 
 
+@dataclass(frozen=True)
+class Attention:
+    """A KR whose chance to end the quarter achieved fell this week."""
+
+    kr_id: str
+    kr_title: str
+    owner: str | None
+    before_as_of: date
+    before: float
+    now: float
+
+    @property
+    def drop(self) -> float:
+        return self.before - self.now
+
+    @property
+    def text(self) -> str:
+        return f"{format_share(self.before, 0)} → {format_share(self.now, 0)}"
+
+
+ATTENTION_DAYS = 7
+ATTENTION_LIMIT = 5
+
+
+def needs_attention(
+    connection: Connection,
+    quarter: str,
+    as_of: date,
+    kr_ids: set[str] | None = None,
+    limit: int = ATTENTION_LIMIT,
+) -> list[Attention]:
+    """The KRs whose `p_achieve` dropped most since the week before `as_of`.
+
+    "The week before" is the newest scored day of the quarter at least 7 days before
+    `as_of`; only drops count, largest first, at most `limit` (`kr_ids`: only these).
+    """
+    before_day = connection.execute(
+        select(func.max(kr_scores.c.as_of)).where(
+            kr_scores.c.quarter == quarter,
+            kr_scores.c.as_of <= as_of - timedelta(days=ATTENTION_DAYS),
+        )
+    ).scalar()
+    if before_day is None:
+        return []
+    rows = connection.execute(
+        select(
+            kr_scores.c.kr_id,
+            kr_scores.c.kr_title,
+            kr_scores.c.owner,
+            kr_scores.c.as_of,
+            kr_scores.c.p_achieve,
+        ).where(
+            kr_scores.c.quarter == quarter,
+            kr_scores.c.as_of.in_([before_day, as_of]),
+            kr_scores.c.p_achieve.is_not(None),
+        )
+    ).all()
+    before = {row.kr_id: row.p_achieve for row in rows if row.as_of == before_day}
+    found = [
+        Attention(row.kr_id, row.kr_title, row.owner, before_day, before[row.kr_id], row.p_achieve)
+        for row in rows
+        if row.as_of == as_of
+        and row.kr_id in before
+        and (kr_ids is None or row.kr_id in kr_ids)
+        and before[row.kr_id] > row.p_achieve
+    ]
+    found.sort(key=lambda item: (-item.drop, item.kr_id))
+    return found[:limit]
+
+
 @dataclass
 class Overview:
     view: View
     objectives: list[ObjectiveCard]
+    attention: list[Attention] = field(default_factory=list)
 
     @property
     def key_results(self) -> list[KeyResultCard]:
         return [kr for objective in self.objectives for kr in objective.key_results]
+
+    def card(self, kr_id: str) -> KeyResultCard:
+        return next(kr for kr in self.key_results if kr.kr_id == kr_id)
 
     def status_counts(self) -> list[tuple[str, str, int]]:
         counts: dict[str, int] = defaultdict(int)
@@ -501,7 +575,9 @@ def load_overview(
         krs = {kr.kr_id: kr for kr in by_objective.get(objective_id, [])}
         ranked = [krs[kr_id] for kr_id in _ranked(list(krs), order)]
         objectives.append(ObjectiveCard(row=row, key_results=ranked))
-    return Overview(view, objectives)
+    shown = {kr.kr_id for krs in by_objective.values() for kr in krs}
+    attention = needs_attention(connection, quarter, view.as_of, shown)
+    return Overview(view, objectives, attention)
 
 
 def _attach_trends(

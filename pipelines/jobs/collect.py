@@ -253,16 +253,24 @@ def with_new_series_from_quarter_start(
     """Fetch a series the warehouse has never seen from its quarter's first day.
 
     A KR whose metric was added or changed mid-quarter has a new series key; fetching
-    only the nightly window would score a partial sum as if it were the quarter's.
+    only the nightly window would score a partial sum as if it were the quarter's. Only
+    rows of the window's own quarter count: a series the last quarter fetched (the same
+    query, kept across quarters) is still new to this one.
     """
     late = [r for r in requests if Quarter.containing(r.start).start < r.start]
     if not late:
         return requests
-    known = warehouse.keys_observed_before([r.metric_key for r in late], max(r.start for r in late))
+    known: set[tuple[str, date]] = set()
+    for start in sorted({r.start for r in late}):
+        keys = [r.metric_key for r in late if r.start == start]
+        first_day = Quarter.containing(start).start
+        known |= {
+            (key, start) for key in warehouse.keys_observed_before(keys, start, since=first_day)
+        }
     extended = []
     for request in requests:
         first_day = Quarter.containing(request.start).start
-        if request in late and request.metric_key not in known:
+        if request in late and (request.metric_key, request.start) not in known:
             progress(
                 f"{request.metric.source}: {request.metric_key} is new this quarter; "
                 f"fetching it from {first_day}"

@@ -223,3 +223,22 @@ def test_a_metric_changed_mid_quarter_is_fetched_from_the_quarter_start(history,
     expected = sum(offset % 4 for offset in range(11))
     assert merged.loc[date(2026, 10, 11), "value"] == expected
     assert not merged.loc[date(2026, 10, 11), "stale"]
+
+
+def test_a_series_last_quarter_fetched_is_still_new_to_this_one(history, sandbox):
+    """Rows from the quarter before do not make a series known: the first nightly run of
+    a quarter nobody backfilled fetches it from the quarter's first day."""
+    warehouse = history("carried")
+    (history.defs / "2026-Q3.yaml").write_text(
+        textwrap.dedent(DEFINITIONS.format(target=40)).replace(
+            "quarter: 2026-Q4", "quarter: 2026-Q3"
+        )
+    )
+    run_window(date(2026, 9, 25), date(2026, 9, 30))
+    assert main(["run", "--date", "2026-10-05", "--trailing-days", "1"]) == EXIT_OK
+    merged = table(warehouse)
+    merged = merged[(merged["kr_id"] == "merged-prs") & (merged["quarter"] == "2026-Q4")]
+    # The quarter's sum to 10-05, not the one day the nightly window holds.
+    assert merged.set_index("as_of").loc[date(2026, 10, 5), "value"] == sum(
+        offset % 4 for offset in range(5)
+    )
