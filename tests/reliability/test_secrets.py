@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import secrets
 import traceback
+import urllib.request
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -111,6 +113,24 @@ def database_text(url: str) -> str:
 def with_password(url: str, password: str) -> str:
     """The test server trusts every local connection: the password is carried, not checked."""
     return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def served_pages(home: OkrHome, paths: list[str]) -> tuple[dict[str, str], str]:
+    """`okr serve` on a free port: each page's HTML, and what the command printed."""
+    server = home.okr("serve", "--port", "0")
+    try:
+        first = server.stdout.readline()
+        match = re.search(r"http://[^/\s]+/", first)
+        assert match, first + server.stderr.read()
+        pages = {}
+        for path in paths:
+            with urllib.request.urlopen(match.group(0).rstrip("/") + path, timeout=60) as page:
+                assert page.status == 200, path
+                pages[f"page {path}"] = page.read().decode()
+    finally:
+        server.terminate()
+        rest, errors = server.communicate(timeout=60)
+    return pages, first + rest + errors
 
 
 @pytest.fixture
