@@ -13,8 +13,7 @@ result. None of the values may appear in:
   the instance; and the bytes of every file under DAGSTER_HOME (SQLite storage, compute
   logs, the instance's settings);
 - any column of any table or view of the warehouse, and its file's bytes (SQLite);
-- the HTML file `okr report` writes (the dashboard's pages are checked for the sandbox's
-  credentials in tests/dashboard/test_web.py).
+- the HTML file `okr report` writes, and the pages `okr serve` serves.
 
 On PostgreSQL the warehouse URL and Dagster's own storage URL (DAGSTER_PG_URL, a database
 of its own) carry passwords too, which must not appear either, and Dagster's database
@@ -161,6 +160,7 @@ def test_no_secret_reaches_output_logs_dagster_or_the_warehouse(
     scorecard = home.run("scorecard", "--quarter", "2026-Q4", "--format", "json")
     report_path = tmp_path / "report.html"
     report = home.run("report", "--quarter", "2026-Q4", "--out", str(report_path))
+    pages, serve_output = served_pages(home, ["/", "/weekly", "/quarters", "/alignment"])
     # The faults happened: three sources failed, two got through their retries.
     assert backfill.returncode == 3, backfill.stderr[-3000:]
     for source in sorted(FAILING):
@@ -175,6 +175,8 @@ def test_no_secret_reaches_output_logs_dagster_or_the_warehouse(
         "scorecard stderr": scorecard.stderr,
         "report stderr": report.stderr,
         "report (the okr report file)": report_path.read_text(encoding="utf-8"),
+        "okr serve output": serve_output,
+        **pages,
     }.items():
         assert leaks(text, looked_for) == [], name
 
