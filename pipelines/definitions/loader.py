@@ -211,16 +211,22 @@ def _line_of(raw: Any, loc: tuple[Any, ...]) -> tuple[int, str]:
             line = node.item_lines[part]
             item = node[part]
             label = item.get("id") if isinstance(item, LineMapping) else None
-            keys.append(f"[{_shown_key(label)}]" if isinstance(label, str) else f"[{part}]")
+            keys.append(f"[{_shown_id(label)}]" if isinstance(label, str) else f"[{part}]")
             node = item
     dotted = ".".join(keys).replace(".[", "[")
     return line, dotted
 
 
 def _shown_key(key: Any) -> str:
-    """A key or id as it reads in a problem: bare when it is a plain word, else quoted."""
+    """A key as it reads in a problem: bare when it is a plain word (GA4's `pagePath`
+    too), else quoted."""
     text = str(key)
-    return text if re.fullmatch(r"[a-z0-9_-]{1,100}", text) else repr(text[:100])
+    return text if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", text) else repr(text[:100])
+
+
+def _shown_id(label: str) -> str:
+    """An objective's or KR's id in a key path: bare when it is a valid id, else quoted."""
+    return label if re.fullmatch(r"[a-z0-9_-]{1,100}", label) else repr(label[:100])
 
 
 def _message(error: ErrorDetails) -> str:

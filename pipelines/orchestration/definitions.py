@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetSelection, Definitions, define_asset_job, definitions
+from dagster import (
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    definitions,
+    in_process_executor,
+)
 
 from okr_metrics.pipelines.settings import Settings
 
@@ -50,6 +56,9 @@ def build_definitions(
         selection=AssetSelection.all(),
         partitions_def=daily_partitions,
         description="Fetch every source, score every KR and objective, write the warehouse.",
+        # One process for the run, as `okr run` has: a step per process would import
+        # pandas and Great Expectations once per asset (seconds each on a small server).
+        executor_def=in_process_executor,
     )
     return Definitions(
         assets=assets,
