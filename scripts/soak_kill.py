@@ -24,7 +24,6 @@ The suite runs the same checks 60 times per database (tests/reliability/test_cra
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
 import signal
@@ -32,176 +31,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
 from okr_metrics.warehouse.schema import kr_scores, metric_observations, objective_scores
-from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
-FIRST, LAST = date(2026, 10, 1), date(2026, 10, 31)
-DAYS = pd.date_range(FIRST, LAST).date
-BEFORE, AFTER = FIRST - timedelta(days=1), LAST + timedelta(days=1)
-KRS = 60
-SERIES = [f"github:count=releases;repo=acme/app-{number:02d}" for number in range(40)]
-KR_BEGUN, KR_DONE, OBS_BEGUN, OBS_DONE = range(4)
-
-
-def kr_rows(generation: int, days=DAYS) -> pd.DataFrame:
-    rows = [
-        {
-            **dict.fromkeys(KR_SCORE_COLUMNS),
-            "quarter": "2026-Q4",
-            "objective_id": f"objective-{number // 4}",
-            "kr_id": f"kr-{number:02d}",
-            "kr_title": f"Key result {number}",
-            "as_of": day,
-            "kr_type": "increase",
-            "value": float(generation),
-            "start": 0.0,
-            "target": 100.0,
-            "status": "on_track",
-            "stale": False,
-            "definition_hash": f"definition-{number}",
-        }
-        for number in range(KRS)
-        for day in days
-    ]
-    return pd.DataFrame(rows, columns=KR_SCORE_COLUMNS)
-
-
-def observation_rows(generation: int, days=DAYS) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(key, day, float(generation)) for key in SERIES for day in days],
-        columns=["metric_key", "date", "value"],
-    )
-
-
-WINDOW_ROWS = (kr_rows(0), observation_rows(0))
-
-
-def write_generation(warehouse: Warehouse, generation: int, progress=None) -> None:
-    run_id = f"generation-{generation}"
-    scores, observations = WINDOW_ROWS
-    if progress is not None:
-        progress[KR_BEGUN] = generation
-    warehouse.replace_kr_scores(scores.assign(value=float(generation)), FIRST, LAST, run_id)
-    if progress is not None:
-        progress[KR_DONE] = generation
-        progress[OBS_BEGUN] = generation
-    observations = observations.assign(value=float(generation))
-    warehouse.replace_observations("github", observations, SERIES, FIRST, LAST, run_id)
-    if progress is not None:
-        progress[OBS_DONE] = generation
-
-
-def write_forever(url: str, progress, first_generation: int) -> None:
-    try:
-        warehouse = Warehouse(url)
-        generation = first_generation
-        while True:
-            write_generation(warehouse, generation, progress)
-            generation += 1
-    finally:
-        os._exit(1)
-
-
-def generations(warehouse: Warehouse) -> dict[str, dict[tuple[float, str], int]]:
-    where = {"window": "BETWEEN :first AND :last", "around": "NOT BETWEEN :first AND :last"}
-    found = {}
-    with warehouse.engine.connect() as connection:
-        for table, column in (("kr_scores", "as_of"), ("metric_observations", "date")):
-            for part, condition in where.items():
-                query = (
-                    f"SELECT value, run_id, COUNT(*) FROM {table} "
-                    f"WHERE {column} {condition} GROUP BY value, run_id"
-                )
-                rows = connection.execute(text(query), {"first": FIRST, "last": LAST}).all()
-                found[f"{table} {part}"] = {(v, r): n for v, r, n in rows}
-        query = "SELECT run_id, COUNT(*) FROM kr_definitions GROUP BY run_id"
-        found["kr_definitions"] = dict(connection.execute(text(query)).all())
-    return found
-
-
-def one_generation(groups: dict[tuple[float, str], int], rows: int) -> int:
-    if len(groups) != 1:
-        raise AssertionError(f"a mixed window: {groups}")
-    ((value, run_id), count), *_ = groups.items()
-    if run_id != f"generation-{int(value)}" or count != rows:
-        raise AssertionError(f"{count} rows of {run_id} (value {value}), expected {rows}")
-    return int(value)
+# The writer, its checks and the kill loop are the suite's own (tests/reliability).
+sys.path.insert(0, str(REPO / "tests" / "reliability"))
+from window_kills import kill_writes  # noqa: E402
 
 
 def soak_writes(url: str, kills: int, seed: int) -> None:
-    fork = multiprocessing.get_context("fork")
-    progress = fork.Array("q", [-1, -1, -1, -1], lock=False)
-    warehouse = Warehouse(url)
-    warehouse.replace_kr_scores(kr_rows(0, [BEFORE]), BEFORE, BEFORE, "generation-0")
-    warehouse.replace_kr_scores(kr_rows(0, [AFTER]), AFTER, AFTER, "generation-0")
-    warehouse.replace_observations(
-        "github", observation_rows(0, [BEFORE, AFTER]), SERIES, BEFORE, AFTER, "generation-0"
-    )
-    write_generation(warehouse, 0)
-    began = time.monotonic()
-    write_generation(warehouse, 0)
-    longest_delay = max(2 * (time.monotonic() - began), 0.02)
-    around = {"kr_scores around": 2 * KRS, "metric_observations around": 2 * len(SERIES)}
-    rng = random.Random(seed)
-    kr_now, obs_now, next_generation = 0, 0, 1
-    outcomes = {"old": 0, "new": 0}
-    mid_write = 0
     started = time.monotonic()
-    for number in range(1, kills + 1):
-        warehouse.engine.dispose()
-        child = fork.Process(target=write_forever, args=(url, progress, next_generation))
-        child.start()
-        deadline = time.monotonic() + 60
-        while progress[KR_BEGUN] < next_generation:
-            if child.exitcode is not None or time.monotonic() > deadline:
-                raise AssertionError("the writer died or never began writing")
-            time.sleep(0.001)
-        time.sleep(rng.uniform(0, longest_delay))
-        os.kill(child.pid, signal.SIGKILL)
-        child.join()
-        kr_begun, kr_done, obs_begun, obs_done = progress[:]
-        mid_write += kr_begun != kr_done or obs_begun != obs_done
-        found = generations(warehouse)
-        kr = one_generation(found["kr_scores window"], KRS * len(DAYS))
-        obs = one_generation(found["metric_observations window"], len(SERIES) * len(DAYS))
-        kr_old = kr_done if kr_done >= next_generation else kr_now
-        if kr not in (kr_old, kr_begun):
-            raise AssertionError(f"kr_scores holds generation {kr}, not {kr_old} or {kr_begun}")
-        obs_old = obs_done if obs_done >= next_generation else obs_now
-        obs_new = obs_begun if obs_begun >= next_generation else obs_now
-        if obs not in (obs_old, obs_new):
-            raise AssertionError(f"observations hold generation {obs}, not {obs_old} or {obs_new}")
-        if kr_begun != kr_done:
-            outcomes["new" if kr == kr_begun else "old"] += 1
-        for name, rows in around.items():
-            if found[name] != {(0.0, "generation-0"): rows}:
-                raise AssertionError(f"{name} changed: {found[name]}")
-        if found["kr_definitions"] != {f"generation-{kr}": KRS}:
-            raise AssertionError(f"kr_definitions of another write: {found['kr_definitions']}")
-        kr_now, obs_now = kr, obs
-        next_generation = max(kr_begun, obs_begun) + 1
-        if number % 100 == 0:
-            print(f"  {number} kills, {mid_write} inside a write", flush=True)
-    final = next_generation + 1
-    with Warehouse(url) as again:
-        write_generation(again, final)
-        found = generations(again)
-        assert one_generation(found["kr_scores window"], KRS * len(DAYS)) == final
-        assert one_generation(found["metric_observations window"], len(SERIES) * len(DAYS)) == final
+    found = kill_writes(url, kills, seed, progress_every=100)
     elapsed = time.monotonic() - started
     print(
-        f"writes on {again.engine.dialect.name}: {kills} kills in {elapsed:.0f}s, "
-        f"{mid_write} inside a write, 0 mixed windows; cut kr_scores writes found "
-        f"rolled back {outcomes['old']}, committed {outcomes['new']}; a re-run repaired it"
+        f"writes on {found.dialect}: {kills} kills in {elapsed:.0f}s, "
+        f"{found.mid_write} inside a write, 0 mixed windows; cut kr_scores writes found "
+        f"rolled back {found.outcomes['old']}, committed {found.outcomes['new']}; "
+        "a re-run repaired it"
     )
 
 

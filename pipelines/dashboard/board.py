@@ -268,8 +268,38 @@ def resolve_view(
 # The quarter overview
 
 
+class ScoredRow:
+    """A warehouse row shown on a page: its columns read as attributes, and the score
+    and status as the pages write them. Subclasses hold the row in `row`."""
+
+    row: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["row"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def score_text(self) -> str:
+        return format_score(self.row["score"])
+
+    @property
+    def grade(self) -> str:
+        return grade(self.row["score"])
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.row["status"], self.row["status"])
+
+    @property
+    def raw_score(self) -> str:
+        score = self.row["score"]
+        return "" if is_missing(score) else repr(float(score))
+
+
 @dataclass
-class KeyResultCard:
+class KeyResultCard(ScoredRow):
     """One KR as of the view's day, with its quarter so far (for the trend chart)."""
 
     row: dict[str, Any]
@@ -277,12 +307,6 @@ class KeyResultCard:
     objective_owner: str | None = None
     trend: list[tuple[date, float | None]] = field(default_factory=list)
     definition: dict[str, Any] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["row"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def title(self) -> str:
@@ -317,18 +341,6 @@ class KeyResultCard:
         return None if is_missing(chance) else format_share(chance, 0)
 
     @property
-    def score_text(self) -> str:
-        return format_score(self.row["score"])
-
-    @property
-    def grade(self) -> str:
-        return grade(self.row["score"])
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.row["status"], self.row["status"])
-
-    @property
     def bar_percent(self) -> float:
         score = self.row["score"]
         return 0.0 if is_missing(score) else round(max(0.0, min(1.0, score)) * 100, 1)
@@ -346,44 +358,16 @@ class KeyResultCard:
             return None
         return round(max(0.0, min(1.0, expected)) * 100, 1)
 
-    @property
-    def raw_score(self) -> str:
-        score = self.row["score"]
-        return "" if is_missing(score) else repr(float(score))
-
 
 @dataclass
-class ObjectiveCard:
+class ObjectiveCard(ScoredRow):
     row: dict[str, Any]
     key_results: list[KeyResultCard] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["row"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def score_text(self) -> str:
-        return format_score(self.row["score"])
 
     @property
     def coverage_text(self) -> str:
         coverage = self.row["coverage"]
         return MISSING if is_missing(coverage) else format_share(coverage, 0)
-
-    @property
-    def grade(self) -> str:
-        return grade(self.row["score"])
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.row["status"], self.row["status"])
-
-    @property
-    def raw_score(self) -> str:
-        score = self.row["score"]
-        return "" if is_missing(score) else repr(float(score))
 
 
 @dataclass(frozen=True)
@@ -909,16 +893,10 @@ def _source_runs(
 
 
 @dataclass
-class WeeklyItem:
+class WeeklyItem(ScoredRow):
     row: dict[str, Any]
     fmt: ValueFormat
     notes: list[dict[str, Any]] = field(default_factory=list)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["row"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def value_text(self) -> str:
@@ -929,24 +907,12 @@ class WeeklyItem:
         return self.fmt.delta(self.row["value_change"])
 
     @property
-    def score_text(self) -> str:
-        return format_score(self.row["score"])
-
-    @property
     def score_change_text(self) -> str:
         change = self.row["score_change"]
         if is_missing(change):
             return MISSING
         text = f"{abs(change):.2f}"
         return "±0.00" if round(change, 2) == 0 else ("+" if change > 0 else "−") + text
-
-    @property
-    def grade(self) -> str:
-        return grade(self.row["score"])
-
-    @property
-    def status_label(self) -> str:
-        return STATUS_LABELS.get(self.row["status"], self.row["status"])
 
     @property
     def previous_status_label(self) -> str | None:
