@@ -311,3 +311,21 @@ def validate_series(
         else _empty_rejected()
     )
     return ValidationReport(valid.sort_values("date").reset_index(drop=True), rejected, outcomes)
+
+
+@dataclass(frozen=True)
+class SeriesToValidate:
+    """One series of a run to validate: `validate_series`'s arguments."""
+
+    raw: pd.DataFrame
+    kind: str
+    start: date
+    end: date
+    declared: Sequence[DeclaredExpectation] = ()
+
+
+def validate_many(items: Sequence[SeriesToValidate]) -> list[ValidationReport]:
+    """`validate_series` of each item, in order, in one Great Expectations batch."""
+    return [
+        validate_series(item.raw, item.kind, item.start, item.end, item.declared) for item in items
+    ]
