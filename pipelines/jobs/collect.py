@@ -60,6 +60,9 @@ class CollectResult:
     failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
     validations: dict[str, ValidationReport] = field(default_factory=dict)
     refused_rows: int = 0  # rows the source itself refused (bad check-in rows)
+    # When the source's fetching began (time.monotonic) and how long it took.
+    fetch_began: float | None = None
+    fetch_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -321,6 +324,7 @@ def _fetch_all(plans: list[_SourcePlan], max_workers: int | None) -> None:
 def _fetch_source(plan: _SourcePlan) -> None:
     """One source's series, one after another; a `SourceError` costs its series only."""
     assert plan.connector is not None
+    plan.result.fetch_began = began_source = time.monotonic()
     try:
         for request in plan.requests:
             began = time.monotonic()
@@ -334,6 +338,7 @@ def _fetch_source(plan: _SourcePlan) -> None:
             plan.outcomes.append(_Fetched(request, series, seconds=time.monotonic() - began))
     except BaseException as crash:  # raised on the calling thread, after the others are stored
         plan.crash = crash
+    plan.result.fetch_seconds = time.monotonic() - began_source
 
 
 def _store(
