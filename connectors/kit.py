@@ -255,7 +255,9 @@ class Plan(Generic[M]):
             for cluster in clusters:
                 size = most or len(cluster)
                 for at in range(0, len(cluster), size):
-                    queries.append((order[key], SharedQuery(key[0], tuple(cluster[at : at + size]))))
+                    queries.append(
+                        (order[key], SharedQuery(key[0], tuple(cluster[at : at + size])))
+                    )
         return cls(tuple(query for _, query in sorted(queries, key=lambda item: item[0])))
 
     def sharing(self) -> list[tuple[str, ...]]:

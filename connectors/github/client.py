@@ -8,13 +8,14 @@ newest first, and stops once a whole page predates the window.
 The counts of one repository that read one endpoint share its listing (`plan`): merged
 pull requests with any labels, opened and closed issues with any labels, releases. The
 listing reaches back to the earliest window asked; each series keeps its own days and
-labels client-side (GitHub's `labels` filter is sent when every series of the listing
-asks for the same labels).
+labels client-side. Issues are the exception GitHub filters by label itself (`labels`):
+a label set keeps its filtered listing unless the repository's issues are listed
+unfiltered anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -131,8 +132,25 @@ class GitHubConnector(HttpConnector):
     page_size: ClassVar[int] = PER_PAGE
 
     def plan(self, requests: Sequence[SeriesRequest[GitHubMetric]]) -> Plan[GitHubMetric]:
-        """One listing per repository and endpoint, whatever the counts and labels."""
-        return Plan.grouped(requests, listing_of, across_gaps=True)
+        """One listing per repository and endpoint, whatever the counts and labels.
+
+        Except for issues, which GitHub filters by label itself: there each label set has a
+        listing of its own (opened and closed alike), unless some count of the repository
+        reads its issues unfiltered, whose listing then serves every label set.
+        """
+        unfiltered = {
+            request.metric.repo
+            for request in requests
+            if COUNTS[request.metric.count].endpoint == "issues" and not request.metric.labels
+        }
+
+        def shape(request: SeriesRequest[GitHubMetric]) -> Hashable | None:
+            found = listing_of(request)
+            if found is None or found[1] != "issues" or found[0] in unfiltered:
+                return found
+            return (*found, request.metric.labels)
+
+        return Plan.grouped(requests, shape, across_gaps=True)
 
     def fetch(self, request: SeriesRequest[GitHubMetric]) -> pd.DataFrame:
         return only_answer(self.fetch_shared(SharedQuery(listing_of(request), (request,))), request)
