@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import pandas as pd
 
@@ -42,7 +42,7 @@ __all__ = [
 
 
 # A series' daily frame, or why the source could not give it.
-SeriesAnswer = pd.DataFrame | SourceError
+SeriesAnswer: TypeAlias = pd.DataFrame | SourceError
 
 
 @dataclass(frozen=True)

@@ -236,28 +236,22 @@ class Plan(Generic[M]):
         get queries of their own, unless `across_gaps` (an API listing newest first reads
         the days between anyway).
         """
-        groups: dict[Hashable, list[SeriesRequest[M]]] = {}
-        alone: list[tuple[int, SeriesRequest[M]]] = []
-        order: dict[Hashable, int] = {}
+        groups: dict[tuple[Hashable, str], list[int]] = {}
+        queries: list[tuple[int, SharedQuery[M]]] = []
         for index, request in enumerate(requests):
             found = shape(request)
             if found is None:
-                alone.append((index, request))
-                continue
-            key = (found, request.timezone)
-            order.setdefault(key, index)
-            groups.setdefault(key, []).append(request)
-        queries: list[tuple[int, SharedQuery[M]]] = [
-            (index, SharedQuery(request.metric_key, (request,))) for index, request in alone
-        ]
-        for key, members in groups.items():
-            clusters = [members] if across_gaps else _touching(members)
-            for cluster in clusters:
-                size = most or len(cluster)
-                for at in range(0, len(cluster), size):
-                    queries.append(
-                        (order[key], SharedQuery(key[0], tuple(cluster[at : at + size])))
-                    )
+                queries.append((index, SharedQuery(request.metric_key, (request,))))
+            else:
+                groups.setdefault((found, request.timezone), []).append(index)
+        for (found, _), members in groups.items():
+            runs = [members] if across_gaps else _touching(requests, members)
+            for run in runs:
+                size = most or len(run)
+                for at in range(0, len(run), size):
+                    part = run[at : at + size]
+                    shared = SharedQuery(found, tuple(requests[i] for i in part))
+                    queries.append((part[0], shared))
         return cls(tuple(query for _, query in sorted(queries, key=lambda item: item[0])))
 
     def sharing(self) -> list[tuple[str, ...]]:
@@ -268,12 +262,12 @@ class Plan(Generic[M]):
         return len(self.queries)
 
 
-def _touching(requests: list[SeriesRequest[M]]) -> list[list[SeriesRequest[M]]]:
-    """The requests in runs whose windows overlap or touch (in the order asked within each)."""
-    ordered = sorted(range(len(requests)), key=lambda i: requests[i].start)
+def _touching(requests: Sequence[SeriesRequest[M]], members: list[int]) -> list[list[int]]:
+    """The requests (by index) in runs whose windows overlap or touch, each run in the
+    order asked."""
     runs: list[list[int]] = []
-    last = None
-    for index in ordered:
+    last: date | None = None
+    for index in sorted(members, key=lambda i: requests[i].start):
         request = requests[index]
         if runs and last is not None and request.start <= last + timedelta(days=1):
             runs[-1].append(index)
@@ -281,7 +275,7 @@ def _touching(requests: list[SeriesRequest[M]]) -> list[list[SeriesRequest[M]]]:
         else:
             runs.append([index])
             last = request.end
-    return [[requests[i] for i in sorted(run)] for run in runs]
+    return [sorted(run) for run in runs]
 
 
 # --- timestamps ------------------------------------------------------------------------------

@@ -415,14 +415,18 @@ class GoogleAnalyticsConnector(HttpConnector):
         grouped = Plan.grouped(requests, lambda request: report_shape(request.metric))
         queries: list[SharedQuery[GoogleAnalyticsMetric]] = []
         for query in grouped.queries:
-            chunk: list[SeriesRequest[GoogleAnalyticsMetric]] = []
+            # Each request joins the first report that has its metric or room for it.
+            reports: list[tuple[set[str], list[SeriesRequest[GoogleAnalyticsMetric]]]] = []
             for request in query.requests:
-                names = {r.metric.metric for r in chunk} | {request.metric.metric}
-                if len(names) > MAX_METRICS:
-                    queries.append(SharedQuery(query.shape, tuple(chunk)))
-                    chunk = []
-                chunk.append(request)
-            queries.append(SharedQuery(query.shape, tuple(chunk)))
+                name = request.metric.metric
+                for names, members in reports:
+                    if name in names or len(names) < MAX_METRICS:
+                        names.add(name)
+                        members.append(request)
+                        break
+                else:
+                    reports.append(({name}, [request]))
+            queries += [SharedQuery(query.shape, tuple(members)) for _, members in reports]
         return Plan(tuple(queries))
 
     def fetch(self, request: SeriesRequest[GoogleAnalyticsMetric]) -> pd.DataFrame:
