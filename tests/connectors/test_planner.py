@@ -452,19 +452,22 @@ def test_a_salesforce_series_that_cannot_share_fails_alone(sandbox):
 
 def test_a_github_item_without_a_field_costs_only_the_series_counting_it(sandbox):
     repo = "acme/planner-undated"
-    sandbox.data.github.set_repo(
+    stored = sandbox.data.github.set_repo(
         repo,
         issues=[
             {"created_at": "2026-10-01T10:00:00Z", "closed_at": "2026-10-02T10:00:00Z"},
-            {"created_at": "2026-10-02T10:00:00Z"},
+            {"created_at": "2026-10-02T10:00:00Z", "closed_at": "2026-10-02T12:00:00Z"},
         ],
     )
+    stored.issues[1]["created_at"] = "last tuesday"  # as a broken API would list it
     opened, closed = request(github(repo, "opened_issues")), request(github(repo, "closed_issues"))
     connector = connect(GitHubConnector, sandbox.url)
     answers = connector.daily_series_many([opened, closed])
-    assert sandbox.request_count(f"/repos/{repo}/issues") == 1
-    assert answers[opened.metric_key]["value"].tolist() == [1.0, 1.0, 0.0]
-    assert answers[closed.metric_key]["value"].tolist() == [0.0, 1.0, 0.0]
+    assert sandbox.request_count() == 1
+    assert str(answers[opened.metric_key]) == (
+        "github: issue 2: created_at 'last tuesday' is not a timestamp"
+    )
+    assert answers[closed.metric_key]["value"].tolist() == [0.0, 2.0, 0.0]
 
 
 def test_a_failed_jira_search_costs_only_its_jqls_series(sandbox):
@@ -483,3 +486,41 @@ def test_a_failed_jira_search_costs_only_its_jqls_series(sandbox):
         assert isinstance(answers[key], SourceError) and "does not support 'NOT'" in str(
             answers[key]
         )
+
+
+def test_github_pull_requests_of_every_label_set_come_from_one_listing(sandbox, monkeypatch):
+    repo = "acme/planner-pulls"
+    merged = ["2026-10-01T09:00:00Z", "2026-10-02T09:00:00Z", "2026-10-03T09:00:00Z"]
+    labels = [["bug"], ["bug", "performance"], []]
+    sandbox.data.github.set_repo(
+        repo,
+        pulls=[
+            {
+                "created_at": "2026-09-30T09:00:00Z",
+                "merged_at": at,
+                "closed_at": at,
+                "updated_at": at,
+                "labels": names,
+            }
+            for at, names in zip(merged * 2, labels * 2, strict=True)
+        ],
+    )
+    monkeypatch.setattr(GitHubConnector, "page_size", 2)  # 6 pull requests: 3 pages
+    asked = [
+        request(github(repo, "merged_pull_requests", *names))
+        for names in ((), ("bug",), ("bug", "performance"))
+    ]
+    counts = []
+    for planning in (False, True):
+        connector = connect(GitHubConnector, sandbox.url)
+        connector.plans_queries = planning
+        sandbox.reset()
+        answers = connector.daily_series_many(asked)
+        counts.append(sandbox.request_count())  # later pages follow /repositories/<id>/...
+        assert [answers[r.metric_key]["value"].tolist() for r in asked] == [
+            [2.0, 2.0, 2.0],
+            [2.0, 2.0, 0.0],
+            [0.0, 2.0, 0.0],
+        ]
+    # Three listings of 3 pages each, or one.
+    assert counts == [9, 3]
