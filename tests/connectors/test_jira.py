@@ -497,7 +497,7 @@ def test_sandbox_refuses_missing_or_bad_credentials(sandbox, auth):
 @pytest.mark.parametrize(
     ("jql", "said"),
     [
-        ("project = SUP OR project = OPS", "does not support 'OR'"),
+        ("project = SUP AND NOT status = Done", "does not support 'NOT'"),
         ("priority = High", "Field 'priority' does not exist"),
         ('created >= "-5d"', "Date value '-5d' for field 'created' is invalid"),
         ("ORDER BY created", "Unbounded JQL queries are not allowed here"),
@@ -513,8 +513,10 @@ def test_sandbox_answers_400_to_jql_it_cannot_run(sandbox, jql, said):
 
 def test_the_connector_reports_what_the_sandbox_cannot_run(jira):
     with pytest.raises(SourceError) as failure:
-        jira.daily_series(SeriesRequest.of(created("project = SUP OR project = OPS"), OCT_1, OCT_3))
-    assert "(HTTP 400)" in str(failure.value) and "does not support 'OR'" in str(failure.value)
+        jira.daily_series(
+            SeriesRequest.of(created("project = SUP AND NOT status = Done"), OCT_1, OCT_3)
+        )
+    assert "(HTTP 400)" in str(failure.value) and "does not support 'NOT'" in str(failure.value)
 
 
 # --- (e) faults --------------------------------------------------------------------------------------
