@@ -8,7 +8,6 @@ import threading
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import select
 
@@ -112,12 +111,12 @@ class MeetsTheOthers:
         self.row_expectation = connector.row_expectation
         self.threads: set[str] = set()
 
-    def daily_series(self, request) -> pd.DataFrame:
+    def daily_series_many(self, requests) -> dict:
         self.threads.add(threading.current_thread().name)
         if not self.met:
             self.barrier.wait(timeout=20)
             self.met = True
-        return self.connector.daily_series(request)
+        return self.connector.daily_series_many(requests)
 
     def rejected_rows(self, request):
         return self.connector.rejected_rows(request)
@@ -152,7 +151,7 @@ class Breaks:
 
     row_expectation = "valid_source_row"
 
-    def daily_series(self, request) -> pd.DataFrame:
+    def daily_series_many(self, requests) -> dict:
         raise ZeroDivisionError("a bug in the connector")
 
 
