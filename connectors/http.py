@@ -991,6 +991,8 @@ class HttpConnector(Connector):
     headers: ClassVar[Mapping[str, str]] = {}
     # The vendor's error shape; None: the body's `message` (`message_error`).
     error_reason: ClassVar[ErrorReason | None] = None
+    # What the vendor's host takes at once; None: `VENDOR_LIMITS` by host, else the default.
+    host_limits: ClassVar[HostLimits | None] = None
 
     def __init__(self, client: HttpClient) -> None:
         self.client = client
@@ -1024,7 +1026,7 @@ class HttpConnector(Connector):
             secrets=[token, settings.token],
             token_env=token_env or cls.auth.hint(cls.env),
             error_reason=cls.error_reason,
-            **client_options,
+            **{"limits": cls.host_limits, **client_options},
         )
 
     def records(self, query: Query) -> Iterator[Any]:
