@@ -71,9 +71,17 @@ class _RedactSecrets(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.clients: weakref.WeakSet[HttpClient] = weakref.WeakSet()
+        # Clients are added on one thread while another's request is logged.
+        self.lock = threading.Lock()
+
+    def add(self, client: HttpClient) -> None:
+        with self.lock:
+            self.clients.add(client)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = {secret for client in list(self.clients) for secret in client._secrets}
+        with self.lock:
+            clients = list(self.clients)
+        secrets = {secret for client in clients for secret in client._secrets}
         if secrets:
             message = record.getMessage()
             if any(secret in message for secret in secrets):
@@ -599,7 +607,7 @@ class HttpClient:
             found.append(authorization.partition(" ")[2])
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in found if s}, key=len, reverse=True)
-        _TRANSPORT_REDACTION.clients.add(self)
+        _TRANSPORT_REDACTION.add(self)
 
     # -- public ---------------------------------------------------------------------------
 
