@@ -427,6 +427,8 @@ class HostLimiter:
         self._slots.acquire()
         try:
             wait = self._reserve()
+            if wait > 1:
+                logger.warning("%s: waiting %.0f s for the host's request budget", self.host, wait)
             if wait > 0:
                 sleep(wait)
             with self._lock:
@@ -465,7 +467,9 @@ def host_limiter(base_url: str, limits: HostLimits | None = None) -> HostLimiter
     """The process's limiter of the host of `base_url` (scheme, host and port); the first
     client of a host sets its limits (`limits`, default the vendor's)."""
     split = urlsplit(base_url)
-    host = f"{split.scheme}://{split.netloc}".lower()
+    # Never the user and password a URL may carry: the name is logged.
+    port = f":{split.port}" if split.port else ""
+    host = f"{split.scheme}://{split.hostname or ''}{port}".lower()
     with _LIMITERS_LOCK:
         found = _LIMITERS.get(host)
         if found is None:
