@@ -76,9 +76,10 @@ def timed_collect(
     limits: HostLimits | None,
     max_workers: int | None,
     latency: float = 0.0,
-) -> tuple[float, float, int]:
+) -> tuple[float, float, dict[str, tuple[float, int]]]:
     """Seconds for one collect of every source, of its fetching alone (from the first
-    source's start to the last one's end), and the API requests it sent."""
+    source's start to the last one's end), and each source's fetching seconds and API
+    requests."""
     definitions = load_definitions(REPO / "okr_defs")
     for sandbox in sandboxes.values():
         sandbox.reset()  # no requests recorded yet, no latency
@@ -99,7 +100,11 @@ def timed_collect(
     fetched = [r for r in results.values() if r.fetch_began is not None]
     began = min(r.fetch_began for r in fetched if r.fetch_began is not None)
     fetching = max((r.fetch_began or 0.0) + r.fetch_seconds for r in fetched) - began
-    return seconds, fetching, sum(sandbox.request_count() for sandbox in sandboxes.values())
+    per_source = {
+        name: (results[name].fetch_seconds, sandbox.request_count())
+        for name, sandbox in sandboxes.items()
+    }
+    return seconds, fetching, per_source
 
 
 def start_sandboxes(stack: ExitStack, data: SandboxData) -> dict[str, Sandbox]:
@@ -119,17 +124,25 @@ def requests_benchmark(latencies: list[float]) -> None:
             f"  {'latency':>7} {'requests':>9}  {'fetching: one by one':>20} {'at once':>8} "
             f"{'ratio':>6}  {'whole: one by one':>17} {'at once':>8} {'ratio':>6}"
         )
+        slowest = []
         for latency in latencies:
-            whole, fetching, sent = timed_collect(one_by_one, ONE_AT_A_TIME, 0, latency)
-            whole_at_once, fetching_at_once, sent_at_once = timed_collect(
+            whole, fetching, sources = timed_collect(one_by_one, ONE_AT_A_TIME, 0, latency)
+            whole_at_once, fetching_at_once, sources_at_once = timed_collect(
                 at_once, None, None, latency
             )
-            assert sent == sent_at_once, (sent, sent_at_once)
+            sent = sum(requests for _, requests in sources.values())
+            assert sent == sum(requests for _, requests in sources_at_once.values())
+            name, (seconds, requests) = max(sources_at_once.items(), key=lambda item: item[1])
+            slowest.append(
+                f"{latency * 1000:.0f} ms: {name}, {requests} requests in {seconds:.2f}s"
+            )
             print(
                 f"  {latency * 1000:>5.0f}ms {sent:>9}  {fetching:>19.2f}s "
                 f"{fetching_at_once:>7.2f}s {fetching / fetching_at_once:>5.1f}x  "
                 f"{whole:>16.2f}s {whole_at_once:>7.2f}s {whole / whole_at_once:>5.1f}x"
             )
+        # Its pages chain (each names the next): what bounds the run's fetching at once.
+        print("  the slowest source at once, " + "; ".join(slowest))
 
 
 def validation_benchmark(repeat: int) -> None:
