@@ -85,6 +85,15 @@ def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
+def each_of(series):
+    """daily_series_many answering each request with `series`."""
+
+    def daily_series_many(self, requests):
+        return {request.metric_key: series(self, request) for request in requests}
+
+    return daily_series_many
+
+
 def scripted(bad: bool):
     """daily_series for the scripted repos/properties: 2 a day; bad values on BAD_DAY."""
 
@@ -141,8 +150,13 @@ def quarantine(tmp_path, sandbox, monkeypatch, warehouse_url):
 
     def script(bad: bool) -> None:
         github, google_analytics = scripted(bad)
-        monkeypatch.setattr(GitHubConnector, "daily_series", github)
-        monkeypatch.setattr(GoogleAnalyticsConnector, "daily_series", google_analytics)
+        # A run asks for all of a source's series at once (daily_series_many).
+        for connector, series in (
+            (GitHubConnector, github),
+            (GoogleAnalyticsConnector, google_analytics),
+        ):
+            monkeypatch.setattr(connector, "daily_series", series)
+            monkeypatch.setattr(connector, "daily_series_many", each_of(series))
 
     return script, Warehouse(warehouse_url)
 
