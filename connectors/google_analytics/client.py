@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
@@ -80,7 +80,6 @@ from okr_metrics.connectors.kit import (
     SharedQuery,
     Window,
     daily_values,
-    lookup,
 )
 
 log = logging.getLogger("okr_metrics.google_analytics")
@@ -265,7 +264,7 @@ def _value_of(metric: GoogleAnalyticsMetric) -> str | None:
     return found[1] if found else None
 
 
-def _distinct(items: Iterator[str] | Any) -> list[str]:
+def _distinct(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
@@ -443,7 +442,7 @@ class GoogleAnalyticsConnector(HttpConnector):
             rows = list(self._report_rows(metrics, shape, query.window))
         except SourceError as error:
             raise self._with_budget(error, property_id) from None
-        broken_down = len(rows[0][1]) > 1 if rows else False
+        broken_down = shape.by is not None and len(metrics) > 1  # as `shared_report_request`
         answers: dict[str, SeriesAnswer] = {}
         for request in query.requests:
             wanted = _value_of(request.metric) if broken_down else None
@@ -501,7 +500,7 @@ class GoogleAnalyticsConnector(HttpConnector):
             types = _metric_types(page, query.json["metrics"])
             self._remember_quota(property_id, page, new_report=number == 0)
             for row in _rows_of(page):
-                yield self._row(row, types)
+                yield self._row(row, types, len(query.json["dimensions"]))
                 received += 1
             last_page = page
         # A report whose pages hold fewer (or more) rows than its rowCount says lost some:
@@ -516,15 +515,16 @@ class GoogleAnalyticsConnector(HttpConnector):
         self._check_time_zone(property_id, last_page, window.timezone)
 
     def _row(
-        self, item: Any, types: list[tuple[str, str]]
+        self, item: Any, types: list[tuple[str, str]], dimension_count: int
     ) -> tuple[date, tuple[str, ...], dict[str, float]]:
         row = Record(self.source, item, "report row", id_fields=("dimensionValues.0.value",))
         day = row.day("dimensionValues.0.value")
-        dimensions = tuple(
-            str(lookup(value, "value") or "")
-            for value in (row.get("dimensionValues") or [])
-            if isinstance(value, Mapping)
-        )
+        dimensions = [day.isoformat()]
+        for index in range(1, dimension_count):
+            value = row.get(f"dimensionValues.{index}.value")
+            if not isinstance(value, str):
+                raise row.missing(f"dimensionValues.{index}.value")
+            dimensions.append(value)
         values = {}
         for index, (name, metric_type) in enumerate(types):
             path = f"metricValues.{index}.value"
@@ -535,7 +535,7 @@ class GoogleAnalyticsConnector(HttpConnector):
                 values[name] = cast_value(text, metric_type)
             except ValueError:
                 raise row.bad(path, text, f"{metric_type} number") from None
-        return day, dimensions, values
+        return day, tuple(dimensions), values
 
     def _check_time_zone(self, property_id: str, page: Mapping[str, Any], timezone: str) -> None:
         reported = (page.get("metadata") or {}).get("timeZone")

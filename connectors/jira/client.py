@@ -51,8 +51,10 @@ from okr_metrics.connectors.kit import (
 )
 
 SEARCH_PATH = "/rest/api/3/search/jql"
-# Jira returns at most 100 issues a page once fields are asked for (5000 for ids only).
-PAGE_SIZE = 100
+# `maxResults`: the most /search/jql takes. Jira sends fewer a page, without a word, as
+# the fields asked for allow (100 with these today; more when it can), and the pages
+# follow `nextPageToken` whatever their length.
+PAGE_SIZE = 5000
 FIELDS = ["created", "resolutiondate"]
 
 # Jira reads the dates of a JQL query in the time zone of the user's profile, which the

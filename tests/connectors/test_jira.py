@@ -17,7 +17,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.jira.client import JiraConnector, search_jql, without_order_by
+from okr_metrics.connectors.jira.client import (
+    PAGE_SIZE,
+    JiraConnector,
+    search_jql,
+    without_order_by,
+)
 from okr_metrics.connectors.jira.params import JiraMetric
 from okr_metrics.connectors.kit import SeriesRequest, parse_timestamp
 
@@ -153,8 +158,9 @@ def serve_pages(httpserver: HTTPServer) -> list[dict]:
 
 
 @pytest.fixture
-def replay(httpserver) -> tuple[JiraConnector, list[dict]]:
+def replay(httpserver, monkeypatch) -> tuple[JiraConnector, list[dict]]:
     received = serve_pages(httpserver)
+    monkeypatch.setattr(JiraConnector, "page_size", 100)  # the recording's maxResults
     connector = JiraConnector.from_settings(
         SourceSettings(base_url=httpserver.url_for("/"), token=TOKEN, user=EMAIL)
     )
@@ -310,7 +316,7 @@ def test_the_sandbox_received_the_exact_query(sandbox, jira, tiny):
             "jql": '(project = TINY AND issuetype = "Support Ticket") '
             'AND resolved >= "2026-09-29" AND resolved < "2026-10-06"',
             "fields": ["created", "resolutiondate"],
-            "maxResults": 100,
+            "maxResults": PAGE_SIZE,
         }
     ]
 

@@ -524,3 +524,32 @@ def test_github_pull_requests_of_every_label_set_come_from_one_listing(sandbox, 
         ]
     # Three listings of 3 pages each, or one.
     assert counts == [9, 3]
+
+
+def test_google_analytics_one_value_filters_read_their_rows_of_one_breakdown(sandbox):
+    property_id = "100000091"
+    sandbox.data.google_analytics.set_rows(
+        property_id,
+        [
+            {"date": "2026-10-01", "eventName": "a", "platform": "iOS", "eventCount": 3},
+            {"date": "2026-10-01", "eventName": "a", "platform": "web", "eventCount": 4},
+            {"date": "2026-10-01", "eventName": "b", "platform": "iOS", "eventCount": 5},
+            {"date": "2026-10-02", "eventName": "b", "platform": "iOS", "eventCount": 6},
+            {"date": "2026-10-02", "eventName": "A", "platform": "iOS", "eventCount": 100},
+            {"date": "2026-10-03", "eventName": "c", "platform": "iOS", "eventCount": 7},
+        ],
+    )
+    a, b = (request(ga("eventCount", property_id, filter={"eventName": [name]})) for name in "ab")
+    connector = connect(GoogleAnalyticsConnector, sandbox.url)
+    answers = connector.daily_series_many([a, b])
+    assert answers[a.metric_key]["value"].tolist() == [7.0, 0.0, 0.0]  # `A` is another event
+    assert answers[b.metric_key]["value"].tolist() == [5.0, 6.0, 0.0]
+    (body,) = sandbox.request_bodies("/v1beta")
+    assert body["dimensions"] == [{"name": "date"}, {"name": "eventName"}]
+    assert body["metrics"] == [{"name": "eventCount"}]
+    assert body["dimensionFilter"] == {
+        "filter": {
+            "fieldName": "eventName",
+            "inListFilter": {"values": ["a", "b"], "caseSensitive": True},
+        }
+    }
