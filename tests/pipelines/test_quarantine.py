@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
+from okr_metrics.connectors.base import Connector
 from okr_metrics.connectors.github.client import GitHubConnector
 from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector
 from okr_metrics.pipelines.cli.main import EXIT_SOURCE_FAILED, run_window
@@ -85,15 +86,6 @@ def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
-def each_of(series):
-    """daily_series_many answering each request with `series`."""
-
-    def daily_series_many(self, requests):
-        return {request.metric_key: series(self, request) for request in requests}
-
-    return daily_series_many
-
-
 def scripted(bad: bool):
     """daily_series for the scripted repos/properties: 2 a day; bad values on BAD_DAY."""
 
@@ -150,13 +142,13 @@ def quarantine(tmp_path, sandbox, monkeypatch, warehouse_url):
 
     def script(bad: bool) -> None:
         github, google_analytics = scripted(bad)
-        # A run asks for all of a source's series at once (daily_series_many).
-        for connector, series in (
+        for connector, answer in (
             (GitHubConnector, github),
             (GoogleAnalyticsConnector, google_analytics),
         ):
-            monkeypatch.setattr(connector, "daily_series", series)
-            monkeypatch.setattr(connector, "daily_series_many", each_of(series))
+            monkeypatch.setattr(connector, "daily_series", answer)
+            # The base class's `fetch_shared` asks `daily_series` for each series of a query.
+            monkeypatch.setattr(connector, "fetch_shared", Connector.fetch_shared)
 
     return script, Warehouse(warehouse_url)
 
