@@ -21,12 +21,14 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.connectors.registry import sources
+from okr_metrics.pipelines.definitions.units import UNIT_MAX_LENGTH, check_format, check_unit
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.pipelines.vocabulary.terms import (
     ALERT_WEBHOOK_VARIABLE,
@@ -107,11 +109,24 @@ class KeyResult(_Strict):
     start: float | None = Field(default=None, allow_inf_nan=False)
     target: float | None = Field(default=None, allow_inf_nan=False)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # How its values are written (definitions/units.py); presentation only.
+    format: str | None = None
+    unit: str | None = Field(default=None, max_length=UNIT_MAX_LENGTH)
     alerts: AlertRules | None = None
     metric: Annotated[
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
     ]
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        return None if value is None else check_format(value)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_unit(value, info.data.get("format"))
 
     @model_validator(mode="after")
     def _type_rules(self) -> KeyResult:
@@ -294,7 +309,7 @@ class OkrFile(QuarterSettings):
         return definition_hash(
             {
                 "key_result": key_result.model_dump(
-                    mode="json", exclude={"title", "owner", "alerts"}
+                    mode="json", exclude={"title", "owner", "alerts", "format", "unit"}
                 ),
                 "timezone": self.timezone,
                 "status_thresholds": self.status_thresholds.model_dump(),
