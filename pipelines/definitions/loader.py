@@ -450,8 +450,8 @@ def _parse_folder(
             "objectives": objectives,
         }
     )
-    path, raw = settings_place or first_team or ("", LineMapping())
-    problems += _checked(okr_file, Placed(path, raw, tuple(placed_objectives)))
+    head, head_raw = settings_place or first_team or ("", LineMapping())
+    problems += _checked(okr_file, Placed(head, head_raw, tuple(placed_objectives)))
     has_errors = any(p.severity == "error" for p in problems)
     return (None if has_errors else okr_file), problems
 
