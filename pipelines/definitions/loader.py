@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,6 +385,7 @@ def _parse_folder(
     objectives: list[Objective] = []
     placed_objectives: list[tuple[str, LineMapping]] = []
     first_team: tuple[str, LineMapping] | None = None
+    key_results = 0
     first_seen: dict[tuple[str, str], tuple[str, int]] = {}
     failed = False
     for path, data, refused in contents:
@@ -422,6 +424,18 @@ def _parse_folder(
                     continue
                 team = TeamFile.model_validate(kept)
                 first_team = first_team or (display, kept)
+                key_results += sum(len(objective.key_results) for objective in team.objectives)
+                if key_results > MAX_KEY_RESULTS:
+                    problems.append(
+                        Problem(
+                            display,
+                            kept.key_lines.get("objectives", 1),
+                            f"objectives: the files of {quarter} hold more than "
+                            f"{MAX_KEY_RESULTS:,} key results; a quarter holds at most "
+                            f"{MAX_KEY_RESULTS:,}",
+                        )
+                    )
+                    return None, problems
                 objectives += team.objectives
                 placed_objectives += [(display, item) for item in kept["objectives"]]
                 named = team.quarter
@@ -579,6 +593,7 @@ _Content = tuple[Path, "bytes | None", "tuple[int, str] | None"]
 # Loaded definitions by what they were loaded from; see `load_definitions`.
 _CACHE: OrderedDict[tuple[Any, ...], Definitions] = OrderedDict()
 _CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()  # the dashboard's server threads may load at once
 
 
 def load_definitions(path: str | Path) -> Definitions:
@@ -608,14 +623,16 @@ def load_definitions(path: str | Path) -> Definitions:
             for file, data, refused in contents
         ),
     )
-    cached = _CACHE.get(key)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
     if cached is None:
         cached = _load(root, base, contents)
-        _CACHE[key] = cached
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
+        with _CACHE_LOCK:
+            _CACHE[key] = cached
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return cached.copy()
 
 

@@ -239,3 +239,16 @@ def test_definitions_are_parsed_once_while_their_bytes_stay_the_same(tmp_path):
     third = load_definitions(tmp_path)
     assert third.files[Q4] is not first.files[Q4]
     assert {kr.target for _, kr in third.files[Q4].key_results} == {20}
+
+
+def test_a_quarter_holds_at_most_5000_key_results_over_all_its_files(tmp_path, monkeypatch):
+    from okr_metrics.pipelines.definitions import loader
+
+    monkeypatch.setattr(loader, "MAX_KEY_RESULTS", 5)  # the same rule, at a size a test affords
+    folder = tmp_path / "2026-Q4"
+    write(folder, "a.yaml", "objectives:\n" + objective("a", "a1", "a2", "a3"))
+    b = write(folder, "b.yaml", "objectives:\n" + objective("b", "b1", "b2", "b3"))
+    assert [str(p) for p in load_definitions(folder).errors] == [
+        f"{b}:1: objectives: the files of 2026-Q4 hold more than 5 key results; "
+        "a quarter holds at most 5"
+    ]
