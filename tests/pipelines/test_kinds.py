@@ -7,12 +7,16 @@ The quarter is 2026-Q4: 1 Oct to 31 Dec, 92 days; `day(n)` is its n-th day.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
     ObjectiveInput,
@@ -24,6 +28,7 @@ from okr_metrics.pipelines.scoring.rules import (
     share_of_days_held,
 )
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.warehouse.store import Warehouse
 
 Q4 = Quarter(2026, 4)
 
@@ -227,3 +232,81 @@ class TestCommitment:
             "at_risk",
             "on_track",
         )
+
+
+def write_definitions(folder: Path, key_result_yaml: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "2026-Q4.yaml").write_text(
+        "quarter: 2026-Q4\n"
+        "objectives:\n"
+        "  - id: launch\n"
+        "    title: Launch\n"
+        "    key_results:\n" + key_result_yaml,
+        encoding="utf-8",
+    )
+
+
+RUNNING_TOTAL = """\
+      - id: customers
+        title: Customers from 100 to 500, all time
+        type: increase
+        start: 100
+        target: 500
+        reset_each_quarter: false
+        metric: {source: github, repo: acme/app, count: releases}
+"""
+
+
+class TestRunningTotal:
+    def test_the_stored_total_before_the_quarter_is_carried(self, tmp_path):
+        write_definitions(tmp_path / "defs", RUNNING_TOTAL)
+        definitions = load_definitions(tmp_path / "defs")
+        okr_file = definitions.for_quarter(Q4)
+        (key,) = okr_file.series_by_key()
+        with Warehouse(f"sqlite:///{tmp_path / 'w.db'}") as warehouse:
+            earlier = {date(2026, 6, 15): 100, date(2026, 9, 29): 10, date(2026, 9, 30): 5}
+            series = pd.concat([observations(earlier, key), observations(daily(3, 5, 4), key)])
+            warehouse.replace_observations(
+                "github", series, [key], date(2026, 1, 1), day(3), "run-1"
+            )
+            compute_kr_scores(definitions, warehouse, day(3), day(3), "run-1")
+            (row,) = warehouse.read_kr_scores(day(3), day(3)).to_dict("records")
+        assert row["carried"] == 115  # 100 + 10 + 5, from Q2 and Q3
+        assert row["value"] == 127  # 115 + 3 + 5 + 4
+        assert row["progress"] == pytest.approx((127 - 100) / 400)
+        # The quarter's own run rate, 12 / 3 * 92 = 368, on top of what was carried
+        assert row["forecast_value"] == pytest.approx(115 + 368)
+        assert row["forecast_score"] == pytest.approx((483 - 100) / 400)
+
+    def test_nothing_stored_before_starts_from_zero_with_a_warning(self, tmp_path, caplog):
+        write_definitions(tmp_path / "defs", RUNNING_TOTAL)
+        definitions = load_definitions(tmp_path / "defs")
+        (key,) = definitions.for_quarter(Q4).series_by_key()
+        with Warehouse(f"sqlite:///{tmp_path / 'w.db'}") as warehouse:
+            warehouse.replace_observations(
+                "github", observations(daily(3, 5, 4), key), [key], day(1), day(3), "run-1"
+            )
+            with caplog.at_level(logging.WARNING, logger="okr_metrics"):
+                compute_kr_scores(definitions, warehouse, day(3), day(3), "run-1")
+            (row,) = warehouse.read_kr_scores(day(3), day(3)).to_dict("records")
+        assert (row["carried"], row["value"]) == (0, 12)
+        assert "customers: a running total with no stored observation before 2026-10-01" in (
+            caplog.text
+        )
+
+    def test_a_quarter_that_resets_carries_nothing(self, tmp_path):
+        write_definitions(
+            tmp_path / "defs", RUNNING_TOTAL.replace("reset_each_quarter: false", "weight: 1")
+        )
+        definitions = load_definitions(tmp_path / "defs")
+        (key,) = definitions.for_quarter(Q4).series_by_key()
+        with Warehouse(f"sqlite:///{tmp_path / 'w.db'}") as warehouse:
+            earlier = {date(2026, 9, 30): 5}
+            series = pd.concat([observations(earlier, key), observations(daily(3), key)])
+            warehouse.replace_observations(
+                "github", series, [key], date(2026, 9, 1), day(1), "run-1"
+            )
+            compute_kr_scores(definitions, warehouse, day(1), day(1), "run-1")
+            compute_objective_scores(definitions, warehouse, day(1), day(1), "run-1")
+            (row,) = warehouse.read_kr_scores(day(1), day(1)).to_dict("records")
+        assert row["value"] == 3 and missing(row["carried"])
