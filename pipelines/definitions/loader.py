@@ -422,7 +422,8 @@ def _parse_folder(
                     problems.append(too_many)
                     failed = True
                     continue
-                team = TeamFile.model_validate(kept)
+                # The folder's quarter when the file names none (its checkpoints need it).
+                team = TeamFile.model_validate({"quarter": quarter, **kept})
                 first_team = first_team or (display, kept)
                 key_results += sum(len(objective.key_results) for objective in team.objectives)
                 if key_results > MAX_KEY_RESULTS:

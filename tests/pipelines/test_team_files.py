@@ -252,3 +252,18 @@ def test_a_quarter_holds_at_most_5000_key_results_over_all_its_files(tmp_path, m
         f"{b}:1: objectives: the files of 2026-Q4 hold more than 5 key results; "
         "a quarter holds at most 5"
     ]
+
+
+def test_a_team_file_is_checked_against_its_folders_quarter(tmp_path):
+    folder = tmp_path / "2026-Q4"
+    write(folder, "a.yaml", "objectives:\n" + objective("a", "a1", "a2"))
+    late = objective("b", "b1", "b2").replace(
+        "        target: 10\n",
+        "        target: 10\n        checkpoints:\n          - {date: 2027-01-15, target: 5}\n",
+        1,
+    )
+    b = write(folder, "b.yaml", "objectives:\n" + late)
+    assert [str(p) for p in load_definitions(folder).errors] == [
+        f"{b}:12: objectives[b].key_results[b1].checkpoints[0].date: 2027-01-15 is not inside "
+        "2026-Q4 before its last day (2026-10-01..2026-12-30)"
+    ]
