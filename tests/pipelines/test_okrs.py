@@ -48,7 +48,9 @@ def test_sample_definitions_are_clean_and_cover_the_spec():
         "decrease",
         "maintain_above",
         "maintain_below",
+        "maintain_between",
         "milestone",
+        "baseline",
     }
     assert {kr.aggregate for kr in key_results} == {
         "sum",
