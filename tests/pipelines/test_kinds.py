@@ -317,7 +317,7 @@ class TestDefinitions:
 
     def lint(self, tmp_path: Path, key_results: str) -> list[str]:
         write_definitions(tmp_path, key_results)
-        problems = load_definitions(tmp_path).problems
+        problems = load_definitions(tmp_path).errors
         return [str(problem).removeprefix(f"{tmp_path}/") for problem in problems]
 
     def test_the_example_in_docs_scoring_loads(self, tmp_path):
