@@ -191,6 +191,10 @@ class ValueFormat:
             return format_currency(value, self.currency)
         return self._with_unit(format_number(value))
 
+    def tick(self, value: Any) -> str:
+        """An axis label: the value without a number's unit (12,840, not 12,840 users)."""
+        return format_number(value) if self.kind == NUMBER else self(value)
+
     def _with_unit(self, text: str) -> str:
         return text + _NBSP + self.unit if self.unit and text != MISSING else text
 

@@ -124,6 +124,16 @@ def test_values_are_written_as_the_format_says(definition, value, written):
     assert value_format("increase", 0, 1, definition)(value) == written
 
 
+def test_a_charts_axis_leaves_a_numbers_unit_out():
+    from okr_metrics.pipelines.dashboard.formats import ValueFormat
+
+    users = value_format("increase", 10000, 15000, {"unit": "users"})
+    assert users.tick(12000) == "12,000" and users(12000) == f"12,000{NBSP}users"
+    euros = value_format("increase", 0, 1, {"format": "currency:EUR"})
+    assert euros.tick(12000) == "€12,000"
+    assert ValueFormat().tick(0.5) == "0.5"
+
+
 def test_changes_are_written_in_the_format_too():
     assert value_format("increase", 0, 1, {"format": "currency:EUR"}).delta(1200) == "+€1,200"
     assert value_format("increase", 0, 1, {"format": "currency:EUR"}).delta(-44.5) == "−€44.50"
