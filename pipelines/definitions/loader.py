@@ -1,8 +1,10 @@
 """Loading OKR definitions with line numbers: every problem names `file:line` and the key.
 
-`load_definitions(path)` reads one file or every `*.yaml` in a folder and returns the
+`load_definitions(path)` reads one file or every `*.yaml` in a folder, a quarter's folder
+of team files (`2026-Q4/*.yaml`, merged into one quarter) included, and returns the
 valid quarters plus every problem found (errors, and the linter's warnings from
-`lint.py`). Used by the CLI (`okr lint`), the jobs and the tests.
+`lint.py`). The files are parsed once for as long as their bytes stay the same. Used by
+the CLI (`okr lint`), the Dagster resource, the jobs and the tests.
 
 A definitions file is refused whole, before it is parsed, when it is larger than
 `MAX_FILE_BYTES`, is not UTF-8 or holds a control character; before it is built, when
