@@ -361,9 +361,10 @@ class HostLimits:
 DEFAULT_LIMITS = HostLimits(max_in_flight=4)
 # The vendors' published limits, by host name (a leading dot: any host under that domain).
 VENDOR_LIMITS: tuple[tuple[str, HostLimits], ...] = (
-    # Far below the secondary limit's 100 concurrent requests, and within the primary
-    # 5,000 requests an hour of a token.
-    ("api.github.com", HostLimits(max_in_flight=8, per_hour=5000)),
+    # Far below the secondary limit's 100 concurrent requests. The hourly budget differs
+    # by token (5,000 for a user, up to 15,000 for an app or Enterprise Cloud), so it is
+    # read from GitHub's X-RateLimit headers, not assumed here.
+    ("api.github.com", HostLimits(max_in_flight=8)),
     # Standard properties take 10 concurrent requests (Analytics 360: 50).
     ("analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
     # CRM search: 4 requests a second per token.

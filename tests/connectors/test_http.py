@@ -898,7 +898,7 @@ def test_numbered_pages_only_from_links_that_differ_in_one_number(following, las
 @pytest.mark.parametrize(
     "url, limits",
     [
-        ("https://api.github.com", HostLimits(max_in_flight=8, per_hour=5000)),
+        ("https://api.github.com", HostLimits(max_in_flight=8)),
         ("https://analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
         ("https://api.hubapi.com", HostLimits(max_in_flight=4, per_second=4)),
         ("https://acme.atlassian.net", HostLimits(max_in_flight=4)),
