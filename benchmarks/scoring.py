@@ -1,0 +1,245 @@
+"""Benchmark: scoring a quarter of 1,000 key results (92,000 KR-days), in KR-days per second.
+
+Not a test: it prints figures. It makes a realistic quarter (2026-Q4, 92 days): 1,000 KRs
+of every type and aggregate (counts summed, gauges read `latest`, `mean` and `mean_7d`,
+`min`/`max`, ratios of two series, manual check-ins), whose stored series miss a day
+now and then, and scores every KR on every day of the quarter with `score_key_results`,
+then rolls the rows up with `score_objectives`, as a quarter's backfill does. The
+baseline, run in the same process on the same inputs, is the scoring as it was before
+it was vectorised (KR by KR, then KR-day by KR-day in Python), kept verbatim in
+benchmarks/scoring_reference.py; the benchmark also checks that both give the same
+rows (strings, flags and dates equal; floats equal, or within 1e-12 relative).
+
+Peak memory is the tracemalloc peak of one call (numpy and pandas allocate through it),
+measured apart from the timings.
+
+    python benchmarks/scoring.py                 # target: >= 1,000,000 KR-days/s
+    python benchmarks/scoring.py --krs 4000 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from okr_metrics.pipelines.scoring.rules import (
+    KeyResultInput,
+    ObjectiveInput,
+    score_key_results,
+    score_objectives,
+)
+from okr_metrics.pipelines.vocabulary.quarters import Quarter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scoring_reference  # noqa: E402  (the baseline, next to this file)
+
+QUARTER = Quarter(2026, 4)
+TARGET_RATE = 1_000_000
+KRS_PER_OBJECTIVE = 4
+
+# (share of KRs, kr_type, aggregate, is_ratio, is_checkin): a quarter file's usual mix.
+MIX = [
+    (0.22, "increase", "sum", False, False),  # counts: releases, deals, tickets closed
+    (0.08, "decrease", "sum", False, False),
+    (0.10, "increase", "latest", False, False),  # gauges: active users, MRR
+    (0.06, "decrease", "latest", False, False),
+    (0.06, "increase", "mean", False, False),
+    (0.06, "increase", "mean_7d", False, False),
+    (0.04, "decrease", "mean_7d", False, False),
+    (0.04, "decrease", "max", False, False),
+    (0.10, "maintain_above", "min", False, False),  # uptime, SLOs
+    (0.04, "maintain_below", "max", False, False),
+    (0.06, "increase", "sum", True, False),  # conversion and completion rates
+    (0.04, "increase", "mean_7d", True, False),
+    (0.04, "maintain_above", "mean_7d", True, False),
+    (0.04, "milestone", "latest", False, True),  # manual check-ins
+    (0.02, "decrease", "latest", False, True),
+]
+
+
+def quarter_inputs(
+    krs: int, seed: int = 15
+) -> tuple[list[ObjectiveInput], list[KeyResultInput], pd.DataFrame]:
+    """Objectives, KRs and their stored observations (as the warehouse returns them:
+    sorted by metric key and date, dates as `date`), deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    days = QUARTER.days
+    dates = [QUARTER.start + timedelta(days=offset) for offset in range(days)]
+    shares = np.array([share for share, *_ in MIX])
+    kinds = rng.choice(len(MIX), size=krs, p=shares / shares.sum())
+    key_results, series = [], {}
+    for index, kind in enumerate(kinds):
+        _, kr_type, aggregate, is_ratio, is_checkin = MIX[kind]
+        kr_id = f"kr-{index:04d}"
+        level = 10 ** rng.uniform(0, 5)
+        if is_ratio:
+            starts = rng.poisson(level, size=days).astype(float) + 1
+            completions = rng.binomial(starts.astype(int), rng.uniform(0.4, 0.9)).astype(float)
+            keys = {"numerator_key": f"{kr_id}.done", "denominator_key": f"{kr_id}.started"}
+            series[keys["numerator_key"]] = completions
+            series[keys["denominator_key"]] = starts
+            start, target = 0.5, 0.8
+        else:
+            keys = {"metric_key": f"{kr_id}.value"}
+            if aggregate == "sum":
+                values = rng.poisson(rng.uniform(0.2, 20), size=days).astype(float)
+            elif kr_type.startswith("maintain"):
+                values = 99.0 + rng.normal(0.6, 0.4, size=days)
+            else:
+                trend = rng.uniform(-0.3, 0.6) * level / days
+                values = level + trend * np.arange(days) + rng.normal(0, level * 0.02, days)
+            if is_checkin:  # a check-in every week or two
+                values[rng.random(days) > 0.12] = np.nan
+            series[keys["metric_key"]] = values
+            daily_mean = float(np.nanmean(values))
+            total = daily_mean * days if aggregate == "sum" else daily_mean
+            start, target = (0.0, total * 1.1) if kr_type == "increase" else (total * 1.2, total)
+            if kr_type.startswith("maintain"):
+                start, target = None, 99.5 if kr_type == "maintain_above" else 99.9
+            elif kr_type == "milestone":
+                start, target = None, daily_mean * 1.05
+        key_results.append(
+            KeyResultInput(
+                kr_id=kr_id,
+                objective_id=f"objective-{index // KRS_PER_OBJECTIVE:03d}",
+                title=f"Key result {index}",
+                owner=f"team-{index % 12:02d}",
+                kr_type=kr_type,
+                start=start,
+                target=target,
+                weight=float(rng.choice([1.0, 1.0, 2.0])),
+                aggregate=aggregate,
+                tracks_staleness=not is_checkin,
+                definition_hash=f"{index:016x}",
+                **keys,
+            )
+        )
+    objectives = [
+        ObjectiveInput(f"objective-{index:03d}", f"Objective {index}", "product", None)
+        for index in range((krs + KRS_PER_OBJECTIVE - 1) // KRS_PER_OBJECTIVE)
+    ]
+    rows = []
+    for key in sorted(series):
+        values = series[key]
+        # A source fails now and then: about 3% of the days have no row.
+        kept = ~np.isnan(values) & (rng.random(days) > 0.03)
+        rows.extend((key, dates[offset], float(values[offset])) for offset in np.flatnonzero(kept))
+    observations = pd.DataFrame(rows, columns=["metric_key", "date", "value"])
+    return objectives, key_results, observations
+
+
+def timed(function: Callable[[], object], repeat: int) -> float:
+    """The best of `repeat` runs, in CPU seconds of this process (scoring runs on one
+    core; wall time would count the other processes of a shared machine)."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        started = time.process_time()
+        function()
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def peak_mib(function: Callable[[], object]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    function()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def differences(new: pd.DataFrame, old: pd.DataFrame) -> list[str]:
+    """What differs between two score frames (empty: the same rows)."""
+    if list(new.columns) != list(old.columns) or len(new) != len(old):
+        return [f"shape {new.shape} vs {old.shape}"]
+    found = []
+    for column in new.columns:
+        a, b = new[column], old[column]
+        if pd.api.types.is_float_dtype(b):
+            x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+            both_missing = np.isnan(x) & np.isnan(y)
+            exact = (x == y) | both_missing
+            close = np.isclose(x, y, rtol=1e-12, atol=0.0) | both_missing
+            if not close.all():
+                found.append(f"{column}: {int((~close).sum())} values differ beyond 1e-12")
+            elif not exact.all():
+                found.append(f"{column}: {int((~exact).sum())} values within 1e-12, not equal")
+        elif a.dtype != b.dtype or not a.equals(b):
+            found.append(f"{column}: {int((a != b).sum())} values differ")
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--krs", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of the new code")
+    args = parser.parse_args()
+
+    objectives, key_results, observations = quarter_inputs(args.krs)
+    as_of_days = [QUARTER.start + timedelta(days=offset) for offset in range(QUARTER.days)]
+    kr_days = len(key_results) * len(as_of_days)
+
+    def new() -> pd.DataFrame:
+        return score_key_results(key_results, QUARTER, observations, as_of_days)
+
+    def old() -> pd.DataFrame:
+        return scoring_reference.score_key_results(key_results, QUARTER, observations, as_of_days)
+
+    new_rows, old_rows = new(), old()
+    kr_rows = score_objectives(objectives, key_results, new_rows)
+    old_objectives = scoring_reference.score_objectives(objectives, key_results, old_rows)
+    problems = differences(new_rows, old_rows) + [
+        f"objective_scores {problem}" for problem in differences(kr_rows, old_objectives)
+    ]
+
+    new_seconds = timed(new, args.repeat)
+    old_seconds = timed(old, 1)
+    objectives_new = timed(lambda: score_objectives(objectives, key_results, new_rows), 3)
+    objectives_old = timed(
+        lambda: scoring_reference.score_objectives(objectives, key_results, old_rows), 1
+    )
+    new_peak, old_peak = peak_mib(new), peak_mib(old)
+
+    print(
+        f"{len(key_results):,} KRs x {len(as_of_days)} days = {kr_days:,} KR-days "
+        f"({len(observations):,} observations), {QUARTER}"
+    )
+    print(f"{'':<34} {'CPU s':>9} {'KR-days/s':>12} {'peak MiB':>9}")
+    print(
+        f"{'score_key_results (vectorised)':<34} {new_seconds:>9.3f} "
+        f"{kr_days / new_seconds:>12,.0f} {new_peak:>9.1f}"
+    )
+    print(
+        f"{'baseline (per KR, per KR-day)':<34} {old_seconds:>9.3f} "
+        f"{kr_days / old_seconds:>12,.0f} {old_peak:>9.1f}"
+    )
+    print(f"{'score_objectives (vectorised)':<34} {objectives_new:>9.3f}")
+    print(f"{'baseline score_objectives':<34} {objectives_old:>9.3f}")
+    print(
+        f"ratio: {old_seconds / new_seconds:.1f}x faster than the baseline; "
+        f"score_objectives {objectives_old / objectives_new:.1f}x"
+    )
+    rate = kr_days / new_seconds
+    print(
+        f"target {TARGET_RATE:,} KR-days/s: {'met' if rate >= TARGET_RATE else 'NOT met'} "
+        f"({rate:,.0f})"
+    )
+    if problems:
+        print("rows differ from the baseline:\n  " + "\n  ".join(problems))
+        return 1
+    print("rows: the same as the baseline's (kr_scores and objective_scores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
