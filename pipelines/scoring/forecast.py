@@ -221,21 +221,34 @@ def t_cdf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Student's t distribution function, exact for whole degrees of freedom >= 1.
 
     The finite series of Abramowitz and Stegun 26.7.3 and 26.7.4 in theta =
-    atan(x / sqrt(df)); odd and even degrees of freedom differ.
+    atan(x / sqrt(df)); odd and even degrees of freedom differ. The series is summed
+    term by term over the entries sorted by their number of terms, so each step only
+    touches the entries that still have one (a prefix of the sorted arrays).
     """
     x, df = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=int))
     theta = np.arctan(x / np.sqrt(df))
     sin, cos = np.sin(theta), np.cos(theta)
-    cos2 = cos * cos
     odd = df % 2 == 1
-    # Odd: (2/pi)(theta + sin (cos + 2/3 cos^3 + ...)); even: sin (1 + 1/2 cos^2 + ...).
-    term = np.where(odd, cos, 1.0)
-    total = np.where(odd & (df == 1), 0.0, term)
     terms = np.where(odd, (df - 3) // 2, (df - 2) // 2)
-    for j in range(1, int(terms.max(initial=0)) + 1):
-        term = term * cos2 * np.where(odd, 2 * j / (2 * j + 1), (2 * j - 1) / (2 * j))
-        total = total + np.where(j <= terms, term, 0.0)
-    signed_mass = np.where(odd, (theta + sin * total) * 2 / math.pi, sin * total)
+    order = np.argsort(-terms, axis=None, kind="stable")
+    sorted_terms = terms.reshape(-1)[order]
+    sorted_odd = odd.reshape(-1)[order]
+    cos2 = (cos * cos).reshape(-1)[order]
+    # Odd: (2/pi)(theta + sin (cos + 2/3 cos^3 + ...)); even: sin (1 + 1/2 cos^2 + ...).
+    term = np.where(sorted_odd, cos.reshape(-1)[order], 1.0)
+    total = np.where(sorted_odd & (df.reshape(-1)[order] == 1), 0.0, term)
+    most = int(sorted_terms[0]) if len(sorted_terms) else 0
+    # having[j - 1]: how many entries have a j-th term.
+    having = np.searchsorted(-sorted_terms, -np.arange(1, most + 1), side="right")
+    for j, count in enumerate(having, start=1):
+        step = term[:count]
+        step *= cos2[:count]
+        step *= np.where(sorted_odd[:count], 2 * j / (2 * j + 1), (2 * j - 1) / (2 * j))
+        total[:count] += step
+    series = np.empty(total.shape)
+    series[order] = total
+    series = series.reshape(x.shape)
+    signed_mass = np.where(odd, (theta + sin * series) * 2 / math.pi, sin * series)
     return 0.5 + 0.5 * signed_mass
 
 

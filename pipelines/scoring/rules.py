@@ -683,7 +683,8 @@ def _kr_score_frame(
         "p_achieve": each_day(days.p_achieve),
         "definition_hash": each_kr([kr.definition_hash for kr in key_results]),
     }
-    return pd.DataFrame(columns, columns=KR_SCORE_COLUMNS)
+    # The arrays are new: the frame takes them as they are (no copy, no consolidation).
+    return pd.DataFrame(columns, columns=KR_SCORE_COLUMNS, copy=False)
 
 
 def _day_codes(kr_scores: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, Any]]]:
@@ -892,24 +893,36 @@ def _method(aggregate: str, is_ratio: bool) -> str:
 
 
 def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
-    """The forecast for the quarter's last day as of every day (NaN where there is no value)."""
+    """The forecast for the quarter's last day as of every day (NaN where there is no value).
+
+    `linear`: the least-squares line through the trailing window's points, from centred
+    sums (no cancellation with values in the millions) over `(krs, days, window)` views.
+    """
     days = values_as_of.shape[-1]
     if method == "run_rate":
         return values_as_of / np.arange(1, days + 1) * days
     points_y = _trailing_windows(values_as_of, FORECAST_WINDOW_DAYS)  # (..., days, window)
     points_x = _trailing_windows(np.arange(days, dtype=float), FORECAST_WINDOW_DAYS)
-    has_point = ~np.isnan(points_y)
-    points = has_point.sum(axis=-1)
+    no_point = np.isnan(points_y)
+    # Counts and sums of day numbers are whole numbers: exact from running sums.
+    has_value = ~np.isnan(values_as_of)
+    points = _trailing_sum(has_value.astype(float), FORECAST_WINDOW_DAYS)
+    day_numbers = np.where(has_value, np.arange(days, dtype=float), 0.0)
     safe_points = np.maximum(points, 1)
-    mean_x = np.where(has_point, points_x, 0.0).sum(axis=-1) / safe_points
-    mean_y = np.where(has_point, points_y, 0.0).sum(axis=-1) / safe_points
-    # Centred sums: no cancellation with large values (revenue in the millions).
-    dx = np.where(has_point, points_x - mean_x[..., None], 0.0)
-    dy = np.where(has_point, points_y - mean_y[..., None], 0.0)
-    slope = _divide((dx * dy).sum(axis=-1), (dx * dx).sum(axis=-1))
+    mean_x = _trailing_sum(day_numbers, FORECAST_WINDOW_DAYS) / safe_points
+    dy = np.where(no_point, 0.0, points_y)
+    mean_y = dy.sum(axis=-1) / safe_points
+    # In place: dy = y - mean_y, dx = x - mean_x, both 0 where there is no point.
+    np.subtract(dy, mean_y[..., None], out=dy)
+    np.copyto(dy, 0.0, where=no_point)
+    dx = points_x - mean_x[..., None]
+    np.copyto(dx, 0.0, where=no_point)
+    dy *= dx
+    dx *= dx
+    slope = _divide(dy.sum(axis=-1), dx.sum(axis=-1))
     fitted = mean_y + slope * (days - 1 - mean_x)
     forecasts = np.where(points >= 2, fitted, values_as_of)
-    return np.where(np.isnan(values_as_of), np.nan, forecasts)
+    return np.where(has_value, forecasts, np.nan)
 
 
 def _uncertainty(
