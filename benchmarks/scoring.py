@@ -13,15 +13,27 @@ rows (strings, flags and dates equal; floats equal, or within 1e-12 relative).
 Peak memory is the tracemalloc peak of one call (numpy and pandas allocate through it),
 measured apart from the timings.
 
+With `--backfill`, it measures a whole run instead: a quarter file of 1,000 KRs (every
+non-manual metric of the sample definitions, the GitHub ones spread over 60
+repositories) is backfilled for 2026-Q3 (92 days) against the sandbox, served by an
+`okr sandbox` process of its own, and the backfill process's peak resident memory is
+printed (target: under 400 MiB), with the tracemalloc peak of each scoring step.
+
     python benchmarks/scoring.py                 # target: >= 1,000,000 KR-days/s
     python benchmarks/scoring.py --krs 4000 --repeat 5
+    python benchmarks/scoring.py --backfill      # target: peak RSS < 400 MiB
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -30,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
@@ -44,7 +57,10 @@ import scoring_reference  # noqa: E402  (the baseline, next to this file)
 
 QUARTER = Quarter(2026, 4)
 TARGET_RATE = 1_000_000
+TARGET_BACKFILL_MIB = 400
 KRS_PER_OBJECTIVE = 4
+REPO = Path(__file__).resolve().parents[1]
+BACKFILL_QUARTER = Quarter(2026, 3)
 
 # (share of KRs, kr_type, aggregate, is_ratio, is_checkin): a quarter file's usual mix.
 MIX = [
@@ -179,11 +195,206 @@ def differences(new: pd.DataFrame, old: pd.DataFrame) -> list[str]:
     return found
 
 
+# ---------------------------------------------------------------------------
+# --backfill: a whole run's memory
+
+
+def backfill_definitions(krs: int) -> dict:
+    """A quarter file of `krs` KRs made of the sample definitions' metrics."""
+    templates = []
+    for sample in sorted((REPO / "okr_defs").glob("*.yaml")):
+        for objective in yaml.safe_load(sample.read_text())["objectives"]:
+            templates += [kr for kr in objective["key_results"] if "manual" not in str(kr)]
+    objectives = []
+    for index in range(krs):
+        kr = yaml.safe_load(yaml.safe_dump(templates[index % len(templates)]))
+        kr["id"], kr["title"] = f"kr-{index:04d}", f"Key result {index}"
+        if kr["metric"].get("source") == "github":
+            kr["metric"]["repo"] = f"acme/service-{index % 60:02d}"
+        if index % KRS_PER_OBJECTIVE == 0:
+            objectives.append(
+                {
+                    "id": f"objective-{index // KRS_PER_OBJECTIVE:03d}",
+                    "title": f"Objective {index // KRS_PER_OBJECTIVE}",
+                    "owner": f"team-{index % 12:02d}",
+                    "key_results": [],
+                }
+            )
+        objectives[-1]["key_results"].append(kr)
+    return {"quarter": str(BACKFILL_QUARTER), "timezone": "UTC", "objectives": objectives}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def backfill(krs: int) -> int:
+    """Backfill a quarter of `krs` KRs against the sandbox in a child process and print
+    its peak resident memory (the sandbox runs in a process of its own)."""
+    okr = str(Path(sys.executable).with_name("okr"))
+    with tempfile.TemporaryDirectory() as work:
+        defs = Path(work) / "okr_defs"
+        defs.mkdir()
+        (defs / f"{BACKFILL_QUARTER}.yaml").write_text(yaml.safe_dump(backfill_definitions(krs)))
+        port = free_port()
+        sandbox = subprocess.Popen(
+            [okr, "sandbox", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert sandbox.stdout is not None
+            sandbox.stdout.readline()  # "sandbox serving ..." once it listens
+            env = {
+                **os.environ,
+                "OKR_DEFS": str(defs),
+                "OKR_WAREHOUSE_URL": f"sqlite:///{work}/warehouse.db",
+                "DAGSTER_HOME": str(Path(work) / "dagster"),
+            }
+            (Path(work) / "dagster").mkdir()
+            (Path(work) / "dagster" / "dagster.yaml").write_bytes(
+                (REPO / "dagster.yaml").read_bytes()
+            )
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--backfill-child", f"http://127.0.0.1:{port}"],
+                env=env,
+            )
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - started
+        finally:
+            sandbox.terminate()
+            sandbox.wait()
+    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    print(
+        f"backfill of {krs:,} KRs x {BACKFILL_QUARTER.days} days ({BACKFILL_QUARTER}) "
+        f"against the sandbox: {seconds:.1f} s, peak RSS {peak:.0f} MiB "
+        f"(target < {TARGET_BACKFILL_MIB} MiB: {'met' if peak < TARGET_BACKFILL_MIB else 'NOT met'})"
+    )
+    return 0 if os.waitstatus_to_exitcode(status) == 0 and peak < TARGET_BACKFILL_MIB else 1
+
+
+class ResidentMemory:
+    """The process's peak resident memory while each watched function runs (a thread
+    reads /proc/self/statm every 10 ms; "other": outside them)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+        self.step = "other"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def watch(self, module: object, names: list[str]) -> None:
+        for name in names:
+            function = getattr(module, name)
+
+            def watched(*args, _function=function, _name=name, **kwargs):
+                outer, self.step = self.step, _name
+                try:
+                    return _function(*args, **kwargs)
+                finally:
+                    self.step = outer
+
+            setattr(module, name, watched)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            with open("/proc/self/statm") as statm:
+                resident = int(statm.read().split()[1]) * self._page_mib
+            self.peaks[self.step] = max(self.peaks.get(self.step, 0.0), resident)
+
+    def __enter__(self) -> ResidentMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def backfill_child(sandbox_url: str) -> int:
+    """The backfill itself (`okr backfill` for the quarter), then each scoring step
+    again under tracemalloc, to show where its memory goes."""
+    from okr_metrics.connectors.registry import connected_sources
+    from okr_metrics.pipelines.cli.main import run_window
+    from okr_metrics.pipelines.definitions import load_definitions
+    from okr_metrics.pipelines.jobs import score
+    from okr_metrics.pipelines.orchestration import assets
+    from okr_metrics.pipelines.settings import Settings
+    from okr_metrics.warehouse.store import Warehouse
+
+    for source in connected_sources().values():
+        env = source.connector_class().env
+        for name, value in (
+            (env.base_url, sandbox_url),
+            (env.token, "bench-token"),
+            (env.user, "bench@example.com"),
+        ):
+            if name:
+                os.environ[name] = value
+        if env.credentials_file:
+            os.environ.pop(env.credentials_file, None)
+    first, last = BACKFILL_QUARTER.start, BACKFILL_QUARTER.end
+    with ResidentMemory() as memory:
+        memory.watch(assets, ["collect_source", "compute_kr_scores", "compute_objective_scores"])
+        memory.watch(assets, ["record_alerts"])
+        outcome = run_window(first, last)
+    if not outcome.success:
+        print(f"backfill failed: {outcome.failure}")
+        return 1
+    print("peak resident memory while each step of the run ran (MiB):")
+    for step, peak in memory.peaks.items():
+        print(f"  {step:<26} {peak:>7.0f}")
+    settings = Settings.from_env()
+    definitions = load_definitions(settings.definitions_path)
+    okr_file = definitions.for_quarter(BACKFILL_QUARTER)
+    assert okr_file is not None
+    with Warehouse(settings.warehouse_url) as warehouse:
+        objectives, key_results = score.scoring_inputs(okr_file)
+        keys = okr_file.series_by_key().keys()
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("read_observations", lambda: warehouse.read_observations(keys, first, last)),
+        ]
+        observations = warehouse.read_observations(keys, first, last)
+        days = [first + timedelta(days=offset) for offset in range(BACKFILL_QUARTER.days)]
+        steps.append(
+            (
+                "score_key_results",
+                lambda: score_key_results(key_results, BACKFILL_QUARTER, observations, days),
+            )
+        )
+        rows = score_key_results(key_results, BACKFILL_QUARTER, observations, days)
+        steps.append(
+            ("replace_kr_scores", lambda: warehouse.replace_kr_scores(rows, first, last, "bench"))
+        )
+        steps.append(("read_kr_scores", lambda: warehouse.read_kr_scores(first, last)))
+        kr_rows = warehouse.read_kr_scores(first, last)
+        steps.append(
+            ("score_objectives", lambda: score_objectives(objectives, key_results, kr_rows))
+        )
+        print(
+            f"{len(key_results):,} KRs, {len(observations):,} observations, {len(rows):,} KR-days"
+        )
+        for name, step in steps:
+            print(f"  {name:<20} tracemalloc peak {peak_mib(step):>7.1f} MiB")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--krs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of the new code")
+    parser.add_argument("--backfill", action="store_true", help="measure a whole run's memory")
+    parser.add_argument("--backfill-child", metavar="SANDBOX_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.backfill_child:
+        return backfill_child(args.backfill_child)
+    if args.backfill:
+        return backfill(args.krs)
 
     objectives, key_results, observations = quarter_inputs(args.krs)
     as_of_days = [QUARTER.start + timedelta(days=offset) for offset in range(QUARTER.days)]

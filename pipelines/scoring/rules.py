@@ -389,7 +389,7 @@ def score_objectives(
             {"score": float, "coverage": float}
         )
     day_codes, day_keys = _day_codes(kr_scores)
-    # kr_position x day: the KR's (has data, score, status rank) that day; the extra
+    # day x KR: the KR's (has data, score, status rank) that day; the extra
     # last KR column stands for "no row" (an objective's unused slots point at it).
     position = {key_result.kr_id: index for index, key_result in enumerate(key_results)}
     absent = len(key_results)
