@@ -74,6 +74,8 @@ MIX = [
     (0.04, "decrease", "max", False, False),
     (0.10, "maintain_above", "min", False, False),  # uptime, SLOs
     (0.04, "maintain_below", "max", False, False),
+    (0.03, "maintain_between", "mean_7d", False, False),  # response times in a band
+    (0.02, "baseline", "latest", False, False),  # measured, never scored
     (0.06, "increase", "sum", True, False),  # conversion and completion rates
     (0.04, "increase", "mean_7d", True, False),
     (0.04, "maintain_above", "mean_7d", True, False),
@@ -123,6 +125,18 @@ def quarter_inputs(
                 start, target = None, 99.5 if kr_type == "maintain_above" else 99.9
             elif kr_type == "milestone":
                 start, target = None, daily_mean * 1.05
+        kinds = {}
+        if kr_type == "maintain_between":
+            target, kinds["low"], kinds["high"] = None, 99.2, 100.2
+        elif kr_type == "baseline":
+            start, target = None, None
+        if rng.random() < 0.15:
+            kinds["commitment"] = "committed"
+        if kr_type in ("increase", "decrease") and rng.random() < 0.1:
+            middle = QUARTER.start + timedelta(days=45)
+            kinds["checkpoints"] = ((middle, start + (target - start) * 0.3),)
+        if aggregate == "sum" and not is_ratio and rng.random() < 0.1:
+            kinds["carried"] = float(rng.integers(0, 500))  # a running total
         key_results.append(
             KeyResultInput(
                 kr_id=kr_id,
@@ -137,6 +151,7 @@ def quarter_inputs(
                 tracks_staleness=not is_checkin,
                 definition_hash=f"{index:016x}",
                 **keys,
+                **kinds,
             )
         )
     objectives = [

@@ -31,6 +31,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from okr_metrics.pipelines.scoring.forecast import (
+    Spread,
     interval,
     p_beyond,
     p_maintained,
@@ -45,6 +46,7 @@ from okr_metrics.pipelines.vocabulary.terms import (
     RATIO_AGGREGATES,
     STATUS_ORDER,
     STATUSES,
+    UNSCORED_TYPES,
 )
 
 MEAN_WINDOW_DAYS = 7
@@ -54,6 +56,12 @@ MAINTAIN_ON_TRACK = 0.95
 MAINTAIN_AT_RISK = 0.8
 MILESTONE_ON_TRACK = 0.5
 MILESTONE_AT_RISK = 0.9
+# A committed KR is expected to reach 1.0: on track only at or ahead of the expected line.
+COMMITTED_ON_TRACK = 1.0
+COMMITTED_AT_RISK = 0.8
+# ... and a committed maintain KR to hold every day.
+COMMITTED_MAINTAIN_ON_TRACK = 1.0
+COMMITTED_MAINTAIN_AT_RISK = 0.95
 # pace = progress / expected_progress goes through several roundings, so a pace
 # that is exactly at a threshold on paper can land a hair below it.
 _PACE_TOLERANCE = 1e-9
@@ -65,7 +73,7 @@ _KR_SCORE_TYPES = {
     "progress": float, "score": float, "expected_progress": float, "status": str,
     "stale": bool, "last_observed": date, "forecast_value": float, "forecast_score": float,
     "forecast_method": str, "forecast_low": float, "forecast_high": float, "p_achieve": float,
-    "definition_hash": str,
+    "definition_hash": str, "commitment": str, "low": float, "high": float, "carried": float,
 }  # fmt: skip
 KR_SCORE_COLUMNS = list(_KR_SCORE_TYPES)
 KR_SCORE_FLOAT_COLUMNS = [name for name, kind in _KR_SCORE_TYPES.items() if kind is float]
@@ -90,7 +98,7 @@ class KeyResultInput:
     owner: str | None  # already falling back to the objective's owner
     kr_type: str
     start: float | None
-    target: float  # a milestone without a target gets 1.0 from the caller
+    target: float | None  # a milestone without a target gets 1.0; None: maintain_between, baseline
     weight: float
     aggregate: str
     metric_key: str | None = None  # a single daily series
@@ -98,6 +106,18 @@ class KeyResultInput:
     denominator_key: str | None = None
     tracks_staleness: bool = True  # False for manual check-ins: only check-in days have data
     definition_hash: str = ""
+    low: float | None = None  # maintain_between's band, inclusive
+    high: float | None = None
+    commitment: str = "aspirational"
+    # Phased targets: (day, target) pairs, ascending; the expected line runs through them.
+    checkpoints: tuple[tuple[date, float], ...] = ()
+    # A running total carried across quarters: the series' stored total before the
+    # quarter start (None: the KR resets each quarter).
+    carried: float | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.commitment == "committed"
 
     @property
     def is_ratio(self) -> bool:
@@ -194,23 +214,54 @@ def daily_ratio(
 
 
 def share_of_days_held(
-    daily_series: Mapping[date, float], kr_type: str, target: float, quarter: Quarter, as_of: date
+    daily_series: Mapping[date, float],
+    kr_type: str,
+    target: float | None,
+    quarter: Quarter,
+    as_of: date,
+    low: float | None = None,
+    high: float | None = None,
 ) -> float | None:
     """For maintain KRs: the share of days with data (quarter start to `as_of`) on the
-    right side of `target`, inclusive. None with no day of data."""
+    right side of `target` (maintain_between: inside `[low, high]`), inclusive. None
+    with no day of data."""
     _check_in_quarter(quarter, as_of)
-    if kr_type not in MAINTAIN_TYPES:
-        raise ValueError(f"{kr_type!r} is not a maintain KR")
-    daily = _daily_array(daily_series, quarter)
-    running = _running_share_held(daily, np.array(kr_type == "maintain_above"), np.array(target))
+    running = _running_share_held(
+        _daily_array(daily_series, quarter),
+        np.array(_HOLD_CODES[kr_type]),
+        *(np.array(np.nan if bound is None else bound) for bound in (target, low, high)),
+    )
     return _optional(running[_offset(quarter, as_of)])
+
+
+def expected_path(
+    quarter: Quarter,
+    start: float | None,
+    target: float | None,
+    checkpoints: Sequence[tuple[date, float]] = (),
+) -> np.ndarray:
+    """Expected progress as of every day of the quarter (index i = i-th day).
+
+    The straight line, days elapsed over days in the quarter; with checkpoints, the
+    piecewise-linear line from 0 at the quarter start through each checkpoint's share
+    of the way, `(target_i - start) / (target - start)` at the end of its day, to 1 on
+    the quarter's last day.
+    """
+    elapsed = np.arange(1, quarter.days + 1, dtype=float)
+    if not checkpoints or start is None or target is None or start == target:
+        return elapsed / quarter.days
+    days = [0.0] + [float(quarter.days_elapsed(day)) for day, _ in checkpoints] + [quarter.days]
+    if any(later <= earlier for earlier, later in zip(days, days[1:], strict=False)):
+        raise ValueError(f"checkpoints must be ascending days inside {quarter}, before its last")
+    shares = [0.0] + [(value - start) / (target - start) for _, value in checkpoints] + [1.0]
+    return np.interp(elapsed, days, shares)
 
 
 def progress_and_score(
     kr_type: str,
     value: float | None,
     start: float | None,
-    target: float,
+    target: float | None,
     share_held: float | None = None,
 ) -> tuple[float | None, float | None]:
     """(progress, score) of a KR whose value is `value`.
@@ -218,10 +269,10 @@ def progress_and_score(
     Maintain KRs are judged day by day, not on `value`: pass `share_held`
     (see `share_of_days_held`), which becomes both progress and score.
     """
-    if value is None or math.isnan(value):
+    if value is None or math.isnan(value) or kr_type in UNSCORED_TYPES:
         return None, None
     if kr_type in PROGRESS_TYPES:
-        if start is None or start == target:
+        if start is None or target is None or start == target:
             raise ValueError(f"{kr_type} KR needs a start different from its target")
         # One signed formula for both directions: never abs(), never value / target.
         progress = (value - start) / (target - start)
@@ -229,7 +280,7 @@ def progress_and_score(
     if kr_type in MAINTAIN_TYPES:
         return share_held, share_held
     if kr_type == "milestone":
-        reached = 1.0 if value >= target else 0.0
+        reached = 1.0 if value >= (1.0 if target is None else target) else 0.0
         return reached, reached
     raise ValueError(f"unknown KR type {kr_type!r}")
 
@@ -242,16 +293,23 @@ def kr_status(
     quarter: Quarter,
     as_of: date,
     thresholds: StatusThresholds = StatusThresholds(),
+    committed: bool = False,
+    expected: float | None = None,
 ) -> str:
-    """The KR's status as of `as_of`, by the ordered rules of docs/scoring.md."""
+    """The KR's status as of `as_of`, by the ordered rules of docs/scoring.md.
+
+    `expected` is the KR's expected progress (see `expected_path`); by default the
+    straight line.
+    """
     return _status(
         kr_type,
         value,
         progress,
         score,
-        expected_progress(quarter, as_of),
+        expected_progress(quarter, as_of) if expected is None else expected,
         quarter.days_elapsed(as_of),
         thresholds,
+        committed,
     )
 
 
@@ -263,13 +321,23 @@ def _status(
     expected: float,
     days_elapsed: int,
     thresholds: StatusThresholds,
+    committed: bool = False,
 ) -> str:
-    if value is None or math.isnan(value) or score is None or progress is None:
+    if value is None or math.isnan(value):
+        return "no_data"
+    if kr_type in UNSCORED_TYPES:
+        return "baseline"
+    if score is None or progress is None:
         return "no_data"
     if kr_type in MAINTAIN_TYPES:
-        if score >= MAINTAIN_ON_TRACK:
+        on_track, at_risk = (
+            (COMMITTED_MAINTAIN_ON_TRACK, COMMITTED_MAINTAIN_AT_RISK)
+            if committed
+            else (MAINTAIN_ON_TRACK, MAINTAIN_AT_RISK)
+        )
+        if score >= on_track - _PACE_TOLERANCE:
             return "on_track"
-        return "at_risk" if score >= MAINTAIN_AT_RISK else "off_track"
+        return "at_risk" if score >= at_risk - _PACE_TOLERANCE else "off_track"
     if score >= 1:
         return "achieved"
     if kr_type == "milestone":
@@ -278,13 +346,19 @@ def _status(
         return "at_risk" if expected <= MILESTONE_AT_RISK else "off_track"
     if kr_type not in PROGRESS_TYPES:
         raise ValueError(f"unknown KR type {kr_type!r}")
-    # Grace period: nobody is behind on day 2, unless they are going the wrong way.
-    if days_elapsed <= GRACE_DAYS:
+    # Grace period: nobody is behind on day 2, unless they are going the wrong way;
+    # nor before a phased KR is expected to move at all.
+    if days_elapsed <= GRACE_DAYS or expected <= 0:
         return "off_track" if progress < 0 else "on_track"
     pace = progress / expected
-    if pace >= thresholds.on_track - _PACE_TOLERANCE:
+    on_track, at_risk = (
+        (COMMITTED_ON_TRACK, COMMITTED_AT_RISK)
+        if committed
+        else (thresholds.on_track, thresholds.at_risk)
+    )
+    if pace >= on_track - _PACE_TOLERANCE:
         return "on_track"
-    return "at_risk" if pace >= thresholds.at_risk - _PACE_TOLERANCE else "off_track"
+    return "at_risk" if pace >= at_risk - _PACE_TOLERANCE else "off_track"
 
 
 def forecast_method(key_result: KeyResultInput) -> str:
@@ -322,14 +396,16 @@ def forecast(
         return result
     daily = _daily_array(daily_series, quarter)
     daily[offset + 1 :] = np.nan
-    low, high, p = _uncertainty(
-        _KeyResultTable.of([key_result]),
+    table = _KeyResultTable.of([key_result])
+    spread = _spread(
+        table,
         daily[None, :],
         values[None, :],
         forecasts[None, :],
         key_result.aggregate,
         key_result.is_ratio,
     )
+    low, high, p = _chances(table, spread, daily[None, :], values[None, :])
     return result._replace(
         low=_optional(low[0, offset]),
         high=_optional(high[0, offset]),
@@ -367,7 +443,7 @@ def score_key_results(
     offsets = np.array([_offset(quarter, as_of) for as_of in days], dtype=int)
     table = _KeyResultTable.of(key_results)
     scored = _score_quarter(
-        key_results, table, _series_matrix(observations, quarter), quarter.days, thresholds
+        key_results, table, _series_matrix(observations, quarter), quarter, thresholds
     )
     return _kr_score_frame(key_results, table, quarter, days, offsets, scored)
 
@@ -391,7 +467,11 @@ def score_objectives(
     day_codes, day_keys = _day_codes(kr_scores)
     # day x KR: the KR's (has data, score, status rank) that day; the extra
     # last KR column stands for "no row" (an objective's unused slots point at it).
-    position = {key_result.kr_id: index for index, key_result in enumerate(key_results)}
+    position = {
+        key_result.kr_id: index
+        for index, key_result in enumerate(key_results)
+        if key_result.kr_type not in UNSCORED_TYPES  # never rolled up
+    }
     absent = len(key_results)
     kr_rows = kr_scores["kr_id"].map(position).to_numpy(dtype=float)
     known = ~np.isnan(kr_rows)
@@ -420,32 +500,51 @@ def score_objectives(
 # ---------------------------------------------------------------------------
 # Internals: the quarter's KR x day matrices
 
+# How a maintain KR's day holds (see `_held`); -1: not a maintain KR.
+_HOLD_CODES = {"maintain_above": 0, "maintain_below": 1, "maintain_between": 2}
+
 
 class _KeyResultTable(NamedTuple):
     """The KRs' definitions as columns: `(krs, 1)` arrays, so they broadcast over days."""
 
-    start: np.ndarray  # NaN: no start (maintain, milestone)
-    target: np.ndarray
+    start: np.ndarray  # NaN: no start (maintain, milestone, baseline)
+    target: np.ndarray  # NaN: none (maintain_between, baseline)
+    low: np.ndarray  # maintain_between's band; NaN for the others
+    high: np.ndarray
+    bound_size: np.ndarray  # the largest of |target|, |low|, |high| (0: none)
+    carried: np.ndarray  # a running total's carried total; NaN: resets each quarter
     progresses: np.ndarray  # bool: increase or decrease
-    maintains: np.ndarray  # bool: maintain_above or maintain_below
-    holds_above: np.ndarray  # bool: maintain_above
+    maintains: np.ndarray  # bool: a maintain type
+    hold: np.ndarray  # int: `_HOLD_CODES` of a maintain type, else -1
     milestone: np.ndarray  # bool
+    unscored: np.ndarray  # bool: baseline (measured, never scored)
+    committed: np.ndarray  # bool
     tracks_staleness: np.ndarray  # bool
 
     @classmethod
     def of(cls, key_results: Sequence[KeyResultInput]) -> _KeyResultTable:
-        def column(values: list[Any], dtype: type) -> np.ndarray:
+        def column(values: list[Any], dtype: type = float) -> np.ndarray:
             return np.array(values, dtype=dtype).reshape(-1, 1)
 
-        kr_types = [key_result.kr_type for key_result in key_results]
+        def bound_size(kr: KeyResultInput) -> float:
+            bounds = [abs(b) for b in (kr.target, kr.low, kr.high) if b is not None]
+            return max(bounds, default=0.0)
+
+        krs = key_results
         return cls(
-            start=column([key_result.start for key_result in key_results], float),
-            target=column([key_result.target for key_result in key_results], float),
-            progresses=column([kind in PROGRESS_TYPES for kind in kr_types], bool),
-            maintains=column([kind in MAINTAIN_TYPES for kind in kr_types], bool),
-            holds_above=column([kind == "maintain_above" for kind in kr_types], bool),
-            milestone=column([kind == "milestone" for kind in kr_types], bool),
-            tracks_staleness=column([kr.tracks_staleness for kr in key_results], bool),
+            start=column([kr.start for kr in krs]),
+            target=column([kr.target for kr in krs]),
+            low=column([kr.low for kr in krs]),
+            high=column([kr.high for kr in krs]),
+            bound_size=column([bound_size(kr) for kr in krs]),
+            carried=column([kr.carried for kr in krs]),
+            progresses=column([kr.kr_type in PROGRESS_TYPES for kr in krs], bool),
+            maintains=column([kr.kr_type in MAINTAIN_TYPES for kr in krs], bool),
+            hold=column([_HOLD_CODES.get(kr.kr_type, -1) for kr in krs], int),
+            milestone=column([kr.kr_type == "milestone" for kr in krs], bool),
+            unscored=column([kr.kr_type in UNSCORED_TYPES for kr in krs], bool),
+            committed=column([kr.committed for kr in krs], bool),
+            tracks_staleness=column([kr.tracks_staleness for kr in krs], bool),
         )
 
     def take(self, rows: np.ndarray) -> _KeyResultTable:
@@ -468,7 +567,7 @@ class _Series(NamedTuple):
 class _QuarterDays(NamedTuple):
     """What a group of KRs gives on every day of the quarter: `(krs, days)` arrays."""
 
-    value: np.ndarray
+    value: np.ndarray  # a running total's with its carried total
     share_held: np.ndarray  # maintain KRs; NaN for the others
     observed: np.ndarray  # bool: a stored observation dated that day (a ratio: both sides)
     forecast_value: np.ndarray
@@ -481,6 +580,7 @@ class _Scored(NamedTuple):
     """Every KR on every day of the quarter, scored: `(krs, days)` arrays."""
 
     days: _QuarterDays
+    expected: np.ndarray  # expected progress (the straight line, or through checkpoints)
     progress: np.ndarray
     score: np.ndarray
     status: np.ndarray  # int: index into STATUSES
@@ -492,10 +592,11 @@ def _score_quarter(
     key_results: Sequence[KeyResultInput],
     table: _KeyResultTable,
     series: _Series,
-    days: int,
+    quarter: Quarter,
     thresholds: StatusThresholds,
 ) -> _Scored:
-    """Score every KR on every day of a quarter of `days` days."""
+    """Score every KR on every day of `quarter`."""
+    days = quarter.days
     quarter_days = _QuarterDays(
         *(
             np.full((len(key_results), days), False if name == "observed" else np.nan)
@@ -518,28 +619,27 @@ def _score_quarter(
 
     value = quarter_days.value
     progress, score = _progress_and_score(table, value, quarter_days.share_held)
-    elapsed = np.arange(1, days + 1)
-    expected = elapsed / days
+    expected = _expected_progress(key_results, quarter)
     forecast_value = quarter_days.forecast_value
+    forecast_score = np.where(
+        table.progresses, _clamp_array(_linear_progress(table, forecast_value)), score
+    )
     return _Scored(
         days=quarter_days,
+        expected=expected,
         progress=progress,
         score=score,
-        status=_status_codes(table, value, progress, score, expected, elapsed, thresholds),
+        status=_status_codes(table, value, progress, score, expected, thresholds),
         last_observed=np.maximum.accumulate(
             np.where(quarter_days.observed, np.arange(days), -1), axis=-1
         ),
-        forecast_score=np.where(
-            np.isnan(forecast_value),
-            np.nan,
-            np.where(
-                table.progresses, _clamp_array(_linear_progress(table, forecast_value)), score
-            ),
-        ),
+        forecast_score=np.where(np.isnan(forecast_value) | table.unscored, np.nan, forecast_score),
     )
 
 
-def _groups(key_results: Sequence[KeyResultInput]) -> Iterator[tuple[tuple[str, bool], np.ndarray]]:
+def _groups(
+    key_results: Sequence[KeyResultInput],
+) -> Iterator[tuple[tuple[str, bool], np.ndarray]]:
     """Row numbers of the KRs that share an aggregate (and being a ratio or not), in
     blocks of at most `_BLOCK_KRS`."""
     groups: dict[tuple[str, bool], list[int]] = {}
@@ -569,23 +669,42 @@ def _group_days(
         observed = ~np.isnan(daily)
     forecasts = _forecasts(values, _method(aggregate, is_ratio))
     share_held = np.where(
-        table.maintains, _running_share_held(daily, table.holds_above, table.target), np.nan
+        table.maintains,
+        _running_share_held(daily, table.hold, table.target, table.low, table.high),
+        np.nan,
     )
-    low, high, p_achieve = _uncertainty(table, daily, values, forecasts, aggregate, is_ratio)
+    spread = _spread(table, daily, values, forecasts, aggregate, is_ratio)
+    carried = np.nan_to_num(table.carried, nan=0.0)
+    if carried.any():
+        # The quarter's own total is forecast; the carried total only shifts it.
+        values, forecasts, spread = _carry(carried, values, forecasts, spread)
+    low, high, p_achieve = _chances(table, spread, daily, values)
     return _QuarterDays(values, share_held, observed, forecasts, low, high, p_achieve)
+
+
+def _expected_progress(key_results: Sequence[KeyResultInput], quarter: Quarter) -> np.ndarray:
+    """Each KR's expected progress on every day, `(krs, days)`: the straight line, or
+    the line through its checkpoints (`expected_path`)."""
+    straight = expected_path(quarter, None, None)
+    expected = np.tile(straight, (len(key_results), 1))
+    for row, kr in enumerate(key_results):
+        if kr.checkpoints:
+            expected[row] = expected_path(quarter, kr.start, kr.target, kr.checkpoints)
+    return expected
 
 
 def _progress_and_score(
     table: _KeyResultTable, value: np.ndarray, share_held: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(progress, score), `(krs, days)`, by the rules of `progress_and_score`."""
-    reached = (value >= table.target).astype(float)
+    with np.errstate(invalid="ignore"):
+        reached = (value >= table.target).astype(float)
     progress = np.where(
         table.progresses,
         _linear_progress(table, value),
         np.where(table.maintains, share_held, reached),
     )
-    progress = np.where(np.isnan(value), np.nan, progress)
+    progress = np.where(np.isnan(value) | table.unscored, np.nan, progress)
     return progress, np.where(table.progresses, _clamp_array(progress), progress)
 
 
@@ -601,40 +720,48 @@ def _status_codes(
     progress: np.ndarray,
     score: np.ndarray,
     expected: np.ndarray,
-    elapsed: np.ndarray,
     thresholds: StatusThresholds,
 ) -> np.ndarray:
     """Each KR-day's status as an index into STATUSES, by the ordered rules of `_status`.
 
-    `value`, `progress`, `score`: `(krs, days)`; `expected`, `elapsed`: `(days,)`.
+    `value`, `progress`, `score`, `expected`: `(krs, days)`.
     """
-    no_data, achieved, on_track, at_risk, off_track = (
+    no_data, achieved, on_track, at_risk, off_track, baseline = (
         STATUSES.index(status)
-        for status in ("no_data", "achieved", "on_track", "at_risk", "off_track")
+        for status in ("no_data", "achieved", "on_track", "at_risk", "off_track", "baseline")
     )
+    elapsed = np.arange(1, value.shape[-1] + 1)
+    committed = table.committed
 
     def banded(on: np.ndarray, at: np.ndarray) -> np.ndarray:
         return np.where(on, on_track, np.where(at, at_risk, off_track))
 
-    with np.errstate(invalid="ignore"):
-        maintained = banded(score >= MAINTAIN_ON_TRACK, score >= MAINTAIN_AT_RISK)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        maintain_on = np.where(committed, COMMITTED_MAINTAIN_ON_TRACK, MAINTAIN_ON_TRACK)
+        maintain_at = np.where(committed, COMMITTED_MAINTAIN_AT_RISK, MAINTAIN_AT_RISK)
+        maintained = banded(
+            score >= maintain_on - _PACE_TOLERANCE, score >= maintain_at - _PACE_TOLERANCE
+        )
         milestone = banded(expected <= MILESTONE_ON_TRACK, expected <= MILESTONE_AT_RISK)
         pace = progress / expected
-        paced = banded(
-            pace >= thresholds.on_track - _PACE_TOLERANCE,
-            pace >= thresholds.at_risk - _PACE_TOLERANCE,
-        )
-        # Grace period: nobody is behind on day 2, unless they are going the wrong way.
+        pace_on = np.where(committed, COMMITTED_ON_TRACK, thresholds.on_track)
+        pace_at = np.where(committed, COMMITTED_AT_RISK, thresholds.at_risk)
+        paced = banded(pace >= pace_on - _PACE_TOLERANCE, pace >= pace_at - _PACE_TOLERANCE)
+        # Grace period: nobody is behind on day 2, unless they are going the wrong way;
+        # nor before a phased KR is expected to move at all.
         progressing = np.where(
-            elapsed <= GRACE_DAYS, np.where(progress < 0, off_track, on_track), paced
+            (elapsed <= GRACE_DAYS) | (expected <= 0),
+            np.where(progress < 0, off_track, on_track),
+            paced,
         )
         codes = np.where(
             table.maintains,
             maintained,
             np.where(score >= 1, achieved, np.where(table.milestone, milestone, progressing)),
         )
-    missing = np.isnan(value) | np.isnan(score) | np.isnan(progress)
-    return np.where(missing, no_data, codes)
+    codes = np.where(np.isnan(score) | np.isnan(progress), no_data, codes)
+    codes = np.where(table.unscored, baseline, codes)
+    return np.where(np.isnan(value), no_data, codes)
 
 
 def _kr_score_frame(
@@ -671,7 +798,7 @@ def _kr_score_frame(
         "target": np.repeat(table.target[:, 0], per_day),
         "progress": each_day(scored.progress),
         "score": each_day(scored.score),
-        "expected_progress": np.tile((offsets + 1) / quarter.days, len(key_results)),
+        "expected_progress": each_day(scored.expected),
         "status": np.array(STATUSES, dtype=object)[each_day(scored.status)],
         "stale": each_day(table.tracks_staleness & ~days.observed),
         "last_observed": observed_dates[each_day(scored.last_observed)],
@@ -682,6 +809,10 @@ def _kr_score_frame(
         "forecast_high": each_day(days.forecast_high),
         "p_achieve": each_day(days.p_achieve),
         "definition_hash": each_kr([kr.definition_hash for kr in key_results]),
+        "commitment": each_kr([kr.commitment for kr in key_results]),
+        "low": np.repeat(table.low[:, 0], per_day),
+        "high": np.repeat(table.high[:, 0], per_day),
+        "carried": np.repeat(table.carried[:, 0], per_day),
     }
     # The arrays are new: the frame takes them as they are (no copy, no consolidation).
     return pd.DataFrame(columns, columns=KR_SCORE_COLUMNS, copy=False)
@@ -701,6 +832,8 @@ def _objective_slots(
     slots point at `absent` with weight 0."""
     positions: dict[str, list[int]] = {}
     for index, key_result in enumerate(key_results):
+        if key_result.kr_type in UNSCORED_TYPES:
+            continue  # measured, never rolled up: not in the score nor the coverage
         positions.setdefault(key_result.objective_id, []).append(index)
     width = max([len(rows) for rows in positions.values()] + [1])
     slots = np.full((len(objectives), width), absent)
@@ -870,26 +1003,57 @@ def _daily_ratio_array(numerator: np.ndarray, denominator: np.ndarray) -> np.nda
     return _divide(numerator, denominator)
 
 
-def _held(daily: np.ndarray, holds_above: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Whether each day's value held on the right side of its KR's `target`, inclusive
-    (NaN: no). `holds_above` and `target` broadcast against `daily`: `(krs, 1)`."""
+def _held(
+    daily: np.ndarray, hold: np.ndarray, target: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    """Whether each day's value held, inclusive bounds (NaN, no data: no). `hold` is
+    the KR's `_HOLD_CODES` entry: at or above `target`, at or below it, or inside
+    `[low, high]`; `hold`, `target`, `low`, `high` broadcast against `daily`: `(krs, 1)`."""
     with np.errstate(invalid="ignore"):
-        return np.where(holds_above, daily >= target, daily <= target)
+        return np.where(
+            hold == _HOLD_CODES["maintain_above"],
+            daily >= target,
+            np.where(
+                hold == _HOLD_CODES["maintain_below"],
+                daily <= target,
+                (daily >= low) & (daily <= high),
+            ),
+        )
 
 
 def _running_share_held(
-    daily: np.ndarray, holds_above: np.ndarray, target: np.ndarray
+    daily: np.ndarray, hold: np.ndarray, target: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> np.ndarray:
-    """Share of days with data so far whose value held on the right side of `target`."""
+    """Share of days with data so far whose value held (see `_held`)."""
     has_data = ~np.isnan(daily)
     return _divide(
-        np.cumsum(_held(daily, holds_above, target), axis=-1).astype(float),
+        np.cumsum(_held(daily, hold, target, low, high), axis=-1).astype(float),
         np.cumsum(has_data, axis=-1).astype(float),
     )
 
 
 def _method(aggregate: str, is_ratio: bool) -> str:
     return "run_rate" if aggregate == "sum" and not is_ratio else "linear"
+
+
+def _carry(
+    carried: np.ndarray, values_as_of: np.ndarray, forecasts: np.ndarray, spread: Spread
+) -> tuple[np.ndarray, np.ndarray, Spread]:
+    """Running totals' value, forecast and distribution: the quarter's own plus `carried`
+    (`(krs, 1)`; the KRs whose `carried` is 0 are left as they are)."""
+
+    def shifted(values: np.ndarray) -> np.ndarray:
+        return np.where(carried != 0, values + carried, values)
+
+    return (
+        shifted(values_as_of),
+        shifted(forecasts),
+        spread._replace(
+            centre=shifted(spread.centre),
+            lower=shifted(spread.lower),
+            upper=shifted(spread.upper),
+        ),
+    )
 
 
 def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
@@ -925,42 +1089,52 @@ def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
     return np.where(has_value, forecasts, np.nan)
 
 
-def _uncertainty(
+def _spread(
     table: _KeyResultTable,
     daily_values: np.ndarray,
     values_as_of: np.ndarray,
     forecasts: np.ndarray,
     aggregate: str,
     is_ratio: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(forecast_low, forecast_high, p_achieve), `(krs, days)`, of KRs that share an
-    aggregate: the quarter-end value's 80% interval and the chance of ending achieved
-    (maintain KRs: of holding the share of days)."""
+) -> Spread:
+    """The quarter-end value's distribution, `(krs, days)`, of KRs that share an aggregate."""
     with np.errstate(invalid="ignore"):
-        # No baseline: the target's own size, or the value's, stands for the span.
-        unanchored = np.fmax(np.abs(values_as_of), np.abs(table.target))
+        # No baseline: the target's own size (a band's widest bound), or the value's,
+        # stands for the span.
+        unanchored = np.fmax(np.abs(values_as_of), table.bound_size)
         span = np.where(
             table.progresses,
             np.abs(table.target - table.start),
             np.where(unanchored > 0, unanchored, 1.0),
         )
-        at_least = np.where(table.progresses, table.target > table.start, True)
-    spread = value_spread(daily_values, values_as_of, forecasts, aggregate, is_ratio, span)
+    return value_spread(daily_values, values_as_of, forecasts, aggregate, is_ratio, span)
+
+
+def _chances(
+    table: _KeyResultTable, spread: Spread, daily_values: np.ndarray, values_as_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forecast_low, forecast_high, p_achieve), `(krs, days)`: the 80% interval of
+    `spread` and the chance of ending achieved (maintain KRs: of holding the share of
+    days; baseline KRs: none)."""
     low, high = interval(spread)
+    with np.errstate(invalid="ignore"):
+        at_least = np.where(table.progresses, table.target > table.start, True)
     p_achieve = p_beyond(spread, table.target, at_least)
     maintains = table.maintains[:, 0]
     if maintains.any():
         daily = daily_values[maintains]
-        held = _held(daily, table.holds_above[maintains], table.target[maintains])
+        part = table.take(maintains)
+        held = _held(daily, part.hold, part.target, part.low, part.high)
         maintained = p_maintained(held, ~np.isnan(daily))
         p_achieve[maintains] = np.where(np.isnan(values_as_of[maintains]), np.nan, maintained)
+    p_achieve[table.unscored[:, 0]] = np.nan  # nothing to achieve
     return low, high, p_achieve
 
 
 def _forecast_score(
     key_result: KeyResultInput, forecast_value: float | None, score: float | None
 ) -> float | None:
-    if forecast_value is None:
+    if forecast_value is None or key_result.kr_type in UNSCORED_TYPES:
         return None
     if key_result.kr_type in PROGRESS_TYPES:
         start = key_result.start
@@ -1014,9 +1188,19 @@ def _check_key_result(key_result: KeyResultInput) -> None:
     if key_result.kr_type not in KR_TYPES:
         raise ValueError(f"{where}: unknown type {key_result.kr_type!r}")
     if key_result.kr_type in PROGRESS_TYPES and (
-        key_result.start is None or key_result.start == key_result.target
+        key_result.start is None
+        or key_result.target is None
+        or key_result.start == key_result.target
     ):
         raise ValueError(f"{where}: {key_result.kr_type} needs a start different from its target")
+    if key_result.kr_type == "maintain_between" and (
+        key_result.low is None or key_result.high is None or key_result.low > key_result.high
+    ):
+        raise ValueError(f"{where}: maintain_between needs low <= high")
+    if key_result.kr_type in ("maintain_above", "maintain_below", "milestone") and (
+        key_result.target is None
+    ):
+        raise ValueError(f"{where}: {key_result.kr_type} needs a target")
     single = key_result.metric_key is not None
     ratio = key_result.numerator_key is not None and key_result.denominator_key is not None
     if single == ratio or (not ratio and (key_result.numerator_key or key_result.denominator_key)):
