@@ -17,7 +17,8 @@ With `--backfill`, it measures a whole run instead: a quarter file of 1,000 KRs 
 non-manual metric of the sample definitions, the GitHub ones spread over 60
 repositories) is backfilled for 2026-Q3 (92 days) against the sandbox, served by an
 `okr sandbox` process of its own, and the backfill process's peak resident memory is
-printed (target: under 400 MiB), with the tracemalloc peak of each scoring step.
+printed (target: under 400 MiB), with the peak while each step ran, then the tracemalloc
+peak of each scoring step run again on the backfilled warehouse.
 
     python benchmarks/scoring.py                 # target: >= 1,000,000 KR-days/s
     python benchmarks/scoring.py --krs 4000 --repeat 5
@@ -61,6 +62,7 @@ TARGET_BACKFILL_MIB = 400
 KRS_PER_OBJECTIVE = 4
 REPO = Path(__file__).resolve().parents[1]
 BACKFILL_QUARTER = Quarter(2026, 3)
+RUN_PEAK = "peak RSS of the backfill: "
 
 # (share of KRs, kr_type, aggregate, is_ratio, is_checkin): a quarter file's usual mix.
 MIX = [
@@ -224,6 +226,7 @@ def backfill_definitions(krs: int) -> dict:
     for index in range(krs):
         kr = yaml.safe_load(yaml.safe_dump(templates[index % len(templates)]))
         kr["id"], kr["title"] = f"kr-{index:04d}", f"Key result {index}"
+        kr.pop("checkpoints", None)  # dated in their own quarter
         if kr["metric"].get("source") == "github":
             kr["metric"]["repo"] = f"acme/service-{index % 60:02d}"
         if index % KRS_PER_OBJECTIVE == 0:
@@ -274,22 +277,29 @@ def backfill(krs: int) -> int:
                 (REPO / "dagster.yaml").read_bytes()
             )
             started = time.perf_counter()
-            child = subprocess.Popen(
+            child = subprocess.run(
                 [sys.executable, __file__, "--backfill-child", f"http://127.0.0.1:{port}"],
                 env=env,
+                stdout=subprocess.PIPE,
+                text=True,
             )
-            _, status, usage = os.wait4(child.pid, 0)
             seconds = time.perf_counter() - started
         finally:
             sandbox.terminate()
             sandbox.wait()
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
+    print(child.stdout, end="")
+    peaks = [line for line in child.stdout.splitlines() if line.startswith(RUN_PEAK)]
+    if child.returncode != 0 or not peaks:
+        print("the backfill failed")
+        return 1
+    peak = float(peaks[-1].removeprefix(RUN_PEAK).split()[0])
+    verdict = "met" if peak < TARGET_BACKFILL_MIB else "NOT met"
     print(
         f"backfill of {krs:,} KRs x {BACKFILL_QUARTER.days} days ({BACKFILL_QUARTER}) "
         f"against the sandbox: {seconds:.1f} s, peak RSS {peak:.0f} MiB "
-        f"(target < {TARGET_BACKFILL_MIB} MiB: {'met' if peak < TARGET_BACKFILL_MIB else 'NOT met'})"
+        f"(target < {TARGET_BACKFILL_MIB} MiB: {verdict})"
     )
-    return 0 if os.waitstatus_to_exitcode(status) == 0 and peak < TARGET_BACKFILL_MIB else 1
+    return 0 if peak < TARGET_BACKFILL_MIB else 1
 
 
 class ResidentMemory:
@@ -361,6 +371,10 @@ def backfill_child(sandbox_url: str) -> int:
     if not outcome.success:
         print(f"backfill failed: {outcome.failure}")
         return 1
+    # The kernel's high-water mark of the process, before the steps below add theirs.
+    with open("/proc/self/status") as status:
+        high_water = next(line for line in status if line.startswith("VmHWM:"))
+    print(f"{RUN_PEAK}{int(high_water.split()[1]) / 1024:.0f} MiB (VmHWM)")
     print("peak resident memory while each step of the run ran (MiB):")
     for step, peak in memory.peaks.items():
         print(f"  {step:<26} {peak:>7.0f}")

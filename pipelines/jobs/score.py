@@ -31,6 +31,8 @@ from okr_metrics.warehouse.store import Warehouse
 log = logging.getLogger("okr_metrics")
 
 DEFINITION_COLUMNS = ["quarter", "kr_id", "definition_hash", "metric_keys", "definition"]
+# What `score_objectives` reads of the KR rows (the rest of a quarter's rows is not read).
+ROLL_UP_COLUMNS = ["quarter", "as_of", "kr_id", "value", "score", "status"]
 
 
 @dataclass
@@ -123,7 +125,9 @@ def compute_objective_scores(
         quarter: Quarter, first: date, last: date, okr_file: OkrFile, result: ScoreResult
     ) -> pd.DataFrame | None:
         objectives, key_results = scoring_inputs(okr_file)
-        kr_rows = warehouse.read_kr_scores(first, last, quarter=str(quarter))
+        kr_rows = warehouse.read_kr_scores(
+            first, last, quarter=str(quarter), columns=ROLL_UP_COLUMNS
+        )
         scores = score_objectives(objectives, key_results, kr_rows)
         if scores.empty:
             return None  # no KR rows for these days yet

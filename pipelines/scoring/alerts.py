@@ -46,6 +46,8 @@ _READ_COLUMNS = {
     "value", "target", "progress", "expected_progress", "p_achieve", "forecast_value",
     "forecast_low", "forecast_high", "last_observed", "stale",
 }  # fmt: skip
+# The kr_scores columns `detect_transitions` reads, for a caller that reads no others.
+HISTORY_COLUMNS = sorted(_READ_COLUMNS)
 
 
 @dataclass(frozen=True)
