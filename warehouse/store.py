@@ -204,6 +204,25 @@ def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> in
 READ_BATCH_ROWS = 10_000
 
 
+def _sharing_values(frame: pd.DataFrame, shared: dict[tuple[type, Any], Any]) -> pd.DataFrame:
+    """`frame` with each object column's equal values one object, the same across the
+    batches of a read (`shared`): a quarter's rows repeat their ids, titles, statuses
+    and days, which the driver returns as a new object for every row."""
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        try:
+            codes, distinct = pd.factorize(column.to_numpy(), use_na_sentinel=True)
+        except TypeError:  # unhashable values: left as they are
+            continue
+        values = np.empty(len(distinct) + 1, dtype=object)  # the last: None, for code -1
+        # Keyed by type too: True and 1 are equal keys of a dict.
+        values[:-1] = [shared.setdefault((type(value), value), value) for value in distinct]
+        frame[name] = values[codes]
+    return frame
+
+
 def _joined(parts: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
     """The batches of one read as one frame, with the dtypes one frame of all the rows
     would have had: a batch can infer another (a column all null in it), and then that
@@ -506,7 +525,11 @@ class Warehouse:
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=READ_BATCH_ROWS).execute(query)
             names = list(result.keys())
-            parts = [pd.DataFrame(rows, columns=names) for rows in result.partitions()]
+            shared: dict[tuple[type, Any], Any] = {}
+            parts = [
+                _sharing_values(pd.DataFrame(rows, columns=names), shared)
+                for rows in result.partitions()
+            ]
         return _joined(parts, names)
 
     # -- alerts -------------------------------------------------------------
