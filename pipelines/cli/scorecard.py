@@ -233,7 +233,18 @@ def _as_table(
                 notes.append(
                     f"stale (last data {seen})" if not _missing(seen) and seen else "stale"
                 )
-            number = value_format(kr["kr_type"], kr["start"], kr["target"])
+            between = kr["kr_type"] == "maintain_between"
+            number = value_format(
+                kr["kr_type"],
+                kr.get("low") if between else kr["start"],
+                kr.get("high") if between else kr["target"],
+            )
+            if kr.get("commitment") == "committed":
+                notes.append("committed")
+            if kr["kr_type"] == "baseline":
+                notes.append("baseline — not scored")
+            if not _missing(kr.get("carried")):
+                notes.append(f"{number(kr['carried'])} carried from earlier quarters")
             if not _missing(kr["forecast_value"]):
                 forecast = f"forecast {number(kr['forecast_value'])}"
                 if not _missing(kr.get("forecast_low")) and not _missing(kr.get("forecast_high")):
@@ -242,8 +253,11 @@ def _as_table(
             if not _missing(kr.get("p_achieve")):
                 notes.append(f"p(achieve) {kr['p_achieve']:.0%}")
             trend = f" {trends.get(kr['kr_id'], ''):<16}" if trends is not None else ""
+            target = (
+                f"{number(kr['low'])}–{number(kr['high'])}" if between else number(kr["target"])
+            )
             lines.append(
-                f"  {kr['kr_id']:<30} {number(kr['value']):>10} {number(kr['target']):>10} "
+                f"  {kr['kr_id']:<30} {number(kr['value']):>10} {target:>10} "
                 f"{_score(kr['score']):>6}  {kr['status']:<10}{trend} {', '.join(notes)}".rstrip()
             )
         lines.append("")

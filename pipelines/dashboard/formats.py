@@ -120,13 +120,15 @@ def format_delta(text: str, change: Any) -> str:
     return text if text.startswith("-") else "−" + text
 
 
-def grade(score: Any) -> str:
-    """The colour of a 0..1 score: green at 0.7 and over, yellow from 0.4, red under 0.4."""
+def grade(score: Any, commitment: str | None = None) -> str:
+    """The colour of a 0..1 score: green at 0.7 and over, yellow from 0.4, red under 0.4;
+    a committed KR's (expected to reach 1.0): green at 1.0, yellow from 0.7, red under."""
     if is_missing(score):
         return "none"
-    if score >= 0.7:
+    green, yellow = (1.0, 0.7) if commitment == "committed" else (0.7, 0.4)
+    if score >= green:
         return "green"
-    if score >= 0.4:
+    if score >= yellow:
         return "yellow"
     return "red"
 
@@ -193,6 +195,9 @@ def value_format(
     metric = definition.get("metric")
     if isinstance(metric, Mapping) and "duration" in str(metric.get("metric", "")).lower():
         return ValueFormat(DURATION)
+    if kr_type == "maintain_between":
+        # The band stands for start and target: a band of 0.2 to 0.4 is a share.
+        start, target = definition.get("low", start), definition.get("high", target)
     if kr_type != "milestone" and not is_missing(target):
         bounds = [float(v) for v in (start, target) if not is_missing(v)]
         if all(0 <= v <= 1 for v in bounds):

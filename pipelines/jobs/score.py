@@ -223,8 +223,9 @@ def carry_running_totals(
             total = float(totals.get(key_result.metric_key, 0.0))
             if key_result.metric_key not in totals:
                 log.warning(
-                    f"{quarter} {key_result.kr_id}: a running total with no stored observation "
-                    f"before {quarter.start}: it starts from 0 (backfill the earlier quarters)"
+                    f"kr_scores: {quarter} {key_result.kr_id}: a running total with no stored "
+                    f"observation before {quarter.start}: it starts from 0 (backfill the "
+                    "earlier quarters)"
                 )
             key_result = replace(key_result, carried=total)
         carried.append(key_result)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from okr_metrics.pipelines.cli.scorecard import render_scorecard
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.scoring.rules import (
@@ -424,3 +425,42 @@ class TestDefinitions:
             ((_, kr),) = okr_file.key_results
             hashes.append(okr_file.definition_hash(kr))
         assert hashes[0] == hashes[1] != hashes[2]
+
+
+class TestScorecard:
+    def test_the_table_marks_each_kind(self, tmp_path):
+        write_definitions(
+            tmp_path / "defs",
+            RUNNING_TOTAL.replace("type: increase", "type: increase\n        commitment: committed")
+            + "      - id: band\n"
+            "        title: Releases a day kept between 1 and 4\n"
+            "        type: maintain_between\n"
+            "        low: 1\n"
+            "        high: 4\n"
+            "        metric: {source: github, repo: acme/app, count: releases, aggregate: latest}\n"
+            "      - id: measured\n"
+            "        title: Releases, measured\n"
+            "        type: baseline\n"
+            "        metric: {source: github, repo: acme/app, count: releases}\n",
+        )
+        definitions = load_definitions(tmp_path / "defs")
+        keys = list(definitions.for_quarter(Q4).series_by_key())
+        with Warehouse(f"sqlite:///{tmp_path / 'w.db'}") as warehouse:
+            series = pd.concat(
+                [observations({date(2026, 9, 30): 5}, keys[0]), observations(daily(3), keys[0])]
+            )
+            warehouse.replace_observations(
+                "github", series, keys, date(2026, 9, 30), day(1), "run-1"
+            )
+            compute_kr_scores(definitions, warehouse, day(1), day(1), "run-1")
+            compute_objective_scores(definitions, warehouse, day(1), day(1), "run-1")
+            table = render_scorecard(warehouse, "2026-Q4", day(1), order=["customers"])
+        lines = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ")}
+        assert "committed" in lines["customers"].split("  ")[-1]
+        assert "5 carried from earlier quarters" in lines["customers"]
+        assert lines["band"].split()[1:5] == ["3", "1–4", "1.00", "on_track"]
+        assert lines["measured"].split()[1:5] == ["3", "–", "-", "baseline"]
+        assert "baseline — not scored" in lines["measured"]
+        # The objective: customers (3 + 5 = 8 of 100 -> 500: progress -0.23, score 0) and the
+        # band (score 1) at weight 1 each; the baseline counts for nothing.
+        assert "[score 0.50, " in table
