@@ -459,7 +459,7 @@ class Warehouse:
         is rebuilt for the quarters written, from the days each hash now serves in `kr_scores`.
         """
         self.ensure_schema()
-        frame = scores.copy()
+        frame = scores.copy(deep=False)  # only columns are added: the values are not copied
         frame["run_id"] = run_id
         frame["computed_at"] = datetime.now(UTC)
         quarters = sorted(set(frame["quarter"])) if "quarter" in frame else []
@@ -480,7 +480,7 @@ class Warehouse:
         self, table: Table, frame: pd.DataFrame, start: date, end: date, run_id: str
     ) -> int:
         self.ensure_schema()
-        frame = frame.copy()
+        frame = frame.copy(deep=False)  # only columns are added: the values are not copied
         frame["run_id"] = run_id
         frame["computed_at"] = datetime.now(UTC)
         with write_transaction(self.engine, table.name) as connection:
