@@ -214,6 +214,11 @@ class KeyResult(_Strict):
                 "reset_each_quarter: false carries a running total: it needs a single series "
                 "with aggregate sum, on a KR that is not a maintain KR"
             )
+        if not self.reset_each_quarter and "manual" in self.sources:
+            raise ValueError(
+                "reset_each_quarter: false needs a source's series: check-ins belong to one "
+                "quarter, so there is no earlier total to carry"
+            )
         return self
 
     @model_validator(mode="after")

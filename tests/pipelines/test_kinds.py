@@ -363,6 +363,11 @@ class TestDefinitions:
                 "metric: {source: manual, aggregate: latest}",
                 "reset_each_quarter: false carries a running total",
             ),
+            (
+                "type: increase\nstart: 0\ntarget: 1\nreset_each_quarter: false\n"
+                "metric: {source: manual, aggregate: sum}",
+                "check-ins belong to one quarter, so there is no earlier total to carry",
+            ),
         ],
     )
     def test_errors_name_the_line_and_key(self, tmp_path, yaml, problem):

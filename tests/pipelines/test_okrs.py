@@ -14,6 +14,7 @@ from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.definitions.model import definition_hash
 from okr_metrics.pipelines.jobs.score import scoring_inputs
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.pipelines.vocabulary.terms import KR_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,13 +44,11 @@ def test_sample_definitions_are_clean_and_cover_the_spec():
     q4 = definitions.for_quarter(Quarter(2026, 4))
     assert q4 is not None and definitions.for_quarter(Quarter(2026, 3)) is not None
     key_results = [kr for _, kr in q4.key_results]
-    assert {kr.type for kr in key_results} == {
-        "increase",
-        "decrease",
-        "maintain_above",
-        "maintain_below",
-        "milestone",
-    }
+    assert {kr.type for kr in key_results} == set(KR_TYPES)
+    # ... and every kind's option: phased targets, both commitments, a running total
+    assert any(kr.checkpoints for kr in key_results)
+    assert {kr.commitment for kr in key_results} == {"committed", "aspirational"}
+    assert not all(kr.reset_each_quarter for kr in key_results)
     assert {kr.aggregate for kr in key_results} == {
         "sum",
         "latest",
