@@ -1,10 +1,11 @@
 """OKR definitions of a made-up company over the sandbox's five APIs, for the benchmarks.
 
 `benchmarks/pipeline_runs.py` (`make bench`) writes the 20-KR quarter and the 1,000-KR
-quarter with it, and `scripts/simulate_company.py` the 500-team company. Each team owns
-one objective file (`team-000.yaml`, the quarter split over team-owned files) or all the
-objectives share one file (`2026-Q3.yaml`); every KR names a metric of one source, cycling
-through templates so that every API carries its share.
+quarter with it, and `scripts/simulate_company.py` the 500-team company. All the
+objectives share one file (`2026-Q3.yaml`), or the quarter is split over team-owned files
+(`2026-Q3/_quarter.yaml` with the quarter's settings, then one `team-000.yaml` a team);
+every KR names a metric of one source, cycling through templates so that every API
+carries its share.
 """
 
 from __future__ import annotations
@@ -171,12 +172,18 @@ def write_definitions(
     folder: Path, quarter: str, *, krs: int, teams: int = 1, keys: Keys | None = None
 ) -> list[Path]:
     """Write `krs` KRs for `quarter` into `folder`, spread over `teams` team-owned files
-    (one objective per team, four KRs an objective where there are enough); return the files."""
+    (four KRs an objective where there are enough); return the files."""
     keys = keys or Keys()
     folder.mkdir(parents=True, exist_ok=True)
     specs = list(key_results(krs, keys))
     per_team = -(-krs // teams)
     files = []
+    if teams > 1:
+        (folder / quarter).mkdir(exist_ok=True)
+        settings = {"quarter": quarter, "timezone": "UTC"}
+        path = folder / quarter / "_quarter.yaml"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+        files.append(path)
     for team in range(teams):
         mine = specs[team * per_team : (team + 1) * per_team]
         if not mine:
@@ -199,9 +206,12 @@ def write_definitions(
                     ],
                 }
             )
-        document = {"quarter": quarter, "timezone": "UTC", "objectives": objectives}
-        name = f"{quarter}.yaml" if teams == 1 else f"team-{team:03d}.yaml"
-        path = folder / name
+        if teams == 1:
+            document = {"quarter": quarter, "timezone": "UTC", "objectives": objectives}
+            path = folder / f"{quarter}.yaml"
+        else:
+            document = {"objectives": objectives}
+            path = folder / quarter / f"team-{team:03d}.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         files.append(path)
     return files

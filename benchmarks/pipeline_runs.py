@@ -33,9 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from company import Keys, write_definitions  # noqa: E402
 from requests_floor import (  # noqa: E402
+    Exchange,
     RecordingSandbox,
     latency_floor,
     minimum_requests,
@@ -125,6 +126,7 @@ class Run:
     minimum: dict[str, int]
     code: int
     output: str = ""
+    exchanges: list[Exchange] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -223,7 +225,9 @@ def run_okr(
     if code not in (0, 2):
         tail = "\n".join(output.strip().splitlines()[-8:])
         print(f"  ! {' '.join(argv[1:])} exited {code}:\n{tail}", file=sys.stderr)
-    return Run(wall, peak, requests_made(exchanges), minimum_requests(exchanges), code, output)
+    return Run(
+        wall, peak, requests_made(exchanges), minimum_requests(exchanges), code, output, exchanges
+    )
 
 
 def warm(sandbox: RecordingSandbox, keys: Keys, krs: int) -> None:
@@ -527,19 +531,25 @@ def _github_definitions(folder: Path, keys: Keys) -> None:
 
 
 def scoring_case(scale: Scale, report: Report) -> None:
-    """KR-days scored a second: `benchmarks/scoring.py` when present, else 1,000 KRs x a
-    quarter through `score_key_results`."""
-    rate = None
+    """KR-days scored a second by `score_key_results`, over the inputs of
+    `benchmarks/scoring.py` (every KR type) where it is present, else of `_score_rate`."""
+    krs = 1000 if scale.name == "full" else 200
     try:
-        import scoring  # benchmarks/scoring.py
-
-        measure: Callable[[], float] | None = getattr(scoring, "kr_days_per_second", None)
-        if measure is not None:
-            rate = float(measure())
+        import scoring  # benchmarks/scoring.py: its realistic quarter of every KR type
     except ImportError:
-        pass
-    if rate is None:
-        rate = _score_rate(1000 if scale.name == "full" else 200)
+        scoring = None
+    if scoring is not None and hasattr(scoring, "quarter_inputs"):
+        from okr_metrics.pipelines.scoring.rules import score_key_results
+
+        _objectives, key_results, observations = scoring.quarter_inputs(krs)
+        quarter = scoring.QUARTER
+        days = [quarter.start + timedelta(days=offset) for offset in range(quarter.days)]
+        seconds = scoring.timed(
+            lambda: score_key_results(key_results, quarter, observations, days), 3
+        )
+        rate = len(key_results) * len(days) / seconds
+    else:
+        rate = _score_rate(krs)
     report.add(
         Figure(
             "scoring: KR-days a second",
