@@ -9,22 +9,20 @@ import json
 
 from okr_metrics.connectors.params import Expectations
 from okr_metrics.pipelines.definitions.model import OkrFile
-from okr_metrics.pipelines.definitions.problems import LineMapping, Problem
+from okr_metrics.pipelines.definitions.problems import LineMapping, Placed, Problem
 
 # Best-practice limits.
 MAX_OBJECTIVES = 5
 MIN_KRS, MAX_KRS = 2, 4
 
 
-def best_practice(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
-    warnings = _shared_expectations(okr_file, raw, display) + _unused_alert_routes(
-        okr_file, raw, display
-    )
+def best_practice(okr_file: OkrFile, placed: Placed) -> list[Problem]:
+    warnings = _shared_expectations(okr_file, placed) + _unused_alert_routes(okr_file, placed)
     if len(okr_file.objectives) > MAX_OBJECTIVES:
         warnings.append(
             Problem(
-                display,
-                raw.key_lines["objectives"],
+                placed.path,
+                placed.raw.key_lines.get("objectives", 1),
                 f"objectives: {len(okr_file.objectives)} objectives; keep a quarter to {MAX_OBJECTIVES} or fewer",
                 "warning",
             )
@@ -32,10 +30,11 @@ def best_practice(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Pro
     for index, objective in enumerate(okr_file.objectives):
         count = len(objective.key_results)
         if not MIN_KRS <= count <= MAX_KRS:
+            path, raw = placed.objectives[index]
             warnings.append(
                 Problem(
-                    display,
-                    raw["objectives"].item_lines[index],
+                    path,
+                    raw.line,
                     f"objectives[{objective.id}]: {count} key results; aim for {MIN_KRS} to {MAX_KRS}",
                     "warning",
                 )
@@ -43,24 +42,24 @@ def best_practice(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Pro
     return warnings
 
 
-def _shared_expectations(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
+def _shared_expectations(okr_file: OkrFile, placed: Placed) -> list[Problem]:
     """A warning where KRs share a series but declare different `expect` blocks."""
-    metric_lines: dict[str, tuple[str, int]] = {}
-    for objective in raw["objectives"]:
+    metric_lines: dict[str, tuple[str, str, int]] = {}
+    for path, objective in placed.objectives:
         for key_result in objective.get("key_results") or []:
             where = f"objectives[{objective['id']}].key_results[{key_result['id']}].metric"
-            metric_lines[key_result["id"]] = (where, key_result.key_lines.get("metric", 1))
+            metric_lines[key_result["id"]] = (path, where, key_result.key_lines.get("metric", 1))
     warnings = []
     for metric_key, blocks in okr_file.expectations_by_key().items():
         distinct = {_expect_text(block) for block in blocks.values()}
         if len(distinct) < 2:
             continue
         kr_ids = list(blocks)
-        where, line = metric_lines[kr_ids[-1]]
+        path, where, line = metric_lines[kr_ids[-1]]
         said = "; ".join(f"{kr_id}: {_expect_text(block)}" for kr_id, block in blocks.items())
         warnings.append(
             Problem(
-                display,
+                path,
                 line,
                 f"{where}: KRs {', '.join(kr_ids)} read the same series ({metric_key}) but "
                 f"declare different expect blocks; all of them apply to it ({said})",
@@ -70,12 +69,12 @@ def _shared_expectations(okr_file: OkrFile, raw: LineMapping, display: str) -> l
     return warnings
 
 
-def _unused_alert_routes(okr_file: OkrFile, raw: LineMapping, display: str) -> list[Problem]:
+def _unused_alert_routes(okr_file: OkrFile, placed: Placed) -> list[Problem]:
     """A warning for each alert route whose owner owns nothing: a misspelt team, most likely."""
     owners = {objective.owner for objective in okr_file.objectives} | {
         key_result.owner or objective.owner for objective, key_result in okr_file.key_results
     }
-    routes = raw.get("alert_routes")
+    routes = placed.raw.get("alert_routes")
     warnings = []
     for owner in okr_file.alert_routes:
         if owner not in owners:
@@ -85,7 +84,7 @@ def _unused_alert_routes(okr_file: OkrFile, raw: LineMapping, display: str) -> l
             known = ", ".join(sorted(o for o in owners if o))
             warnings.append(
                 Problem(
-                    display,
+                    placed.path,
                     line,
                     f"alert_routes.{owner}: no objective or key result is owned by {owner!r} "
                     f"(owners: {known})",

@@ -180,23 +180,31 @@ class Thresholds(_Strict):
         return self
 
 
-class OkrFile(_Strict):
-    quarter: Quarter
+def _parse_quarter(value: Any) -> Quarter | None:
+    if value is None or isinstance(value, Quarter):
+        return value
+    return Quarter.parse(str(value))
+
+
+# The keys a quarter sets for all its objectives: in a quarter split over team files
+# (`okr_defs/2026-Q4/*.yaml`) they live in its `_quarter.yaml` alone.
+QUARTER_SETTINGS = ("timezone", "status_thresholds", "alerts", "alert_routes")
+
+
+class QuarterSettings(_Strict):
+    """A quarter's settings: what `_quarter.yaml` holds in a quarter split over team
+    files, and the head of a one-file quarter (`OkrFile`)."""
+
+    quarter: Quarter | None = None
     timezone: str = "UTC"
     status_thresholds: Thresholds = Thresholds()
     alerts: AlertRules = AlertRules()
     # owner -> the variable holding that team's webhook URL (never the URL itself)
     alert_routes: dict[str, str] = Field(default_factory=dict)
-    objectives: list[Objective] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    @field_validator("quarter", mode="before")
-    @classmethod
-    def _quarter(cls, value: Any) -> Quarter:
-        if isinstance(value, Quarter):
-            return value
-        return Quarter.parse(str(value))
+    _quarter = field_validator("quarter", mode="before")(_parse_quarter)
 
     @field_validator("timezone")
     @classmethod
@@ -220,6 +228,25 @@ class OkrFile(_Strict):
                     "(the URL itself stays in the environment)"
                 )
         return routes
+
+
+class TeamFile(_Strict):
+    """One team's file in a quarter split over files: its objectives (and, optionally,
+    the quarter, which must be its folder's)."""
+
+    quarter: Quarter | None = None
+    objectives: list[Objective] = Field(min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    _quarter = field_validator("quarter", mode="before")(_parse_quarter)
+
+
+class OkrFile(QuarterSettings):
+    """A quarter's definitions: one file, or the merge of its team files."""
+
+    quarter: Quarter
+    objectives: list[Objective] = Field(min_length=1)
 
     def alert_rules(self, key_result: KeyResult) -> AlertRules:
         """The file's `alerts` with the KR's own keys over them."""

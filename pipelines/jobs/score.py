@@ -62,10 +62,10 @@ def _defined_quarters(
 
 def missing_definitions(definitions: Definitions, quarter: Quarter) -> str:
     root = definitions.root or "okr_defs"
-    broken = [p for p in definitions.errors if p.path.endswith(f"{quarter}.yaml")]
+    broken = definitions.errors_for(quarter)
     if broken:
         return f"definitions for {quarter} have errors (run `okr lint`): {broken[0]}"
-    return f"no definitions for {quarter} (expected {root}/{quarter}.yaml)"
+    return f"no definitions for {quarter} (expected {root}/{quarter}.yaml or {root}/{quarter}/)"
 
 
 def compute_kr_scores(
