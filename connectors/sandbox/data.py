@@ -6,7 +6,9 @@ create) its data object (`ApiData.of(data)` in `api.py` does it for a subclass o
 
 `volume` scales how many items the generators make a day (the benchmarks and the company
 simulation ask for a busier company: `SandboxData(volume={"jira": 3, "github": 18})`);
-at the default, 1, the sample data is exactly what it always was.
+at the default, 1, the sample data is exactly what it always was. `first_day` (default
+2025-01-01) starts the data later, which keeps a sandbox of thousands of repositories or
+projects small; the data then differs from the default's.
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ class SandboxData:
 
     `now` (default: the current time) is the sandbox's horizon: nothing is created,
     merged, closed or published after it, so every day up to yesterday is complete.
+    `volume` scales the items a day (a number for every source, or one per source);
+    `first_day` is the first day of data.
     """
 
     def __init__(
-        self, now: datetime | None = None, volume: float | Mapping[str, float] = 1.0
+        self,
+        now: datetime | None = None,
+        volume: float | Mapping[str, float] = 1.0,
+        first_day: date | None = None,
     ) -> None:
         now = now or datetime.now(timezone.utc)
         self.now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-        self.first_day = FIRST_DAY
+        self.first_day = first_day or FIRST_DAY
         self._volume = volume if isinstance(volume, Mapping) else {}
         self._default_volume = 1.0 if isinstance(volume, Mapping) else float(volume)
         for name, factor in {"": self._default_volume, **self._volume}.items():
