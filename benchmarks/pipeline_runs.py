@@ -57,8 +57,10 @@ from okr_metrics.connectors.sandbox import SandboxData  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 QUARTER = "2026-Q3"
 START, BACKFILL_END, NIGHTLY_AS_OF = date(2026, 7, 1), date(2026, 9, 29), date(2026, 9, 30)
-# The morning after the nightly run's day: nothing later exists.
+# The morning after the nightly run's day: nothing later exists. The data starts a month
+# before the quarter (what the runs read, and it keeps thousands of keys small).
 HORIZON = datetime(2026, 10, 1, 1, 0, tzinfo=timezone.utc)
+DATA_FIRST_DAY = date(2026, 6, 1)
 SANDBOX_TOKEN, SANDBOX_USER = "sandbox-token", "bench@example.com"
 IMPORT_FLOOR_CODE = "import dagster, pandas, sqlalchemy, great_expectations"
 MIB = 1024 * 1024
@@ -263,7 +265,9 @@ def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work:
     """The 20-KR quarter's backfill and nightly run, at each latency."""
     definitions = work / "defs-20"
     write_definitions(definitions, QUARTER, krs=20, keys=scale.keys)
-    sandbox = RecordingSandbox(data=SandboxData(now=HORIZON, volume=dict(scale.volume)))
+    sandbox = RecordingSandbox(
+        data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON, volume=dict(scale.volume))
+    )
     with sandbox:
         started = time.perf_counter()
         warm(sandbox, scale.keys, 20)
@@ -404,7 +408,7 @@ def big_run(scale: Scale, report: Report, floor: float, work: Path) -> None:
     """A quarter's backfill of `scale.big_krs` KRs at 0 ms: wall time and peak memory."""
     definitions = work / "defs-big"
     write_definitions(definitions, QUARTER, krs=scale.big_krs, keys=scale.big_keys)
-    sandbox = RecordingSandbox(data=SandboxData(now=HORIZON))
+    sandbox = RecordingSandbox(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
     with sandbox:
         warm(sandbox, scale.big_keys, scale.big_krs)
         folder = work / "big"
@@ -454,7 +458,9 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
     definitions = work / "defs-github"
     definitions.mkdir()
     _github_definitions(definitions, keys)
-    sandbox = RecordingSandbox(data=SandboxData(now=HORIZON, volume={"github": scale.dlt_volume}))
+    sandbox = RecordingSandbox(
+        data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON, volume={"github": scale.dlt_volume})
+    )
     with sandbox:
         repos = [keys.repo(i) for i in range(keys.repos)]
         for repo in repos:

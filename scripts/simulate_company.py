@@ -1,9 +1,9 @@
 """Simulation: a company of 500 teams and 10,000 KRs, one nightly run, against the APIs' rate limits.
 
 Not a test. It writes the company's definitions to a temporary folder (the quarter
-2026-Q3 split over one file a team, `benchmarks/company.py`: GA4 over 50 properties,
-1,000 repositories, one Jira project a team, one Salesforce org and one HubSpot portal),
-serves the sandbox with its default volume, runs `okr run --date 2026-09-30` in a fresh
+2026-Q3 split over one file a team, `benchmarks/company.py`: GA4 over 50 properties, a
+repository a team, a Jira project to five teams, one Salesforce org and one HubSpot
+portal), serves the sandbox with its default volume a key (data from 2026-06-01), runs `okr run --date 2026-09-30` in a fresh
 process (after a quarter's `okr backfill` with `--backfill`), and prints the run's wall
 time, the requests it made to each API against that API's published limit, and which
 limit binds first: the share of each allowance one nightly run uses (of a per-second
@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from company import Keys, write_definitions  # noqa: E402
 from pipeline_runs import (  # noqa: E402
+    DATA_FIRST_DAY,
     HORIZON,
     NIGHTLY_AS_OF,
     QUARTER,
@@ -121,7 +122,8 @@ def main() -> int:
     parser.add_argument("--salesforce-licences", type=int, default=100)
     args = parser.parse_args()
 
-    keys = Keys(properties=50, repos=2 * args.teams, projects=args.teams)
+    # A repository a team; a Jira project and a GA4 property shared by a few teams.
+    keys = Keys(properties=50, repos=args.teams, projects=max(1, args.teams // 5))
     with tempfile.TemporaryDirectory(prefix="okr-company-") as folder:
         work = Path(folder)
         definitions = work / "okr_defs"
@@ -130,7 +132,7 @@ def main() -> int:
             f"{args.krs:,} KRs of {args.teams} teams in {len(files) - 1} files "
             f"({QUARTER}); sandbox at default volume, {args.latency_ms:.0f} ms a request"
         )
-        sandbox = RecordingSandbox(data=SandboxData(now=HORIZON))
+        sandbox = RecordingSandbox(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
         with sandbox:
             sandbox.latency_seconds = args.latency_ms / 1000
             env = base_env(work, definitions, sandbox.url)
