@@ -1,5 +1,6 @@
 """The pure parts of `make bench` (benchmarks/requests_floor.py), on small hand-worked cases:
-the fewest requests of a run's distinct queries, and the floor latency sets."""
+the fewest requests of a run's distinct queries, the floor latency sets, and the
+sandbox's volume and first-day options the benchmarks generate their data with."""
 
 from __future__ import annotations
 
@@ -108,3 +109,27 @@ def test_salesforce_follow_up_pages_belong_to_the_query_that_named_them():
         _request("/services/data/v62.0/query", {"q": "x"}), SandboxResponse(400, {}), None, {}
     )
     assert refused is None
+
+
+def test_the_sandbox_volume_scales_each_days_items_and_first_day_starts_the_data():
+    from collections import Counter
+    from datetime import date, datetime, timezone
+
+    from okr_metrics.connectors.sandbox import Sandbox, SandboxData
+
+    horizon = datetime(2026, 8, 1, tzinfo=timezone.utc)  # July complete, nothing after
+    first = date(2026, 7, 1)
+    busy = Sandbox(data=SandboxData(now=horizon, first_day=first, volume={"jira": 2}))
+    plain = Sandbox(data=SandboxData(now=horizon, first_day=first))
+    try:
+        # A day holds 20-50 support tickets and 2-8 other issues; twice that at volume 2.
+        for sandbox, low, high in ((plain, 22, 58), (busy, 44, 116)):
+            issues = sandbox.data.jira.issues("OPS")
+            per_day = Counter(issue.created.date() for issue in issues)
+            assert min(per_day) == first and len(per_day) == 31
+            assert all(low <= count <= high for count in per_day.values()), per_day
+        # Only the API named gets busier.
+        assert len(busy.data.github.pulls("acme/app")) == len(plain.data.github.pulls("acme/app"))
+    finally:
+        busy.stop()
+        plain.stop()
