@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from company import Keys, write_definitions  # noqa: E402
 from requests_floor import (  # noqa: E402
+    ApiSandboxes,
     Exchange,
-    RecordingSandbox,
     latency_floor,
     minimum_requests,
     requests_made,
@@ -178,13 +178,13 @@ def import_floor(repeats: int) -> float:
     )
 
 
-def sandbox_env(url: str) -> dict[str, str]:
-    """Every connected source's variables, aimed at the sandbox (no real credential)."""
+def sandbox_env(urls: Mapping[str, str]) -> dict[str, str]:
+    """Every connected source's variables, aimed at its API's sandbox (no real credential)."""
     env = {}
     for source in connected_sources().values():
         names = source.connector_class().env
-        if names.base_url:
-            env[names.base_url] = url
+        if names.base_url and source.name in urls:
+            env[names.base_url] = urls[source.name]
         if names.token:
             env[names.token] = SANDBOX_TOKEN
         if names.user:
@@ -192,7 +192,7 @@ def sandbox_env(url: str) -> dict[str, str]:
     return env
 
 
-def base_env(folder: Path, definitions: Path, url: str) -> dict[str, str]:
+def base_env(folder: Path, definitions: Path, urls: Mapping[str, str]) -> dict[str, str]:
     """The environment of an `okr` process: its own warehouse and Dagster home, no real
     source (every variable a connector reads is replaced or cleared)."""
     env = {
@@ -203,7 +203,7 @@ def base_env(folder: Path, definitions: Path, url: str) -> dict[str, str]:
     for source in connected_sources().values():
         for name in source.connector_class().env.names():
             env.pop(name, None)
-    env.update(sandbox_env(url))
+    env.update(sandbox_env(urls))
     env.update(
         OKR_WAREHOUSE_URL=f"sqlite:///{folder / 'warehouse.db'}",
         OKR_DEFS=str(definitions),
@@ -218,7 +218,7 @@ def okr(*args: str) -> list[str]:
 
 
 def run_okr(
-    sandbox: RecordingSandbox, argv: Sequence[str], env: Mapping[str, str], window_start: date
+    sandbox: ApiSandboxes, argv: Sequence[str], env: Mapping[str, str], window_start: date
 ) -> Run:
     sandbox.take_exchanges()
     sandbox.window_start = f"{window_start.isoformat()}T00:00:00Z"
@@ -232,7 +232,7 @@ def run_okr(
     )
 
 
-def warm(sandbox: RecordingSandbox, keys: Keys, krs: int) -> None:
+def warm(sandbox: ApiSandboxes, keys: Keys, krs: int) -> None:
     """Generate the sample data of every key now, so no run pays for it."""
     data = sandbox.data
     for index in range(max(krs, 20)):
@@ -252,10 +252,9 @@ def in_flight() -> int:
         return int(os.environ["OKR_BENCH_IN_FLIGHT"])
     from okr_metrics.connectors import http
 
-    for name in ("MAX_IN_FLIGHT_PER_HOST", "MAX_IN_FLIGHT", "DEFAULT_MAX_IN_FLIGHT"):
-        if isinstance(getattr(http, name, None), int):
-            return int(getattr(http, name))
-    return 1
+    # The limits of a host the client has no vendor limits for, as the sandbox's ports are.
+    found = getattr(getattr(http, "DEFAULT_LIMITS", None), "max_in_flight", None)
+    return found if isinstance(found, int) else 1
 
 
 # --- the cases --------------------------------------------------------------------------------
@@ -265,7 +264,7 @@ def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work:
     """The 20-KR quarter's backfill and nightly run, at each latency."""
     definitions = work / "defs-20"
     write_definitions(definitions, QUARTER, krs=20, keys=scale.keys)
-    sandbox = RecordingSandbox(
+    sandbox = ApiSandboxes(
         data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON, volume=dict(scale.volume))
     )
     with sandbox:
@@ -278,7 +277,7 @@ def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work:
         for latency in scale.latencies:
             folder = work / f"quarter-{int(latency * 1000)}ms"
             folder.mkdir()
-            env = base_env(folder, definitions, sandbox.url)
+            env = base_env(folder, definitions, sandbox.urls)
             sandbox.latency_seconds = latency
             backfill = run_okr(
                 sandbox,
@@ -311,13 +310,15 @@ def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work:
             cost = slow.wall - fast.wall
             least = latency_floor(slow.minimum, high, allowed)
             ratio = cost / least if least else float("inf")
+            # Slower without latency than with it: the machine's noise, not a result.
+            noise = " (noise)" if cost < 0 else ""
             report.add(
                 Figure(
                     f"20 KRs, {kind}: latency cost at {high * 1000:.0f} ms / floor",
-                    f"{cost:.2f} s / {least:.2f} s",
+                    f"{cost:.2f} s / {least:.2f} s{noise}",
                     ratio,
                     "<= 1.5x",
-                    ratio <= 1.5,
+                    None if noise else ratio <= 1.5,
                 )
             )
         run = results[low][index]
@@ -333,7 +334,7 @@ def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work:
         )
 
 
-def describe_volume(sandbox: RecordingSandbox, keys: Keys) -> str:
+def describe_volume(sandbox: ApiSandboxes, keys: Keys) -> str:
     """What the quarter holds in the sandbox: pull requests, issues, deals, GA4 rows."""
     first, last = f"{START}", f"{NIGHTLY_AS_OF}T23:59:59Z"
     data = sandbox.data
@@ -408,12 +409,12 @@ def big_run(scale: Scale, report: Report, floor: float, work: Path) -> None:
     """A quarter's backfill of `scale.big_krs` KRs at 0 ms: wall time and peak memory."""
     definitions = work / "defs-big"
     write_definitions(definitions, QUARTER, krs=scale.big_krs, keys=scale.big_keys)
-    sandbox = RecordingSandbox(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
+    sandbox = ApiSandboxes(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
     with sandbox:
         warm(sandbox, scale.big_keys, scale.big_krs)
         folder = work / "big"
         folder.mkdir()
-        env = base_env(folder, definitions, sandbox.url)
+        env = base_env(folder, definitions, sandbox.urls)
         run = run_okr(
             sandbox, okr("backfill", "--from", str(START), "--to", str(BACKFILL_END)), env, START
         )
@@ -458,7 +459,7 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
     definitions = work / "defs-github"
     definitions.mkdir()
     _github_definitions(definitions, keys)
-    sandbox = RecordingSandbox(
+    sandbox = ApiSandboxes(
         data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON, volume={"github": scale.dlt_volume})
     )
     with sandbox:
@@ -473,7 +474,7 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
         )
         folder = work / "github-okr"
         folder.mkdir()
-        env = base_env(folder, definitions, sandbox.url)
+        env = base_env(folder, definitions, sandbox.urls)
         sandbox.latency_seconds = scale.dlt_latency
         ours = run_okr(
             sandbox, okr("backfill", "--from", str(START), "--to", str(BACKFILL_END)), env, START
@@ -482,7 +483,7 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
             sys.executable,
             str(Path(__file__).resolve().parent / "dlt_github.py"),
             "--base-url",
-            sandbox.url,
+            sandbox.urls["github"],
             "--since",
             f"{START}T00:00:00Z",
             "--folder",

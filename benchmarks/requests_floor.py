@@ -1,7 +1,7 @@
 """The fewest requests a run could make, and the time floor latency sets, from what the sandbox served.
 
-`benchmarks/pipeline_runs.py` (`make bench`) serves the APIs from a `RecordingSandbox`,
-which notes one `Exchange` per answered request: the API, the query it belongs to (the
+`benchmarks/pipeline_runs.py` (`make bench`) serves each API from a `RecordingSandbox`
+of its own (`ApiSandboxes`: one host an API, as the vendors are), which notes one `Exchange` per answered request: the API, the query it belongs to (the
 request without its paging: page number, cursor, offset, page size), where in that
 query's pages it is, how many items it held and how many of them the run needed.
 `minimum_requests` then counts, per API, the pages each distinct query needs at the
@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from okr_metrics.connectors.sandbox import Sandbox, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
 from okr_metrics.connectors.sandbox.google_analytics import MAX_ROWS
 from okr_metrics.connectors.sandbox.hubspot import MAX_LIMIT
 from okr_metrics.connectors.sandbox.jira import MAX_RESULTS_CAP
+from okr_metrics.connectors.sandbox.registry import BUILTIN_APIS
 from okr_metrics.connectors.sandbox.salesforce import BATCH_SIZE
 from okr_metrics.connectors.sandbox.server import CONTROL_PREFIX
 
@@ -240,3 +241,57 @@ class RecordingSandbox(Sandbox):
             taken, self.exchanges = self.exchanges, []
             self._continuations.clear()
         return taken
+
+
+class ApiSandboxes:
+    """One `RecordingSandbox` an API, each on its own port and all on one `SandboxData`:
+    a client limits requests in flight per host, and each vendor is a host of its own.
+
+    `urls` maps each API (a source name) to its sandbox's base URL; `latency_seconds`
+    and `window_start` set every sandbox's; `take_exchanges` gathers all of theirs.
+    """
+
+    def __init__(self, data: SandboxData, apis: Iterable[str] = BUILTIN_APIS) -> None:
+        self.data = data
+        self.sandboxes = {
+            api: RecordingSandbox(data=data, sources=[f"{registrar_module(api)}:register"])
+            for api in apis
+        }
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {api: sandbox.url for api, sandbox in self.sandboxes.items()}
+
+    @property
+    def latency_seconds(self) -> float:
+        return max(sandbox.latency_seconds for sandbox in self.sandboxes.values())
+
+    @latency_seconds.setter
+    def latency_seconds(self, seconds: float) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.latency_seconds = seconds
+
+    @property
+    def window_start(self) -> str | None:
+        return next(iter(self.sandboxes.values())).window_start
+
+    @window_start.setter
+    def window_start(self, moment: str | None) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.window_start = moment
+
+    def take_exchanges(self) -> list[Exchange]:
+        return [e for sandbox in self.sandboxes.values() for e in sandbox.take_exchanges()]
+
+    def __enter__(self) -> ApiSandboxes:
+        for sandbox in self.sandboxes.values():
+            sandbox.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.stop()
+
+
+def registrar_module(api: str) -> str:
+    return f"okr_metrics.connectors.sandbox.{api}"

@@ -61,7 +61,7 @@ from pipeline_runs import (  # noqa: E402
     okr,
     run_okr,
 )
-from requests_floor import RecordingSandbox  # noqa: E402
+from requests_floor import ApiSandboxes  # noqa: E402
 
 from okr_metrics.connectors.sandbox import SandboxData  # noqa: E402
 
@@ -132,10 +132,10 @@ def main() -> int:
             f"{args.krs:,} KRs of {args.teams} teams in {len(files) - 1} files "
             f"({QUARTER}); sandbox at default volume, {args.latency_ms:.0f} ms a request"
         )
-        sandbox = RecordingSandbox(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
+        sandbox = ApiSandboxes(data=SandboxData(first_day=DATA_FIRST_DAY, now=HORIZON))
         with sandbox:
             sandbox.latency_seconds = args.latency_ms / 1000
-            env = base_env(work, definitions, sandbox.url)
+            env = base_env(work, definitions, sandbox.urls)
             if args.backfill:
                 backfill = run_okr(
                     sandbox,
