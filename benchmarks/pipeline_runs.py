@@ -722,7 +722,9 @@ def write_page(path: Path, scale: Scale, report: Report, seconds: float) -> None
         "- Fewest requests: per distinct query the run made (a request without its paging), "
         "the pages its needed items fill at the API's largest page size (GitHub 100, Jira "
         "100, GA4 250,000 rows with up to 10 metrics a report, Salesforce 2,000, HubSpot "
-        "200); GitHub's newest-first lists count down to the oldest item the window needs.",
+        "200); GitHub's newest-first lists count down to the oldest item the window needs. "
+        "GA4 reports differing only in their metrics count as one query; other queries the "
+        "run kept apart are not merged.",
         "- Floor: the slowest API's fewest pages x latency / the requests it may have in "
         "flight; latency cost: wall at 50 ms minus wall at 0 ms.",
         "- dlt: `benchmarks/dlt_github.py`, one `rest_api` resource per repository "

@@ -13,7 +13,8 @@ Items needed: every item of an API that filters by the run's window itself (Jira
 Salesforce, HubSpot, GA4); for GitHub's newest-first lists (pull requests by update,
 releases by creation) the items down to the oldest one the window needs, since the
 list can stop there. GA4 reports that differ only in their metrics are one query (a
-report holds up to 10 metrics).
+report holds up to 10 metrics). Other queries the run kept apart stay apart: the figure
+says how well each query is paged, and that no query is asked twice.
 """
 
 from __future__ import annotations
