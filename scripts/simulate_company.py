@@ -6,10 +6,12 @@ repository a team, a Jira project to five teams, one Salesforce org and one HubS
 portal), serves the sandbox with its default volume a key (data from 2026-06-01), runs `okr run --date 2026-09-30` in a fresh
 process (after a quarter's `okr backfill` with `--backfill`), and prints the run's wall
 time, the requests it made to each API against that API's published limit, and which
-limit binds first: the share of each allowance one nightly run uses (of a per-second
-limit: the run's average pace against it), the number of KRs at which a nightly run would
-use all of it (requests grow with the KRs), and the least time the per-second limits
-allow the run's requests.
+limit binds first: the share of each allowance one nightly run uses, the number of KRs
+at which a nightly run would use all of it (requests grow with the KRs), and the least
+time the per-second limits allow the run's requests (such a limit binds where that time
+reaches the run's wall time: its "share" is the run's average pace against the limit).
+Without `--backfill` the nightly run is a quarter's first, which reads each series from
+the quarter's first day; with it, the steady state.
 
 The published limits (read 2026-12; check your plan's):
 
