@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from okr_metrics.connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
+from okr_metrics.connectors.sandbox.github import repository_id
 from okr_metrics.connectors.sandbox.google_analytics import MAX_ROWS
 from okr_metrics.connectors.sandbox.hubspot import MAX_LIMIT
 from okr_metrics.connectors.sandbox.jira import MAX_RESULTS_CAP
@@ -49,6 +50,7 @@ GA4_METRICS_PER_REPORT = 10
 
 _API_PREFIXES = (
     ("/repos/", "github"),
+    ("/repositories/", "github"),
     ("/rest/api/", "jira"),
     ("/v1beta/properties/", "google_analytics"),
     ("/services/data/", "salesforce"),
@@ -105,7 +107,8 @@ def exchange_of(
         return None
     body = response.body
     if api == "github":
-        query = request.path + "?" + _canonical(_without(request.query, "page", "per_page"))
+        query = _github_path(request.path) + "?"
+        query += _canonical(_without(request.query, "page", "per_page"))
         page = request.query.get("page", "1")
         items = body if isinstance(body, list) else []
         endpoint = request.path.rsplit("/", 1)[-1]
@@ -154,6 +157,16 @@ def exchange_of(
     query = request.path + _canonical(_without(asked, "after", "limit"))
     count = len(body.get("results") or []) if isinstance(body, Mapping) else 0
     return Exchange(api, query, str(asked.get("after") or ""), 0, count, count)
+
+
+def _github_path(path: str) -> str:
+    """A repository's list path by its id: the `Link` header names the pages after the
+    first as `/repositories/{id}/...`, the first is asked as `/repos/{owner}/{repo}/...`."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "repos" and len(parts) >= 4:
+        rest = "/".join(parts[3:])
+        return f"/repositories/{repository_id(parts[1] + '/' + parts[2])}/{rest}"
+    return path
 
 
 def minimum_requests(

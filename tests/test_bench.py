@@ -20,6 +20,7 @@ from requests_floor import (  # noqa: E402
 )
 
 from okr_metrics.connectors.sandbox import SandboxRequest, SandboxResponse  # noqa: E402
+from okr_metrics.connectors.sandbox.github import repository_id  # noqa: E402
 
 PULLS = "/repos/acme/app/pulls"
 
@@ -84,6 +85,13 @@ def test_a_github_page_needs_its_items_through_the_last_one_in_the_window():
     exchange = exchange_of(request, SandboxResponse(200, served), "2026-07-01T00:00:00Z", {})
     assert exchange == Exchange("github", exchange.query, "2", 2, 3, 1)
     assert "page" not in exchange.query and "state" in exchange.query
+    # The first page is asked by name, the next ones by the Link header's repository id.
+    following = _request(
+        f"/repositories/{repository_id('acme/app')}/pulls",
+        {"state": "closed", "page": "3", "per_page": "100"},
+    )
+    later = exchange_of(following, SandboxResponse(200, served), "2026-07-01T00:00:00Z", {})
+    assert later.query == exchange.query and later.order == 3
 
 
 def test_salesforce_follow_up_pages_belong_to_the_query_that_named_them():
