@@ -19,6 +19,7 @@ one process, each figure beside its baseline and target, then writes BENCHMARKS.
 
     .venv/bin/python benchmarks/pipeline_runs.py            # the full bench (~15 min on 2 cores)
     .venv/bin/python benchmarks/pipeline_runs.py --quick    # or OKR_BENCH_QUICK=1: ~2 min, checks the harness
+    .venv/bin/python benchmarks/pipeline_runs.py --latency-ms 0,20,100 --dlt-latency-ms 50
     make bench                                              # both benchmarks, PostgreSQL too
 
 Requests in flight: `OKR_BENCH_IN_FLIGHT` (default: what the HTTP client allows, else 1).
@@ -27,6 +28,7 @@ Requests in flight: `OKR_BENCH_IN_FLIGHT` (default: what the HTTP client allows,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import subprocess
@@ -678,7 +680,7 @@ def commit() -> str:
     return f"{described[:100]}{dirty}"
 
 
-def write_page(path: Path, scale: Scale, report: Report, seconds: float) -> None:
+def write_page(path: Path, scale: Scale, report: Report, seconds: float, measured: str) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -686,7 +688,7 @@ def write_page(path: Path, scale: Scale, report: Report, seconds: float) -> None
         "benchmarks/warehouse_writes.py). Every figure is beside its baseline, measured in",
         "the same run, and its target.",
         "",
-        f"Measured at commit {commit()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"Measured at commit {measured}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"scale `{scale.name}`, in {seconds / 60:.1f} minutes.",
         "",
         "## Machine",
@@ -760,10 +762,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("OKR_BENCH_POSTGRES_URL") or os.environ.get("OKR_TEST_POSTGRES_URL"),
         help="PostgreSQL for the warehouse figures (default $OKR_BENCH_POSTGRES_URL)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        default=None,
+        help="sandbox latencies of the 20-KR runs, comma-separated (default 0,50)",
+    )
+    parser.add_argument(
+        "--dlt-latency-ms", type=float, default=None, help="latency of the dlt case (default 20)"
+    )
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
+    if args.latency_ms:
+        latencies = tuple(float(ms) / 1000 for ms in args.latency_ms.split(","))
+        scale = dataclasses.replace(scale, latencies=latencies)
+    if args.dlt_latency_ms is not None:
+        scale = dataclasses.replace(scale, dlt_latency=args.dlt_latency_ms / 1000)
     output = args.output or (None if args.quick else ROOT / "BENCHMARKS.md")
     started = time.perf_counter()
+    measured = commit()  # the code as the run starts
     report = Report()
     allowed = in_flight()
     print(f"pipeline benchmark, scale {scale.name}; requests in flight per API: {allowed}")
@@ -779,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(f"done in {seconds:.0f} s")
     if output is not None:
-        write_page(output, scale, report, seconds)
+        write_page(output, scale, report, seconds, measured)
         print(f"wrote {output}")
     return 0
 
