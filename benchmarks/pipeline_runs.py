@@ -195,8 +195,8 @@ def sandbox_env(urls: Mapping[str, str]) -> dict[str, str]:
 
 
 def base_env(folder: Path, definitions: Path, urls: Mapping[str, str]) -> dict[str, str]:
-    """The environment of an `okr` process: its own warehouse and Dagster home, no real
-    source (every variable a connector reads is replaced or cleared)."""
+    """The environment of an `okr` process: its own warehouse, Dagster home and reports
+    folder, no real source (every variable a connector reads is replaced or cleared)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -210,6 +210,7 @@ def base_env(folder: Path, definitions: Path, urls: Mapping[str, str]) -> dict[s
         OKR_WAREHOUSE_URL=f"sqlite:///{folder / 'warehouse.db'}",
         OKR_DEFS=str(definitions),
         DAGSTER_HOME=str(folder / "dagster"),
+        OKR_REPORTS_DIR=str(folder / "reports"),
         OKR_HTTP_BACKOFF_SECONDS="0.05",
     )
     return env
