@@ -681,7 +681,17 @@ def commit() -> str:
     return f"{described[:100]}{dirty}"
 
 
-def write_page(path: Path, scale: Scale, report: Report, seconds: float, measured: str) -> None:
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine slows every figure."""
+    try:
+        return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def write_page(
+    path: Path, scale: Scale, report: Report, seconds: float, measured: str, load: str
+) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -695,6 +705,8 @@ def write_page(path: Path, scale: Scale, report: Report, seconds: float, measure
         "## Machine",
         "",
         *[f"- {key}: {value}" for key, value in machine().items()],
+        f"- load average (1 / 5 / 15 min) as the run started: {load}; as it ended: "
+        f"{load_average()}",
         "",
         "## Versions",
         "",
@@ -781,6 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = args.output or (None if args.quick else ROOT / "BENCHMARKS.md")
     started = time.perf_counter()
     measured = commit()  # the code as the run starts
+    load = load_average()
     report = Report()
     allowed = in_flight()
     print(f"pipeline benchmark, scale {scale.name}; requests in flight per API: {allowed}")
@@ -796,7 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(f"done in {seconds:.0f} s")
     if output is not None:
-        write_page(output, scale, report, seconds, measured)
+        write_page(output, scale, report, seconds, measured, load)
         print(f"wrote {output}")
     return 0
 
