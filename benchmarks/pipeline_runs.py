@@ -674,11 +674,12 @@ def commit() -> str:
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    described = git("log", "-1", "--format=%h (%cs) %s")
+    described = git("log", "-1", "--format=%h (%cs)")
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
     dirty = (
         " with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
     )
-    return f"{described[:100]}{dirty}"
+    return f"{described} on branch `{branch}`{dirty}"
 
 
 def load_average() -> str:
