@@ -179,14 +179,17 @@ def collect_source(
         )
         return result
     requests = with_new_series_from_quarter_start(requests, warehouse, progress)
+    began = time.monotonic()
+    # The connector merges the series into the fewest queries its API needs.
+    answers = connector.daily_series_many(requests)
+    progress(f"{source}: fetched {len(requests)} series in {time.monotonic() - began:.1f}s")
     for index, request in enumerate(requests, start=1):
         began = time.monotonic()
         label = f"{source} [{index}/{len(requests)}] {request.metric_key}"
-        try:
-            series = connector.daily_series(request)
-        except SourceError as error:
-            result.failures[request.metric_key] = error.reason
-            progress(f"{label}: FAILED: {error.reason}")
+        series = answers[request.metric_key]
+        if isinstance(series, SourceError):
+            result.failures[request.metric_key] = series.reason
+            progress(f"{label}: FAILED: {series.reason}")
             continue
         report = validate_series(
             series,
