@@ -158,8 +158,8 @@ def _process_gone(tag: str) -> bool:
 def fail_interrupted_runs(instance: DagsterInstance) -> list[str]:
     """Mark failed every unfinished run whose `okr` process on this host has ended.
 
-    Returns their run ids. Runs without the tag (started by `dagster dev` or the daemon)
-    and runs of live processes are left alone.
+    Returns their run ids; the pool slots their steps held are freed. Runs without the
+    tag (started by `dagster dev` or the daemon) and runs of live processes are left alone.
     """
     interrupted = []
     records = instance.get_run_records(filters=RunsFilter(statuses=UNFINISHED_STATUSES))
@@ -174,6 +174,11 @@ def fail_interrupted_runs(instance: DagsterInstance) -> list[str]:
             "(killed, or the machine stopped); marked failed by the next okr run"
         )
         instance.report_run_failed(run, message)
+        storage = instance.event_log_storage
+        if storage.supports_global_concurrency_limits:
+            # A killed multiprocess run's steps held their pools' slots; with no daemon
+            # watching (okr on a laptop), nothing else gives them back.
+            storage.free_concurrency_slots_for_run(run.run_id)
         logger.warning(
             f"run {run.run_id} did not finish: its process (pid {pid}) was gone; marked failed"
         )
