@@ -1,6 +1,6 @@
 """The two executors (OKR_EXECUTOR) give the same warehouse, and the same Dagster keys.
 
-One short window of a few sources and the KR and objective scores is backfilled on the
+One short window of two sources and the KR scores is backfilled on the
 sandbox in process (one step fetches the sources at once) and with the multiprocess
 executor (each source a step of its own, in its API's pool, in a child process that
 rebuilds the job from the environment): the two warehouses hold the same rows, value
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterEventType, EventRecordsFilter
+from dagster import AssetKey, DagsterEventType
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
@@ -26,28 +26,22 @@ from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_defi
 from okr_metrics.pipelines.orchestration.resources import sandbox_resources
 from okr_metrics.pipelines.orchestration.runs import dagster_instance, materialize_window
 from okr_metrics.pipelines.settings import Settings
-from okr_metrics.warehouse.schema import kr_scores, metric_observations, objective_scores
+from okr_metrics.warehouse.schema import kr_scores, metric_observations
 
 REPO = Path(__file__).resolve().parents[2]
 START, END = date(2026, 10, 5), date(2026, 10, 6)
 SOURCES = ("github", "jira")
-SELECTION = [observation_asset_key(source) for source in SOURCES] + [
-    AssetKey(["okr", "kr_scores"]),
-    AssetKey(["okr", "objective_scores"]),
-]
+# Two rounds of step processes: the two sources side by side, then the KR scores.
+SELECTION = [observation_asset_key(source) for source in SOURCES] + [AssetKey(["okr", "kr_scores"])]
 STAMPED = {"run_id", "computed_at", "collected_at"}
-KEYS = {
-    "kr_scores": ["quarter", "kr_id", "as_of"],
-    "objective_scores": ["quarter", "objective_id", "as_of"],
-    "metric_observations": ["metric_key", "date"],
-}
+KEYS = {"kr_scores": ["quarter", "kr_id", "as_of"], "metric_observations": ["metric_key", "date"]}
 
 
 def _rows(url: str) -> dict[str, pd.DataFrame]:
     engine = create_engine(url, poolclass=NullPool)
     frames = {}
     with engine.connect() as connection:
-        for table in (kr_scores, objective_scores, metric_observations):
+        for table in (kr_scores, metric_observations):
             result = connection.execute(select(table))
             frame = pd.DataFrame(result.all(), columns=list(result.keys()))
             frame = frame.drop(columns=[c for c in frame.columns if c in STAMPED])
@@ -90,7 +84,7 @@ def test_in_process_and_multiprocess_backfills_write_the_same_rows(sandbox, tmp_
 
     days = {START.isoformat(), END.isoformat()}
     for settings, run_id, steps in (
-        (in_process, in_process_run, {"observations", "okr__kr_scores", "okr__objective_scores"}),
+        (in_process, in_process_run, {"observations", "okr__kr_scores"}),
         (multiprocess, multiprocess_run, {key.to_python_identifier() for key in SELECTION}),
     ):
         with dagster_instance(settings) as instance:
@@ -100,9 +94,7 @@ def test_in_process_and_multiprocess_backfills_write_the_same_rows(sandbox, tmp_
             }
             assert started == steps
             for key in SELECTION:
-                records = instance.get_event_records(
-                    EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, asset_key=key)
-                )
+                records = instance.fetch_materializations(key, limit=100).records
                 assert {r.partition_key for r in records if r.run_id == run_id} == days, key
 
 
