@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -139,7 +140,7 @@ class HeldEngines:
         self._recent: OrderedDict[str, Engine] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)
+        _all_held.add(self)
 
     def engine(self, url: str, keep: bool = False) -> Engine:
         with self._lock:
@@ -175,6 +176,18 @@ class HeldEngines:
         self._kept.clear()
         self._recent.clear()
         self._lock = threading.Lock()
+
+
+_all_held: weakref.WeakSet[HeldEngines] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for held in list(_all_held):
+        held._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _no_fsync_per_commit(dbapi_connection: Any, _record: Any) -> None:
