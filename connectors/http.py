@@ -71,9 +71,17 @@ class _RedactSecrets(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.clients: weakref.WeakSet[HttpClient] = weakref.WeakSet()
+        # Clients are added on one thread while another's request is logged.
+        self.lock = threading.Lock()
+
+    def add(self, client: HttpClient) -> None:
+        with self.lock:
+            self.clients.add(client)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = {secret for client in list(self.clients) for secret in client._secrets}
+        with self.lock:
+            clients = list(self.clients)
+        secrets = {secret for client in clients for secret in client._secrets}
         if secrets:
             message = record.getMessage()
             if any(secret in message for secret in secrets):
@@ -353,9 +361,10 @@ class HostLimits:
 DEFAULT_LIMITS = HostLimits(max_in_flight=4)
 # The vendors' published limits, by host name (a leading dot: any host under that domain).
 VENDOR_LIMITS: tuple[tuple[str, HostLimits], ...] = (
-    # Far below the secondary limit's 100 concurrent requests, and within the primary
-    # 5,000 requests an hour of a token.
-    ("api.github.com", HostLimits(max_in_flight=8, per_hour=5000)),
+    # Far below the secondary limit's 100 concurrent requests. The hourly budget differs
+    # by token (5,000 for a user, up to 15,000 for an app or Enterprise Cloud), so it is
+    # read from GitHub's X-RateLimit headers, not assumed here.
+    ("api.github.com", HostLimits(max_in_flight=8)),
     # Standard properties take 10 concurrent requests (Analytics 360: 50).
     ("analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
     # CRM search: 4 requests a second per token.
@@ -419,6 +428,8 @@ class HostLimiter:
         self._slots.acquire()
         try:
             wait = self._reserve()
+            if wait > 1:
+                logger.warning("%s: waiting %.0f s for the host's request budget", self.host, wait)
             if wait > 0:
                 sleep(wait)
             with self._lock:
@@ -457,7 +468,9 @@ def host_limiter(base_url: str, limits: HostLimits | None = None) -> HostLimiter
     """The process's limiter of the host of `base_url` (scheme, host and port); the first
     client of a host sets its limits (`limits`, default the vendor's)."""
     split = urlsplit(base_url)
-    host = f"{split.scheme}://{split.netloc}".lower()
+    # Never the user and password a URL may carry: the name is logged.
+    port = f":{split.port}" if split.port else ""
+    host = f"{split.scheme}://{split.hostname or ''}{port}".lower()
     with _LIMITERS_LOCK:
         found = _LIMITERS.get(host)
         if found is None:
@@ -599,7 +612,7 @@ class HttpClient:
             found.append(authorization.partition(" ")[2])
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in found if s}, key=len, reverse=True)
-        _TRANSPORT_REDACTION.clients.add(self)
+        _TRANSPORT_REDACTION.add(self)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -991,6 +1004,8 @@ class HttpConnector(Connector):
     headers: ClassVar[Mapping[str, str]] = {}
     # The vendor's error shape; None: the body's `message` (`message_error`).
     error_reason: ClassVar[ErrorReason | None] = None
+    # What the vendor's host takes at once; None: `VENDOR_LIMITS` by host, else the default.
+    host_limits: ClassVar[HostLimits | None] = None
 
     def __init__(self, client: HttpClient) -> None:
         self.client = client
@@ -1024,7 +1039,7 @@ class HttpConnector(Connector):
             secrets=[token, settings.token],
             token_env=token_env or cls.auth.hint(cls.env),
             error_reason=cls.error_reason,
-            **client_options,
+            **{"limits": cls.host_limits, **client_options},
         )
 
     def records(self, query: Query) -> Iterator[Any]:

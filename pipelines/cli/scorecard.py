@@ -13,12 +13,14 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import select
 
 from okr_metrics.pipelines.dashboard.board import Attention, needs_attention
 from okr_metrics.pipelines.dashboard.charts import sparkline
-from okr_metrics.pipelines.dashboard.formats import value_format
+from okr_metrics.pipelines.dashboard.formats import ValueFormat, value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
 from okr_metrics.pipelines.vocabulary.text import spreadsheet_cell
+from okr_metrics.warehouse.schema import kr_definitions
 from okr_metrics.warehouse.store import Warehouse
 
 # What the scorecard shows of a KR row: everything but the keys it is printed under.
@@ -147,8 +149,30 @@ def render_scorecard(
         ]
         return json.dumps(card, indent=2)
     trends = _trends(warehouse, quarter, as_of) if sparklines else None
-    table = _as_table(quarter, as_of, objectives, key_results, trends)
+    formats = _value_formats(warehouse, quarter, key_results)
+    table = _as_table(quarter, as_of, objectives, key_results, trends, formats)
     return table + _attention_footer(attention) + _sources_footer(sources)
+
+
+def _value_formats(
+    warehouse: Warehouse, quarter: str, key_results: pd.DataFrame
+) -> dict[str, ValueFormat]:
+    """Each KR's value format, from the definition it was scored with (its `format` and
+    `unit` win over what its numbers suggest), as the dashboard writes it."""
+    query = select(
+        kr_definitions.c.kr_id, kr_definitions.c.definition_hash, kr_definitions.c.definition
+    ).where(kr_definitions.c.quarter == quarter)
+    with warehouse.engine.connect() as connection:
+        stored = {(kr_id, hash_): text for kr_id, hash_, text in connection.execute(query)}
+    formats = {}
+    for _, kr in key_results.iterrows():
+        text = stored.get((kr["kr_id"], kr["definition_hash"]))
+        try:
+            definition = json.loads(text) if text else None
+        except ValueError:
+            definition = None
+        formats[kr["kr_id"]] = value_format(kr["kr_type"], kr["start"], kr["target"], definition)
+    return formats
 
 
 def _attention_footer(attention: list[Attention]) -> str:
@@ -203,6 +227,7 @@ def _as_table(
     objectives: pd.DataFrame,
     key_results: pd.DataFrame,
     trends: dict[str, str] | None = None,
+    formats: dict[str, ValueFormat] | None = None,
 ) -> str:
     lines = [f"Scorecard {quarter} as of {as_of}", ""]
     trend_header = f" {'trend':<16}" if trends is not None else ""
@@ -233,7 +258,9 @@ def _as_table(
                 notes.append(
                     f"stale (last data {seen})" if not _missing(seen) and seen else "stale"
                 )
-            number = value_format(kr["kr_type"], kr["start"], kr["target"])
+            number = (formats or {}).get(kr["kr_id"]) or value_format(
+                kr["kr_type"], kr["start"], kr["target"]
+            )
             if not _missing(kr["forecast_value"]):
                 forecast = f"forecast {number(kr['forecast_value'])}"
                 if not _missing(kr.get("forecast_low")) and not _missing(kr.get("forecast_high")):

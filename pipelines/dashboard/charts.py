@@ -247,12 +247,14 @@ def history_chart(
         f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(label)}">',
         _title(label),
     ]
+    # The axis leaves a number's unit out: the labels and the page say it.
+    tick_text = getattr(fmt, "tick", fmt)
     for tick in nice_ticks(frame.low, frame.high):
         y = _n(frame.y(tick))
         parts.append(
             f'<line x1="{left}" y1="{y}" x2="{_n(plot_right)}" y2="{y}" stroke="#eaeef2"/>'
             f'<text x="{left - 8}" y="{y}" dy="0.32em" text-anchor="end" class="tick">'
-            f"{escape(fmt(tick))}</text>"
+            f"{escape(tick_text(tick))}</text>"
         )
     for day in _month_ticks(series.quarter):
         x = _n(frame.x(day))

@@ -1,13 +1,14 @@
-"""Collect one source's daily series for a date window, validate them and store them.
+"""Collect sources' daily series for a date window, validate them and store them.
 
-Plain Python, called by the source's Dagster observation asset: it works out which
-series the definitions need in the window (each shared query once; a series new to
-the warehouse from its quarter's first day), asks the connector for each over the
-whole window (one windowed query per metric, never one per day), validates the rows
-with Great Expectations (`pipelines/validation`), quarantines the rows that fail in
-`rejected_observations`, and replaces the window's valid days in
-`metric_observations`. A metric that fails is reported and leaves its stored rows
-alone; the other metrics go on.
+Plain Python, called by the Dagster observation assets: it works out which series the
+definitions need in the window (each shared query once; a series new to the warehouse
+from its quarter's first day), asks each source's connector for all of them over the
+whole window (`daily_series_many`: the connector merges them into the fewest queries,
+never one per day), several sources at once on threads of their own (`collect_sources`),
+validates every fetched series in one Great Expectations batch (`pipelines/validation`),
+quarantines the rows that fail in `rejected_observations`, and replaces the window's
+valid days in `metric_observations`. A metric that fails is reported and leaves its
+stored rows alone; the other metrics go on.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class CollectResult:
     failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
     validations: dict[str, ValidationReport] = field(default_factory=dict)
     refused_rows: int = 0  # rows the source itself refused (bad check-in rows)
+    # When the source's fetching began (time.monotonic) and how long it took.
+    fetch_began: float | None = None
+    fetch_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -201,9 +205,10 @@ def collect_sources(
 
     `sources` maps each source's name to its connector and why it is skipped (the pair
     the Dagster source resource's `connector(...)` returns: `(None, reason)` for a source
-    without credentials). Every source's series are fetched on a thread of its own (at
-    most `max_workers` sources at a time, default all; 0 fetches on the calling thread,
-    one source after another); the HTTP client keeps each API host within its limits.
+    without credentials). Each source's series are fetched on a thread of its own, all
+    of them in one call (`daily_series_many`), at most `max_workers` sources at a time
+    (default all; 0 fetches on the calling thread, one source after another); the HTTP
+    client keeps each API host within its limits.
     Once every fetch has ended, all the fetched series are validated together in one
     Great Expectations batch on the calling thread (GX is not thread-safe), and stored
     source by source, series by series, as `collect_source` always did: rejected rows
@@ -259,7 +264,6 @@ class _Fetched:
     request: PlannedSeries
     series: pd.DataFrame | None = None
     error: str | None = None
-    seconds: float = 0.0
     report: ValidationReport | None = None
 
 
@@ -319,21 +323,23 @@ def _fetch_all(plans: list[_SourcePlan], max_workers: int | None) -> None:
 
 
 def _fetch_source(plan: _SourcePlan) -> None:
-    """One source's series, one after another; a `SourceError` costs its series only."""
+    """One source's series; a `SourceError` costs the series of its query only."""
     assert plan.connector is not None
+    plan.result.fetch_began = began = time.monotonic()
     try:
-        for request in plan.requests:
-            began = time.monotonic()
-            try:
-                series = plan.connector.daily_series(request)
-            except SourceError as error:
-                plan.outcomes.append(
-                    _Fetched(request, error=error.reason, seconds=time.monotonic() - began)
-                )
-                continue
-            plan.outcomes.append(_Fetched(request, series, seconds=time.monotonic() - began))
+        # The connector merges the series into the fewest queries its API needs.
+        answers = plan.connector.daily_series_many(plan.requests)
     except BaseException as crash:  # raised on the calling thread, after the others are stored
         plan.crash = crash
+        return
+    finally:
+        plan.result.fetch_seconds = time.monotonic() - began
+    for request in plan.requests:
+        answer = answers[request.metric_key]
+        if isinstance(answer, SourceError):
+            plan.outcomes.append(_Fetched(request, error=answer.reason))
+        else:
+            plan.outcomes.append(_Fetched(request, answer))
 
 
 def _store(
@@ -343,7 +349,9 @@ def _store(
     source, connector, result = plan.source, plan.connector, plan.result
     assert connector is not None
     total = len(plan.requests)
+    progress(f"{source}: fetched {total} series in {result.fetch_seconds:.1f}s")
     for index, outcome in enumerate(plan.outcomes, start=1):
+        began = time.monotonic()
         request = outcome.request
         label = f"{source} [{index}/{total}] {request.metric_key}"
         if outcome.error is not None:
@@ -397,7 +405,8 @@ def _store(
                 progress(f"{source}: rejected {reason}")
         result.rows += written
         progress(
-            f"{label}: {written} days {request.start}..{request.end} in {outcome.seconds:.1f}s"
+            f"{label}: {written} days {request.start}..{request.end} "
+            f"in {time.monotonic() - began:.1f}s"
         )
     connector.finish()
 

@@ -898,7 +898,7 @@ def test_numbered_pages_only_from_links_that_differ_in_one_number(following, las
 @pytest.mark.parametrize(
     "url, limits",
     [
-        ("https://api.github.com", HostLimits(max_in_flight=8, per_hour=5000)),
+        ("https://api.github.com", HostLimits(max_in_flight=8)),
         ("https://analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
         ("https://api.hubapi.com", HostLimits(max_in_flight=4, per_second=4)),
         ("https://acme.atlassian.net", HostLimits(max_in_flight=4)),
@@ -908,3 +908,13 @@ def test_numbered_pages_only_from_links_that_differ_in_one_number(following, las
 )
 def test_each_vendor_host_gets_its_published_limits(url, limits):
     assert vendor_limits(url) == limits
+
+
+def test_a_connector_may_declare_its_hosts_limits(threaded_server):
+    class Throttled(PagedConnector):
+        host_limits = HostLimits(max_in_flight=2, per_second=3)
+
+    declared = Throttled.http_client(SourceSettings(base_url=threaded_server().url_for("/")))
+    assert declared.limiter.limits == HostLimits(max_in_flight=2, per_second=3)
+    plain = PagedConnector.http_client(SourceSettings(base_url=threaded_server().url_for("/")))
+    assert plain.limiter.limits == DEFAULT_LIMITS
