@@ -19,6 +19,7 @@ there, as one line that names the variable (`SettingsError`).
 | `OKR_ALERT_WEBHOOK_URL`, `OKR_ALERT_WEBHOOK_URL_<ROUTE>` | `alert_webhooks` (secrets) | unset: alerts are only recorded |
 | `OKR_SCHEDULE_ON` | `schedule_on`: the `nightly` schedule starts on (`1`) or off (`0`) | off |
 | `OKR_SCHEDULE_CRON` | `schedule_cron`: when `nightly` runs, in UTC (five cron fields) | `0 2 * * *` |
+| `OKR_EXECUTOR` | `executor`: `in_process` (one process per run) or `multiprocess` (a process per step, API calls bounded by Dagster pools) | `in_process` |
 | each source's variables (`SourceEnv`) | `sources[name]` | the source's default base URL |
 
 Plain Python: no Dagster here (the resources in `orchestration/resources.py` are built
@@ -58,6 +59,8 @@ DASHBOARD_TOKEN_VARIABLE = "OKR_DASHBOARD_TOKEN"
 REPORTS_DIR_VARIABLE = "OKR_REPORTS_DIR"
 DEFAULT_REPORTS_DIR = ".okr/reports"
 SCHEDULE_ON_VARIABLE = "OKR_SCHEDULE_ON"
+EXECUTOR_VARIABLE = "OKR_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess")
 SCHEDULE_CRON_VARIABLE = "OKR_SCHEDULE_CRON"
 
 DEFAULT_DEFS = "okr_defs"
@@ -113,6 +116,8 @@ class Settings:
     # The `nightly` schedule: on when the code location loads, and its cron (UTC).
     schedule_on: bool = False
     schedule_cron: str = DEFAULT_SCHEDULE_CRON
+    # How a run executes its steps: EXECUTORS.
+    executor: str = EXECUTORS[0]
     # Each connected source's settings, by source name (read-only).
     sources: Mapping[str, SourceSettings] = field(default_factory=lambda: _frozen({}), hash=False)
     # Webhook URLs by variable (OKR_ALERT_WEBHOOK_URL and its routes); secrets, never shown.
@@ -189,6 +194,13 @@ class Settings:
                 f"got {schedule_cron!r}"
             )
 
+        executor = (_read(environ, EXECUTOR_VARIABLE) or EXECUTORS[0]).strip().lower()
+        if executor not in EXECUTORS:
+            problems.append(
+                f"{EXECUTOR_VARIABLE} must be in_process or multiprocess, got {executor!r}"
+            )
+            executor = EXECUTORS[0]
+
         source_settings = {}
         for source in sources:
             connector = source.connector_class()
@@ -209,6 +221,7 @@ class Settings:
             reports_dir=_read(environ, REPORTS_DIR_VARIABLE) or DEFAULT_REPORTS_DIR,
             schedule_on=schedule_on,
             schedule_cron=" ".join(schedule_cron.split()),
+            executor=executor,
             sources=source_settings,
             alert_webhooks=webhooks,
         )

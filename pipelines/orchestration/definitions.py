@@ -6,6 +6,10 @@ environment, the connector entry points queried, the assets and resources built 
 modules are imported by `build_definitions`, as the definitions model reads the
 registry when it is imported). The CLI and the
 tests call `build_definitions(settings, resources)` with settings of their own.
+
+`Settings.executor` (OKR_EXECUTOR) picks how a run executes: `in_process` (the default),
+one process for the run, the sources fetched at once in one step; or `multiprocess`,
+a process per step, each source a step in its API's pool (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -19,11 +23,20 @@ from dagster import (
     define_asset_job,
     definitions,
     in_process_executor,
+    multiprocess_executor,
 )
 
 from okr_metrics.pipelines.settings import Settings
 
 JOB_NAME = "okr_job"
+# What a multiprocess run's fork server imports once, so that each step's process starts
+# with pandas, Great Expectations and the pipeline loaded rather than importing them again.
+STEP_PRELOAD = [
+    "dagster",
+    "pandas",
+    "great_expectations",
+    "okr_metrics.pipelines.orchestration.assets",
+]
 
 
 def build_definitions(
@@ -39,6 +52,7 @@ def build_definitions(
     from okr_metrics.connectors.registry import connected_sources
     from okr_metrics.pipelines.orchestration.assets import (
         build_observation_asset,
+        build_observations_asset,
         build_score_assets,
     )
     from okr_metrics.pipelines.orchestration.partitions import daily_partitions
@@ -48,7 +62,11 @@ def build_definitions(
 
     settings = Settings.from_env() if settings is None else settings
     sources = list(connected_sources().values())
-    assets = [build_observation_asset(source) for source in sources]
+    multiprocess = settings.executor == "multiprocess"
+    if multiprocess:
+        assets = [build_observation_asset(source) for source in sources]
+    else:
+        assets = [build_observations_asset(sources)]
     assets += build_score_assets(sources)
     assets.append(build_report_asset())
     job = define_asset_job(
@@ -56,9 +74,15 @@ def build_definitions(
         selection=AssetSelection.all(),
         partitions_def=daily_partitions,
         description="Fetch every source, score every KR and objective, write the warehouse.",
-        # One process for the run, as `okr run` has: a step per process would import
-        # pandas and Great Expectations once per asset (seconds each on a small server).
-        executor_def=in_process_executor,
+        # In process by default: a step per process imports pandas and Great
+        # Expectations once per step (seconds each on a small server).
+        executor_def=(
+            multiprocess_executor.configured(
+                {"start_method": {"forkserver": {"preload_modules": STEP_PRELOAD}}}
+            )
+            if multiprocess
+            else in_process_executor
+        ),
     )
     return Definitions(
         assets=assets,

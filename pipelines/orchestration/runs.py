@@ -10,6 +10,11 @@ machine going down) leaves its run STARTED for ever: Dagster's run monitoring on
 watches runs its launcher started. Each run is tagged with the process that executes it
 (`okr/process`), and the next run on the same machine first marks every run whose process
 is gone as failed, saying so (`fail_interrupted_runs`).
+
+With `Settings.executor == "multiprocess"` the run goes through `execute_job`: each step
+is a child process that rebuilds the job (`multiprocess_job`) from the environment it
+inherits, with only the definitions path and, for `okr demo`, the sandbox's URL passed
+along; both are recorded in the run's origin, so no credential is.
 """
 
 from __future__ import annotations
@@ -25,10 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, JobDefinition, RunsFilter, execute_job
+from dagster._core.definitions.reconstruct import build_reconstructable_job
 from dagster._core.instance.ref import InstanceRef
 
 from okr_metrics.pipelines.orchestration.definitions import JOB_NAME, build_definitions
+from okr_metrics.pipelines.orchestration.resources import (
+    SANDBOX_TOKEN,
+    SANDBOX_USER,
+    SourceResource,
+    sandbox_resources,
+)
 from okr_metrics.pipelines.orchestration.schedules import partition_range_tags
 from okr_metrics.pipelines.settings import DAGSTER_HOME_VARIABLE, Settings
 
@@ -146,8 +158,8 @@ def _process_gone(tag: str) -> bool:
 def fail_interrupted_runs(instance: DagsterInstance) -> list[str]:
     """Mark failed every unfinished run whose `okr` process on this host has ended.
 
-    Returns their run ids. Runs without the tag (started by `dagster dev` or the daemon)
-    and runs of live processes are left alone.
+    Returns their run ids; the pool slots their steps held are freed. Runs without the
+    tag (started by `dagster dev` or the daemon) and runs of live processes are left alone.
     """
     interrupted = []
     records = instance.get_run_records(filters=RunsFilter(statuses=UNFINISHED_STATUSES))
@@ -162,11 +174,47 @@ def fail_interrupted_runs(instance: DagsterInstance) -> list[str]:
             "(killed, or the machine stopped); marked failed by the next okr run"
         )
         instance.report_run_failed(run, message)
+        storage = instance.event_log_storage
+        if storage.supports_global_concurrency_limits:
+            # A killed multiprocess run's steps held their pools' slots; with no daemon
+            # watching (okr on a laptop), nothing else gives them back.
+            storage.free_concurrency_slots_for_run(run.run_id)
         logger.warning(
             f"run {run.run_id} did not finish: its process (pid {pid}) was gone; marked failed"
         )
         interrupted.append(run.run_id)
     return interrupted
+
+
+def multiprocess_job(definitions_path: str, sandbox_url: str | None = None) -> JobDefinition:
+    """The job as each step's process rebuilds it: the settings from its environment,
+    the definitions at `definitions_path`, every source on the sandbox at `sandbox_url`."""
+    settings = Settings.from_env().with_definitions(definitions_path)
+    resources = sandbox_resources(settings, sandbox_url) if sandbox_url else None
+    return build_definitions(settings, resources).resolve_job_def(JOB_NAME)
+
+
+def _sandbox_url(resources: Mapping[str, Any] | None) -> str | None:
+    """The sandbox URL that `sandbox_resources` aimed `resources` at (None without any).
+
+    A multiprocess run's steps rebuild their resources in other processes, so only the
+    sandbox's (placeholder credentials, one URL) can be handed over; others are refused.
+    """
+    urls = set()
+    for key, resource in (resources or {}).items():
+        placeholder = isinstance(resource, SourceResource) and (
+            resource.token in (None, SANDBOX_TOKEN) and resource.user in (None, SANDBOX_USER)
+        )
+        if not placeholder:
+            raise ValueError(
+                f"a multiprocess run reads its resources from the environment; {key} "
+                "cannot be passed to its steps (use OKR_EXECUTOR=in_process)"
+            )
+        if resource.base_url:  # the check-ins have no URL
+            urls.add(resource.base_url)
+    if len(urls) > 1:
+        raise ValueError("a multiprocess run takes one sandbox URL for every source")
+    return urls.pop() if urls else None
 
 
 def materialize_window(
@@ -175,24 +223,51 @@ def materialize_window(
     end: date,
     resources: Mapping[str, Any] | None = None,
     deliver_alerts: bool = False,
+    asset_selection: list[Any] | None = None,
 ) -> WindowRun:
-    """Materialize every asset for the days start..end in one Dagster run (posting its
-    alerts with `deliver_alerts`, as the nightly schedule does)."""
-    job = build_definitions(settings, resources).resolve_job_def(JOB_NAME)
-    with dagster_instance(settings) as instance:
-        fail_interrupted_runs(instance)
-        result = job.execute_in_process(
-            instance=instance,
-            tags={**partition_range_tags(start, end, deliver_alerts), PROCESS_TAG: process_tag()},
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    """Materialize every asset (or those of `asset_selection`, asset keys) for the days
+    start..end in one Dagster run (posting its alerts with `deliver_alerts`, as the
+    nightly schedule does), with the executor `settings.executor` names."""
+    tags = {**partition_range_tags(start, end, deliver_alerts), PROCESS_TAG: process_tag()}
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if settings.executor == "multiprocess":
+        job = build_reconstructable_job(
+            __name__,
+            multiprocess_job.__name__,
+            reconstructable_kwargs={
+                "definitions_path": settings.definitions_path,
+                "sandbox_url": _sandbox_url(resources),
+            },
         )
+        with dagster_instance(settings) as instance:
+            fail_interrupted_runs(instance)
+            with execute_job(
+                job,
+                instance=instance,
+                tags=tags,
+                run_config=run_config,
+                raise_on_error=False,
+                asset_selection=asset_selection,
+            ) as result:
+                events = result.all_events
+                run_id, success = result.run_id, result.success
+    else:
+        definitions = build_definitions(settings, resources)
+        job_def = definitions.resolve_job_def(JOB_NAME)
+        if asset_selection is not None:
+            job_def = job_def.get_subset(asset_selection=set(asset_selection))
+        with dagster_instance(settings) as instance:
+            fail_interrupted_runs(instance)
+            in_process = job_def.execute_in_process(
+                instance=instance, tags=tags, raise_on_error=False, run_config=run_config
+            )
+        events, run_id, success = in_process.all_events, in_process.run_id, in_process.success
     failure = None
-    if not result.success:
+    if not success:
         failures = [
             event.step_failure_data.error.message.strip().splitlines()[0]
-            for event in result.all_events
+            for event in events
             if event.is_step_failure and event.step_failure_data.error
         ]
         failure = "; ".join(failures) or "the run failed"
-    return WindowRun(result.run_id, result.success, failure)
+    return WindowRun(run_id, success, failure)

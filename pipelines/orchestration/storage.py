@@ -17,11 +17,23 @@ Dagster creates and upgrades its SQLite tables on first use without any lock bet
 processes, so two `okr` commands started together on a fresh DAGSTER_HOME would both try
 `CREATE TABLE runs` and one would die. The storage is therefore set up under an exclusive
 lock on `base_dir/.storage.lock` (flock: released by the kernel if the holder is killed).
+
+On SQLite, Dagster opens and closes a connection for every event it stores; closing the
+last connection to a WAL database checkpoints it to disk, so each event cost a few
+milliseconds of fsync, and a quarter's backfill writes a couple of thousand events
+(`benchmarks/dagster_events.py`). `HeldSqliteStorage` keeps one engine, with its
+connections open, per database file, in `synchronous=NORMAL` mode: a commit no longer
+waits for the disk. A killed process loses nothing it committed; a power cut may lose
+the last few events of the run history, never the warehouse's rows (another database),
+and leaves the files consistent.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,9 +41,19 @@ from typing import Any
 
 from dagster import StringSource
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 URL_VARIABLE = "DAGSTER_PG_URL"
 PART_VARIABLES = {
@@ -105,6 +127,144 @@ def storage_setup_lock(base_dir: str | os.PathLike[str]) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+# Run shards whose engines stay open besides the index: a run writes to its own shard only.
+HELD_SHARDS = 8
+
+
+class HeldEngines:
+    """One engine per SQLite file, its connections kept open between transactions: the
+    kept ones (the index, the runs) for good, the others (run shards) up to `limit`."""
+
+    def __init__(self, limit: int = HELD_SHARDS) -> None:
+        self._kept: dict[str, Engine] = {}
+        self._recent: OrderedDict[str, Engine] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+        _all_held.add(self)
+
+    def engine(self, url: str, keep: bool = False) -> Engine:
+        with self._lock:
+            engines = self._kept if keep else self._recent
+            engine = engines.get(url)
+            if engine is None:
+                engine = create_engine(
+                    url,
+                    connect_args={
+                        "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                        "check_same_thread": False,
+                    },
+                )
+                event.listen(engine, "connect", _no_fsync_per_commit)
+                engines[url] = engine
+            if not keep:
+                self._recent.move_to_end(url)
+                while len(self._recent) > self._limit:
+                    self._recent.popitem(last=False)[1].dispose()
+            return engine
+
+    def dispose(self) -> None:
+        with self._lock:
+            for engine in [*self._kept.values(), *self._recent.values()]:
+                engine.dispose()
+            self._kept.clear()
+            self._recent.clear()
+
+    def _forget(self) -> None:
+        # A forked child must not use the parent's SQLite connections.
+        for engine in [*self._kept.values(), *self._recent.values()]:
+            engine.dispose(close=False)
+        self._kept.clear()
+        self._recent.clear()
+        self._lock = threading.Lock()
+
+
+_all_held: weakref.WeakSet[HeldEngines] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    for held in list(_all_held):
+        held._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _no_fsync_per_commit(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class HeldSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log, each shard's connections held open (module docstring)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self._held = HeldEngines()
+        self._tables: set[str] = set()
+        super().__init__(base_dir, inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            url = self.conn_string_for_shard(shard)
+            engine = self._held.engine(url, keep=shard == "index")
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # Asked on every asset event; a table, once there, stays.
+        if table_name in self._tables:
+            return True
+        engine = self._held.engine(self.conn_string_for_shard("index"), keep=True)
+        with engine.connect() as conn:
+            found = bool(engine.dialect.has_table(conn, table_name))
+        if found:
+            self._tables.add(table_name)
+        return found
+
+    def wipe(self) -> None:
+        self._held.dispose()
+        super().wipe()
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._held.dispose()
+
+
+class HeldSqliteRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage, its connections held open (module docstring)."""
+
+    _held: HeldEngines | None = None
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        if self._held is None:
+            self._held = HeldEngines()
+        with self._held.engine(self._conn_string, keep=True).connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._held is not None:
+            self._held.dispose()
+
+
+class HeldSqliteStorage(DagsterSqliteStorage):
+    """`DagsterSqliteStorage` with the held-connection run and event log storages."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self.base_dir = base_dir
+        self._run_storage = HeldSqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = HeldSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
+
+
 class DagsterStorageFromEnv(DagsterStorage, ConfigurableClass):
     """Chooses the storage when the instance loads; instances are never of this class."""
 
@@ -123,4 +283,4 @@ class DagsterStorageFromEnv(DagsterStorage, ConfigurableClass):
                 from dagster_postgres import DagsterPostgresStorage
 
                 return DagsterPostgresStorage(postgres_url=url, inst_data=inst_data)
-            return DagsterSqliteStorage.from_local(base_dir=base_dir, inst_data=inst_data)
+            return HeldSqliteStorage.from_local(base_dir=base_dir, inst_data=inst_data)
