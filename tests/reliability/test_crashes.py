@@ -74,7 +74,7 @@ def test_a_backfill_killed_mid_fetch_is_marked_failed_and_the_next_run_matches_a
     sandbox, tmp_path_factory
 ):
     clean = clean_run(sandbox, tmp_path_factory.mktemp("clean"), *WINDOW)
-    assert clean.requests > 10
+    assert clean.requests >= 6  # room to kill after the second request and before the last
     root = tmp_path_factory.mktemp("killed")
     home = OkrHome(root, f"sqlite:///{root / 'warehouse.db'}", sandbox.url)
     sandbox.latency_seconds = 0.05  # slow enough to be caught mid-fetch
