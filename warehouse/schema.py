@@ -243,9 +243,7 @@ checkins = Table(
     Column("quarter", String(7), nullable=False, comment="the quarter of the check-in file"),
     Column("kr_id", String(200), nullable=False, comment="the key result checked in"),
     Column("date", Date, nullable=False, comment="the day the check-in is for"),
-    Column(
-        "value", Float, comment="the value checked in; null for a confidence-only check-in"
-    ),
+    Column("value", Float, comment="the value checked in; null for a confidence-only check-in"),
     Column("note", Text, comment="what the owner wrote beside it"),
     Column("file", Text, nullable=False, comment="the check-in file"),
     Column("line", Integer, nullable=False, comment="the line of the file"),

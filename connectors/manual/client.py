@@ -167,7 +167,7 @@ def read_checkins(
             and kr_id not in known_ids
         ):
             continue
-        elif (problem := _unknown_kr(kr_id, confidence_only, quarter, known_ids, confidence_ids)):
+        elif problem := _unknown_kr(kr_id, confidence_only, quarter, known_ids, confidence_ids):
             owner = _owner(kr_id, known_ids)
             if owner and owner != kr_id:
                 problem += f"; did you mean {owner!r}?"

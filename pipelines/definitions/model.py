@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -187,6 +188,8 @@ class OkrFile(_Strict):
     alerts: AlertRules = AlertRules()
     # owner -> the variable holding that team's webhook URL (never the URL itself)
     alert_routes: dict[str, str] = Field(default_factory=dict)
+    # Days after the quarter's last day before its grades are frozen (data that settles late).
+    close_offset_days: int = Field(default=7, ge=0, le=92, strict=True)
     objectives: list[Objective] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -230,6 +233,11 @@ class OkrFile(_Strict):
     def alert_route(self, owner: str | None) -> str:
         """The variable naming the webhook of `owner`'s alerts: its route, else the default."""
         return self.alert_routes.get(owner or "", ALERT_WEBHOOK_VARIABLE)
+
+    @property
+    def closing_day(self) -> date:
+        """The first day a run freezes the quarter's grades (docs/scoring.md)."""
+        return self.quarter.end + timedelta(days=self.close_offset_days)
 
     @property
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
