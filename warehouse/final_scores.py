@@ -26,6 +26,7 @@ FROZEN_COLUMNS = (
     "kr_title",
     "owner",
     "kr_type",
+    "commitment",
     "as_of",
     "value",
     "start",

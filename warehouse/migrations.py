@@ -316,6 +316,31 @@ def _v6_kr_alerts(connection: Connection) -> None:
     apply_comments(connection)
 
 
+# -- step 7: KR kinds ----------------------------------------------------------------------
+
+
+def _v7_kr_kinds(connection: Connection) -> None:
+    """kr_scores' commitment, maintain_between band and carried total; quarter_summary by
+    commitment."""
+    existing = {column["name"] for column in inspect(connection).get_columns("kr_scores")}
+    float_type = Float().compile(dialect=connection.dialect)
+    text_type = String(20).compile(dialect=connection.dialect)
+    for name, kind in (
+        ("commitment", text_type),
+        ("low", float_type),
+        ("high", float_type),
+        ("carried", float_type),
+    ):
+        if name not in existing:
+            connection.exec_driver_sql(f"ALTER TABLE kr_scores ADD COLUMN {name} {kind}")
+    # PostgreSQL fixed kr_scores_latest's columns when it was created.
+    connection.exec_driver_sql("DROP VIEW IF EXISTS kr_scores_latest")
+    _create_views(connection, "001_latest_views.sql")
+    connection.exec_driver_sql("DROP VIEW IF EXISTS quarter_summary")
+    _create_views(connection, "007_quarter_summary.sql")
+    apply_comments(connection)
+
+
 # -- step 8: the end-of-quarter ritual ------------------------------------------------------
 
 
@@ -331,6 +356,7 @@ def _v8_final_scores_and_confidence(connection: Connection) -> None:
         Column("kr_title", Text, nullable=False),
         Column("owner", String(200)),
         Column("kr_type", String(20), nullable=False),
+        Column("commitment", String(20)),
         Column("as_of", Date, nullable=False),
         Column("value", Float),
         Column("start", Float),
@@ -429,7 +455,10 @@ STEPS: tuple[Step, ...] = (
     Step(5, "forecast interval, kr_definitions, checkins, kr_weekly view", _v5_dashboard),
     Step(6, "kr_alerts: transitions per KR and their delivery", _v6_kr_alerts),
     Step(
-        7,
+        7, "KR kinds: commitment, band, carried total; quarter_summary by commitment", _v7_kr_kinds
+    ),
+    Step(
+        8,
         "kr_final_scores, check-in confidence, kr_confidence view",
         _v8_final_scores_and_confidence,
     ),

@@ -52,23 +52,30 @@ kr_scores = Table(
         "kr_type",
         String(20),
         nullable=False,
-        comment="increase, decrease, maintain_above, maintain_below or milestone",
+        comment=(
+            "increase, decrease, maintain_above, maintain_below, maintain_between, milestone "
+            "or baseline"
+        ),
     ),
     Column("value", Float, comment="the KR's aggregate value as of as_of; null when no data"),
-    Column("start", Float, comment="the baseline (increase and decrease KRs)"),
-    Column("target", Float, comment="the target value"),
+    Column("start", Float, comment="the starting value (increase and decrease KRs)"),
+    Column("target", Float, comment="the target value (null: maintain_between, baseline)"),
     Column(
         "progress",
         Float,
         comment="(value - start) / (target - start), uncapped and signed; null when no data",
     ),
     Column("score", Float, comment="progress clamped to 0..1; null when no data"),
-    Column("expected_progress", Float, comment="days elapsed / days in the quarter"),
+    Column(
+        "expected_progress",
+        Float,
+        comment="days elapsed / days in the quarter, or the line through the KR's checkpoints",
+    ),
     Column(
         "status",
         String(20),
         nullable=False,
-        comment="no_data, achieved, on_track, at_risk or off_track",
+        comment="no_data, achieved, on_track, at_risk, off_track or baseline (never scored)",
     ),
     Column(
         "stale",
@@ -102,6 +109,19 @@ kr_scores = Table(
         "p_achieve",
         Float,
         comment="probability that the KR ends the quarter achieved, from data up to as_of",
+    ),
+    # Added by migration step 7.
+    Column(
+        "commitment",
+        String(20),
+        comment="committed (expected to reach 1.0) or aspirational (0.7 is a success)",
+    ),
+    Column("low", Float, comment="maintain_between: the band's lower bound, inclusive"),
+    Column("high", Float, comment="maintain_between: the band's upper bound, inclusive"),
+    Column(
+        "carried",
+        Float,
+        comment="reset_each_quarter false: the series' stored total before the quarter, in value",
     ),
     PrimaryKeyConstraint("quarter", "kr_id", "as_of", name="kr_scores_pk"),
     comment="One row per key result per as-of day.",
@@ -214,8 +234,8 @@ kr_definitions = Table(
     Column("kr_title", Text, nullable=False, comment="the key result's title"),
     Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
     Column("kr_type", String(20), nullable=False, comment="as in kr_scores"),
-    Column("start", Float, comment="the baseline"),
-    Column("target", Float, comment="the target value"),
+    Column("start", Float, comment="the starting value"),
+    Column("target", Float, comment="the target value (null: maintain_between, baseline)"),
     Column(
         "metric_keys",
         Text,
@@ -320,6 +340,7 @@ kr_final_scores = Table(
     Column("kr_title", Text, nullable=False, comment="the key result's title"),
     Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
     Column("kr_type", String(20), nullable=False, comment="as in kr_scores"),
+    Column("commitment", String(20), comment="as in kr_scores"),
     Column("as_of", Date, nullable=False, comment="the quarter's last day: the row frozen"),
     Column("value", Float, comment="the KR's value on the quarter's last day"),
     Column("start", Float, comment="the baseline"),

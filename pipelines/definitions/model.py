@@ -22,17 +22,22 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.connectors.registry import sources
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.pipelines.vocabulary.terms import (
     ALERT_WEBHOOK_VARIABLE,
+    PROGRESS_TYPES,
     RATIO_AGGREGATES,
     Aggregate,
+    Commitment,
     KrType,
 )
 
@@ -44,6 +49,18 @@ ID_MAX_LENGTH = 100
 OWNER_MAX_LENGTH = 200
 # A route names a variable of its own, so a file can never send alerts to another secret.
 ALERT_ROUTE_VARIABLE = ALERT_WEBHOOK_VARIABLE + r"_[A-Z0-9]+(?:_[A-Z0-9]+)*"
+
+
+_ONE_DAY = timedelta(days=1)
+# Keys added after the first release: left out of the hash at their default, so that a
+# definition that does not use them keeps the hash its rows were scored with.
+_HASH_DEFAULTS = {
+    "low": None,
+    "high": None,
+    "checkpoints": None,
+    "commitment": "aspirational",
+    "reset_each_quarter": True,
+}
 
 
 class _Strict(BaseModel):
@@ -100,6 +117,24 @@ class AlertRules(_Strict):
     dwell_days: int = Field(default=2, ge=1, le=30)
 
 
+class Checkpoint(_Strict):
+    """A phased target: where the KR should stand by the end of `date`."""
+
+    date: date
+    target: float = Field(allow_inf_nan=False)
+
+
+def _item_errors(title: str, errors: list[tuple[tuple[Any, ...], str]]) -> ValidationError:
+    """A validation error at a location inside the value being validated."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+            for loc, message in errors
+        ],
+    )
+
+
 class KeyResult(_Strict):
     id: str = Field(pattern=SLUG, max_length=ID_MAX_LENGTH)
     title: str = Field(min_length=1)
@@ -109,16 +144,83 @@ class KeyResult(_Strict):
     target: float | None = Field(default=None, allow_inf_nan=False)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     alerts: AlertRules | None = None
+    # The kinds of docs/scoring.md: a band, phased targets, commitment, running totals.
+    low: float | None = Field(default=None, allow_inf_nan=False)
+    high: float | None = Field(default=None, allow_inf_nan=False)
+    checkpoints: list[Checkpoint] | None = Field(default=None, min_length=1)
+    commitment: Commitment = "aspirational"
+    reset_each_quarter: bool = True
     metric: Annotated[
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
     ]
 
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints_in_order(
+        cls, checkpoints: list[Checkpoint] | None, info: ValidationInfo
+    ) -> list[Checkpoint] | None:
+        kr_type, start, target = (info.data.get(key) for key in ("type", "start", "target"))
+        if checkpoints is None or kr_type not in PROGRESS_TYPES:
+            return checkpoints
+        if start is None or target is None:
+            return checkpoints  # the missing key is reported on its own
+        errors: list[tuple[tuple[Any, ...], str]] = []
+        sign = 1 if target >= start else -1
+        previous_date, previous_target = None, start
+        for index, checkpoint in enumerate(checkpoints):
+            if previous_date is not None and checkpoint.date <= previous_date:
+                errors.append(((index, "date"), f"{checkpoint.date} is not after {previous_date}"))
+            if (
+                sign * (checkpoint.target - previous_target) < 0
+                or sign * (target - checkpoint.target) < 0
+            ):
+                way = "rise" if sign > 0 else "fall"
+                errors.append(
+                    (
+                        (index, "target"),
+                        f"{checkpoint.target:g}: checkpoint targets {way} from `start` "
+                        f"({start:g}) to `target` ({target:g}), never back",
+                    )
+                )
+            previous_date, previous_target = checkpoint.date, checkpoint.target
+        if errors:
+            raise _item_errors("checkpoints", errors)
+        return checkpoints
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> KeyResult:
+        kind = self.type
+        if kind == "maintain_between":
+            if self.low is None or self.high is None:
+                raise ValueError("`low` and `high` are both required for a maintain_between KR")
+            if self.low > self.high:
+                raise ValueError(f"`low` ({self.low:g}) is above `high` ({self.high:g})")
+            if self.target is not None or self.start is not None:
+                raise ValueError("a maintain_between KR takes `low` and `high`, not start/target")
+        elif self.low is not None or self.high is not None:
+            raise ValueError(f"`low` and `high` are for maintain_between KRs, not {kind}")
+        if kind == "baseline":
+            if self.target is not None or self.start is not None:
+                raise ValueError("a baseline KR is measured, not scored: drop start and target")
+            if self.commitment == "committed":
+                raise ValueError("a baseline KR is never scored, so it cannot be committed")
+        if self.checkpoints is not None and kind not in PROGRESS_TYPES:
+            raise ValueError(f"`checkpoints` are for increase and decrease KRs, not {kind}")
+        if not self.reset_each_quarter and (
+            self.aggregate != "sum" or self.is_ratio or kind.startswith("maintain")
+        ):
+            raise ValueError(
+                "reset_each_quarter: false carries a running total: it needs a single series "
+                "with aggregate sum, on a KR that is not a maintain KR"
+            )
+        return self
+
     @model_validator(mode="after")
     def _type_rules(self) -> KeyResult:
         if self.type in ("increase", "decrease") and self.start is None:
             raise ValueError(f"`start` is required for a {self.type} KR")
-        if self.type != "milestone" and self.target is None:
+        if self.type not in ("milestone", "maintain_between", "baseline") and self.target is None:
             raise ValueError(f"`target` is required for a {self.type} KR")
         if self.start is not None and self.start == self.effective_target:
             raise ValueError(f"`start` and `target` are both {self.start:g}: nothing to move")
@@ -212,6 +314,31 @@ class OkrFile(_Strict):
             ) from None
         return value
 
+    @field_validator("objectives")
+    @classmethod
+    def _checkpoints_in_quarter(
+        cls, objectives: list[Objective], info: ValidationInfo
+    ) -> list[Objective]:
+        quarter = info.data.get("quarter")
+        if quarter is None:
+            return objectives
+        errors: list[tuple[tuple[Any, ...], str]] = []
+        for o, objective in enumerate(objectives):
+            for k, key_result in enumerate(objective.key_results):
+                for c, checkpoint in enumerate(key_result.checkpoints or ()):
+                    # The quarter's last day is the target's own.
+                    if not quarter.start <= checkpoint.date < quarter.end:
+                        errors.append(
+                            (
+                                (o, "key_results", k, "checkpoints", c, "date"),
+                                f"{checkpoint.date} is not inside {quarter} before its last "
+                                f"day ({quarter.start}..{quarter.end - _ONE_DAY})",
+                            )
+                        )
+        if errors:
+            raise _item_errors("objectives", errors)
+        return objectives
+
     @field_validator("alert_routes")
     @classmethod
     def _alert_routes(cls, routes: dict[str, str]) -> dict[str, str]:
@@ -272,11 +399,13 @@ class OkrFile(_Strict):
 
     def definition_hash(self, key_result: KeyResult) -> str:
         """What a KR's score depends on: its definition, the timezone and the thresholds."""
+        dumped = key_result.model_dump(mode="json", exclude={"title", "owner", "alerts"})
+        for key, default in _HASH_DEFAULTS.items():
+            if dumped.get(key) == default:
+                dumped.pop(key, None)
         return definition_hash(
             {
-                "key_result": key_result.model_dump(
-                    mode="json", exclude={"title", "owner", "alerts"}
-                ),
+                "key_result": dumped,
                 "timezone": self.timezone,
                 "status_thresholds": self.status_thresholds.model_dump(),
             }

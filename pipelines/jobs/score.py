@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -79,6 +79,7 @@ def compute_kr_scores(
     result = ScoreResult()
     for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
         _, key_results = scoring_inputs(okr_file)
+        key_results = carry_running_totals(key_results, warehouse, quarter)
         keys = okr_file.series_by_key().keys()
         # Observations after `last` are never read: no look-ahead.
         observations = warehouse.read_observations(keys, quarter.start, last)
@@ -146,7 +147,11 @@ def scoring_inputs(okr_file: OkrFile) -> tuple[list[ObjectiveInput], list[KeyRes
                     owner=key_result.owner or objective.owner,
                     kr_type=key_result.type,
                     start=key_result.start,
-                    target=key_result.effective_target,
+                    target=(
+                        None
+                        if key_result.type in ("maintain_between", "baseline")
+                        else key_result.effective_target
+                    ),
                     weight=key_result.weight,
                     aggregate=key_result.aggregate,
                     metric_key=keys[0] if len(keys) == 1 else None,
@@ -154,9 +159,47 @@ def scoring_inputs(okr_file: OkrFile) -> tuple[list[ObjectiveInput], list[KeyRes
                     denominator_key=keys[1] if len(keys) == 2 else None,
                     tracks_staleness=any(part.tracks_staleness for part in parts),
                     definition_hash=okr_file.definition_hash(key_result),
+                    low=key_result.low,
+                    high=key_result.high,
+                    commitment=key_result.commitment,
+                    checkpoints=tuple(
+                        (checkpoint.date, checkpoint.target)
+                        for checkpoint in key_result.checkpoints or ()
+                    ),
+                    # Marks a running total; `carry_running_totals` fills in the total.
+                    carried=None if key_result.reset_each_quarter else 0.0,
                 )
             )
     return objectives, key_results
+
+
+def carry_running_totals(
+    key_results: Sequence[KeyResultInput], warehouse: Warehouse, quarter: Quarter
+) -> list[KeyResultInput]:
+    """Running totals (`reset_each_quarter: false`) with the total their series' stored
+    observations reach before the quarter start, from any earlier quarter.
+
+    Only what the warehouse holds counts: days of earlier quarters never collected or
+    backfilled add nothing, and a running total with no earlier row is warned about.
+    """
+    keys = {kr.metric_key for kr in key_results if kr.carried is not None and kr.metric_key}
+    if not keys:
+        return list(key_results)
+    before = quarter.start - timedelta(days=1)
+    history = warehouse.read_observations(keys, date.min, before)
+    totals = history.groupby("metric_key")["value"].sum().to_dict() if not history.empty else {}
+    carried: list[KeyResultInput] = []
+    for key_result in key_results:
+        if key_result.carried is not None and key_result.metric_key in keys:
+            total = float(totals.get(key_result.metric_key, 0.0))
+            if key_result.metric_key not in totals:
+                log.warning(
+                    f"{quarter} {key_result.kr_id}: a running total with no stored observation "
+                    f"before {quarter.start}: it starts from 0 (backfill the earlier quarters)"
+                )
+            key_result = replace(key_result, carried=total)
+        carried.append(key_result)
+    return carried
 
 
 def definition_rows(okr_file: OkrFile) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from okr_metrics.pipelines.vocabulary.terms import (
     PROGRESS_TYPES,
     RATIO_AGGREGATES,
     STATUS_ORDER,
+    UNSCORED_TYPES,
 )
 
 MEAN_WINDOW_DAYS = 7
@@ -50,6 +51,12 @@ MAINTAIN_ON_TRACK = 0.95
 MAINTAIN_AT_RISK = 0.8
 MILESTONE_ON_TRACK = 0.5
 MILESTONE_AT_RISK = 0.9
+# A committed KR is expected to reach 1.0: on track only at or ahead of the expected line.
+COMMITTED_ON_TRACK = 1.0
+COMMITTED_AT_RISK = 0.8
+# ... and a committed maintain KR to hold every day.
+COMMITTED_MAINTAIN_ON_TRACK = 1.0
+COMMITTED_MAINTAIN_AT_RISK = 0.95
 # pace = progress / expected_progress goes through several roundings, so a pace
 # that is exactly at a threshold on paper can land a hair below it.
 _PACE_TOLERANCE = 1e-9
@@ -61,7 +68,7 @@ _KR_SCORE_TYPES = {
     "progress": float, "score": float, "expected_progress": float, "status": str,
     "stale": bool, "last_observed": date, "forecast_value": float, "forecast_score": float,
     "forecast_method": str, "forecast_low": float, "forecast_high": float, "p_achieve": float,
-    "definition_hash": str,
+    "definition_hash": str, "commitment": str, "low": float, "high": float, "carried": float,
 }  # fmt: skip
 KR_SCORE_COLUMNS = list(_KR_SCORE_TYPES)
 KR_SCORE_FLOAT_COLUMNS = [name for name, kind in _KR_SCORE_TYPES.items() if kind is float]
@@ -86,7 +93,7 @@ class KeyResultInput:
     owner: str | None  # already falling back to the objective's owner
     kr_type: str
     start: float | None
-    target: float  # a milestone without a target gets 1.0 from the caller
+    target: float | None  # a milestone without a target gets 1.0; None: maintain_between, baseline
     weight: float
     aggregate: str
     metric_key: str | None = None  # a single daily series
@@ -94,6 +101,18 @@ class KeyResultInput:
     denominator_key: str | None = None
     tracks_staleness: bool = True  # False for manual check-ins: only check-in days have data
     definition_hash: str = ""
+    low: float | None = None  # maintain_between's band, inclusive
+    high: float | None = None
+    commitment: str = "aspirational"
+    # Phased targets: (day, target) pairs, ascending; the expected line runs through them.
+    checkpoints: tuple[tuple[date, float], ...] = ()
+    # A running total carried across quarters: the series' stored total before the
+    # quarter start (None: the KR resets each quarter).
+    carried: float | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.commitment == "committed"
 
     @property
     def is_ratio(self) -> bool:
@@ -190,20 +209,50 @@ def daily_ratio(
 
 
 def share_of_days_held(
-    daily_series: Mapping[date, float], kr_type: str, target: float, quarter: Quarter, as_of: date
+    daily_series: Mapping[date, float],
+    kr_type: str,
+    target: float | None,
+    quarter: Quarter,
+    as_of: date,
+    low: float | None = None,
+    high: float | None = None,
 ) -> float | None:
     """For maintain KRs: the share of days with data (quarter start to `as_of`) on the
-    right side of `target`, inclusive. None with no day of data."""
+    right side of `target` (maintain_between: inside `[low, high]`), inclusive. None
+    with no day of data."""
     _check_in_quarter(quarter, as_of)
-    running = _running_share_held(_daily_array(daily_series, quarter), kr_type, target)
+    running = _running_share_held(_daily_array(daily_series, quarter), kr_type, target, low, high)
     return _optional(running[_offset(quarter, as_of)])
+
+
+def expected_path(
+    quarter: Quarter,
+    start: float | None,
+    target: float | None,
+    checkpoints: Sequence[tuple[date, float]] = (),
+) -> np.ndarray:
+    """Expected progress as of every day of the quarter (index i = i-th day).
+
+    The straight line, days elapsed over days in the quarter; with checkpoints, the
+    piecewise-linear line from 0 at the quarter start through each checkpoint's share
+    of the way, `(target_i - start) / (target - start)` at the end of its day, to 1 on
+    the quarter's last day.
+    """
+    elapsed = np.arange(1, quarter.days + 1, dtype=float)
+    if not checkpoints or start is None or target is None or start == target:
+        return elapsed / quarter.days
+    days = [0.0] + [float(quarter.days_elapsed(day)) for day, _ in checkpoints] + [quarter.days]
+    if any(later <= earlier for earlier, later in zip(days, days[1:], strict=False)):
+        raise ValueError(f"checkpoints must be ascending days inside {quarter}, before its last")
+    shares = [0.0] + [(value - start) / (target - start) for _, value in checkpoints] + [1.0]
+    return np.interp(elapsed, days, shares)
 
 
 def progress_and_score(
     kr_type: str,
     value: float | None,
     start: float | None,
-    target: float,
+    target: float | None,
     share_held: float | None = None,
 ) -> tuple[float | None, float | None]:
     """(progress, score) of a KR whose value is `value`.
@@ -211,10 +260,10 @@ def progress_and_score(
     Maintain KRs are judged day by day, not on `value`: pass `share_held`
     (see `share_of_days_held`), which becomes both progress and score.
     """
-    if value is None or math.isnan(value):
+    if value is None or math.isnan(value) or kr_type in UNSCORED_TYPES:
         return None, None
     if kr_type in PROGRESS_TYPES:
-        if start is None or start == target:
+        if start is None or target is None or start == target:
             raise ValueError(f"{kr_type} KR needs a start different from its target")
         # One signed formula for both directions: never abs(), never value / target.
         progress = (value - start) / (target - start)
@@ -222,7 +271,7 @@ def progress_and_score(
     if kr_type in MAINTAIN_TYPES:
         return share_held, share_held
     if kr_type == "milestone":
-        reached = 1.0 if value >= target else 0.0
+        reached = 1.0 if value >= (1.0 if target is None else target) else 0.0
         return reached, reached
     raise ValueError(f"unknown KR type {kr_type!r}")
 
@@ -235,16 +284,23 @@ def kr_status(
     quarter: Quarter,
     as_of: date,
     thresholds: StatusThresholds = StatusThresholds(),
+    committed: bool = False,
+    expected: float | None = None,
 ) -> str:
-    """The KR's status as of `as_of`, by the ordered rules of docs/scoring.md."""
+    """The KR's status as of `as_of`, by the ordered rules of docs/scoring.md.
+
+    `expected` is the KR's expected progress (see `expected_path`); by default the
+    straight line.
+    """
     return _status(
         kr_type,
         value,
         progress,
         score,
-        expected_progress(quarter, as_of),
+        expected_progress(quarter, as_of) if expected is None else expected,
         quarter.days_elapsed(as_of),
         thresholds,
+        committed,
     )
 
 
@@ -256,13 +312,23 @@ def _status(
     expected: float,
     days_elapsed: int,
     thresholds: StatusThresholds,
+    committed: bool = False,
 ) -> str:
-    if value is None or math.isnan(value) or score is None or progress is None:
+    if value is None or math.isnan(value):
+        return "no_data"
+    if kr_type in UNSCORED_TYPES:
+        return "baseline"
+    if score is None or progress is None:
         return "no_data"
     if kr_type in MAINTAIN_TYPES:
-        if score >= MAINTAIN_ON_TRACK:
+        on_track, at_risk = (
+            (COMMITTED_MAINTAIN_ON_TRACK, COMMITTED_MAINTAIN_AT_RISK)
+            if committed
+            else (MAINTAIN_ON_TRACK, MAINTAIN_AT_RISK)
+        )
+        if score >= on_track - _PACE_TOLERANCE:
             return "on_track"
-        return "at_risk" if score >= MAINTAIN_AT_RISK else "off_track"
+        return "at_risk" if score >= at_risk - _PACE_TOLERANCE else "off_track"
     if score >= 1:
         return "achieved"
     if kr_type == "milestone":
@@ -271,13 +337,19 @@ def _status(
         return "at_risk" if expected <= MILESTONE_AT_RISK else "off_track"
     if kr_type not in PROGRESS_TYPES:
         raise ValueError(f"unknown KR type {kr_type!r}")
-    # Grace period: nobody is behind on day 2, unless they are going the wrong way.
-    if days_elapsed <= GRACE_DAYS:
+    # Grace period: nobody is behind on day 2, unless they are going the wrong way;
+    # nor before a phased KR is expected to move at all.
+    if days_elapsed <= GRACE_DAYS or expected <= 0:
         return "off_track" if progress < 0 else "on_track"
     pace = progress / expected
-    if pace >= thresholds.on_track - _PACE_TOLERANCE:
+    on_track, at_risk = (
+        (COMMITTED_ON_TRACK, COMMITTED_AT_RISK)
+        if committed
+        else (thresholds.on_track, thresholds.at_risk)
+    )
+    if pace >= on_track - _PACE_TOLERANCE:
         return "on_track"
-    return "at_risk" if pace >= thresholds.at_risk - _PACE_TOLERANCE else "off_track"
+    return "at_risk" if pace >= at_risk - _PACE_TOLERANCE else "off_track"
 
 
 def forecast_method(key_result: KeyResultInput) -> str:
@@ -347,7 +419,6 @@ def score_key_results(
     for as_of in days:
         _check_in_quarter(quarter, as_of)
     offsets = [_offset(quarter, as_of) for as_of in days]
-    expected = [expected_progress(quarter, as_of) for as_of in days]
     series_by_key = _series_by_key(observations, quarter)
     no_series = np.full(quarter.days, np.nan)
     quarter_name = str(quarter)
@@ -366,26 +437,40 @@ def score_key_results(
         else:
             values_as_of = _running_aggregate(series[0], key_result.aggregate)
             daily_values = series[0]
+        carried = key_result.carried or 0.0
         # For a ratio, a day is observed when both series have a row, even one
         # whose denominator is 0 (the source did answer).
         observed = np.logical_and.reduce([~np.isnan(s) for s in series])
         last_observed = np.maximum.accumulate(np.where(observed, np.arange(quarter.days), -1))
         share_held = (
-            _running_share_held(daily_values, key_result.kr_type, key_result.target)
+            _running_share_held(
+                daily_values,
+                key_result.kr_type,
+                key_result.target,
+                key_result.low,
+                key_result.high,
+            )
             if key_result.kr_type in MAINTAIN_TYPES
             else None
+        )
+        expected_days = expected_path(
+            quarter, key_result.start, key_result.target, key_result.checkpoints
         )
         method = forecast_method(key_result)
         forecasts = _forecasts(values_as_of, method)
         spread, target, at_least, maintained = _uncertainty(
             key_result, daily_values, values_as_of, forecasts
         )
+        if carried:
+            # The quarter's own total is forecast; the carried total only shifts it.
+            values_as_of, forecasts, spread = _carry(carried, values_as_of, forecasts, spread)
         spreads.append(Spread(*(part[offsets] for part in spread)))
         targets.append(target[offsets])
         directions.append(at_least[offsets])
         maintained_p.append(maintained[offsets] if maintained is not None else None)
 
-        for as_of, offset, expected_now in zip(days, offsets, expected, strict=True):
+        for as_of, offset in zip(days, offsets, strict=True):
+            expected_now = float(expected_days[offset])
             value = _optional(values_as_of[offset])
             share = _optional(share_held[offset]) if share_held is not None else None
             progress, score = progress_and_score(
@@ -408,7 +493,14 @@ def score_key_results(
             columns["expected_progress"].append(expected_now)
             columns["status"].append(
                 _status(
-                    key_result.kr_type, value, progress, score, expected_now, offset + 1, thresholds
+                    key_result.kr_type,
+                    value,
+                    progress,
+                    score,
+                    expected_now,
+                    offset + 1,
+                    thresholds,
+                    key_result.committed,
                 )
             )
             columns["stale"].append(key_result.tracks_staleness and not bool(observed[offset]))
@@ -417,6 +509,10 @@ def score_key_results(
             columns["forecast_score"].append(_forecast_score(key_result, forecast_value, score))
             columns["forecast_method"].append(method)
             columns["definition_hash"].append(key_result.definition_hash)
+            columns["commitment"].append(key_result.commitment)
+            columns["low"].append(key_result.low)
+            columns["high"].append(key_result.high)
+            columns["carried"].append(key_result.carried)
 
     arrays: dict[str, Any] = {
         name: np.array(columns[name], dtype=float) for name in KR_SCORE_FLOAT_COLUMNS
@@ -449,6 +545,8 @@ def score_objectives(
     """
     krs_by_objective: dict[str, list[KeyResultInput]] = {}
     for key_result in key_results:
+        if key_result.kr_type in UNSCORED_TYPES:
+            continue  # measured, never rolled up: not in the score nor the coverage
         krs_by_objective.setdefault(key_result.objective_id, []).append(key_result)
 
     # (quarter, as_of) -> kr_id -> (value, score, status), read column-wise once.
@@ -588,13 +686,50 @@ def _daily_ratio_array(numerator: np.ndarray, denominator: np.ndarray) -> np.nda
     return _divide(numerator, denominator)
 
 
-def _running_share_held(daily: np.ndarray, kr_type: str, target: float) -> np.ndarray:
-    """Share of days with data so far whose value held on the right side of `target`."""
-    if kr_type not in MAINTAIN_TYPES:
-        raise ValueError(f"{kr_type!r} is not a maintain KR")
+def _held(
+    daily: np.ndarray,
+    kr_type: str,
+    target: float | None,
+    low: float | None = None,
+    high: float | None = None,
+) -> np.ndarray:
+    """Whether each day's value held (NaN, no data: False), inclusive bounds."""
+    if kr_type == "maintain_above":
+        return daily >= target
+    if kr_type == "maintain_below":
+        return daily <= target
+    if kr_type == "maintain_between":
+        return (daily >= low) & (daily <= high)
+    raise ValueError(f"{kr_type!r} is not a maintain KR")
+
+
+def _running_share_held(
+    daily: np.ndarray,
+    kr_type: str,
+    target: float | None,
+    low: float | None = None,
+    high: float | None = None,
+) -> np.ndarray:
+    """Share of days with data so far whose value held on the right side of `target`
+    (maintain_between: inside `[low, high]`)."""
+    held = _held(daily, kr_type, target, low, high)
     has_data = ~np.isnan(daily)
-    held = daily >= target if kr_type == "maintain_above" else daily <= target  # NaN: False
     return _divide(np.cumsum(held).astype(float), np.cumsum(has_data).astype(float))
+
+
+def _carry(
+    carried: float, values_as_of: np.ndarray, forecasts: np.ndarray, spread: Spread
+) -> tuple[np.ndarray, np.ndarray, Spread]:
+    """A running total's value, forecast and distribution: the quarter's own plus `carried`."""
+    return (
+        values_as_of + carried,
+        forecasts + carried,
+        spread._replace(
+            centre=spread.centre + carried,
+            lower=spread.lower + carried,
+            upper=spread.upper + carried,
+        ),
+    )
 
 
 def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
@@ -627,14 +762,17 @@ def _uncertainty(
     """The quarter-end value's distribution each day, the target, whether achieving
     means ending at or above it, and (maintain KRs) the chance of holding the share."""
     days = len(values_as_of)
-    target = np.full(days, key_result.target, dtype=float)
+    target_value = np.nan if key_result.target is None else key_result.target
+    target = np.full(days, target_value, dtype=float)
     if key_result.kr_type in PROGRESS_TYPES:
         start = float(key_result.start)  # type: ignore[arg-type]
-        span = np.full(days, abs(key_result.target - start))
-        at_least = np.full(days, key_result.target > start)
+        span = np.full(days, abs(target_value - start))
+        at_least = np.full(days, target_value > start)
     else:
-        # No baseline: the target's own size, or the value's, stands for the span.
-        span = np.fmax(np.abs(values_as_of), abs(key_result.target))
+        # No baseline: the target's own size (a band's widest bound), or the value's,
+        # stands for the span.
+        bounds = [b for b in (key_result.target, key_result.low, key_result.high) if b is not None]
+        span = np.fmax(np.abs(values_as_of), max(map(abs, bounds), default=0.0))
         span = np.where(span > 0, span, 1.0)
         at_least = np.ones(days, dtype=bool)
     spread = value_spread(
@@ -647,20 +785,20 @@ def _uncertainty(
     )
     maintained = None
     if key_result.kr_type in MAINTAIN_TYPES:
-        held = (
-            daily_values >= key_result.target
-            if key_result.kr_type == "maintain_above"
-            else daily_values <= key_result.target
+        held = _held(
+            daily_values, key_result.kr_type, key_result.target, key_result.low, key_result.high
         )
         maintained = p_maintained(held, ~np.isnan(daily_values))
         maintained = np.where(np.isnan(values_as_of), np.nan, maintained)
+    elif key_result.kr_type in UNSCORED_TYPES:
+        maintained = np.full(days, np.nan)  # nothing to achieve: no p_achieve
     return spread, target, at_least, maintained
 
 
 def _forecast_score(
     key_result: KeyResultInput, forecast_value: float | None, score: float | None
 ) -> float | None:
-    if forecast_value is None:
+    if forecast_value is None or key_result.kr_type in UNSCORED_TYPES:
         return None
     if key_result.kr_type in PROGRESS_TYPES:
         start = key_result.start
@@ -701,9 +839,19 @@ def _check_key_result(key_result: KeyResultInput) -> None:
     if key_result.kr_type not in KR_TYPES:
         raise ValueError(f"{where}: unknown type {key_result.kr_type!r}")
     if key_result.kr_type in PROGRESS_TYPES and (
-        key_result.start is None or key_result.start == key_result.target
+        key_result.start is None
+        or key_result.target is None
+        or key_result.start == key_result.target
     ):
         raise ValueError(f"{where}: {key_result.kr_type} needs a start different from its target")
+    if key_result.kr_type == "maintain_between" and (
+        key_result.low is None or key_result.high is None or key_result.low > key_result.high
+    ):
+        raise ValueError(f"{where}: maintain_between needs low <= high")
+    if key_result.kr_type in ("maintain_above", "maintain_below", "milestone") and (
+        key_result.target is None
+    ):
+        raise ValueError(f"{where}: {key_result.kr_type} needs a target")
     single = key_result.metric_key is not None
     ratio = key_result.numerator_key is not None and key_result.denominator_key is not None
     if single == ratio or (not ratio and (key_result.numerator_key or key_result.denominator_key)):

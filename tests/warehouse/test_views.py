@@ -45,6 +45,11 @@ def test_quarter_summary_says_how_each_objective_ended(sample_warehouse):
         "share_at_or_above_0_7",
         "mean_progress",
         "target_calibration",
+        "committed_krs",
+        "committed_success_share",
+        "aspirational_krs",
+        "aspirational_success_share",
+        "baseline_krs",
     ]
     q3 = summary.loc["2026-Q3"]
     assert {str(day) for day in q3["as_of"]} == {"2026-09-30"}
@@ -109,3 +114,60 @@ def test_quarter_summary_has_no_calibration_without_data(warehouse_url):
     assert summary.loc[0, "target_calibration"] is None
     assert pd.isna(summary.loc[0, "share_at_or_above_0_7"])
     assert pd.isna(summary.loc[0, "mean_progress"])
+
+
+def test_quarter_summary_reports_committed_and_aspirational_apart(warehouse_url):
+    day = date(2026, 12, 31)
+
+    def kr(kr_id, kr_type, value, progress, commitment):
+        row = dict.fromkeys(KR_SCORE_COLUMNS)
+        row.update(
+            quarter="2026-Q4",
+            objective_id="o",
+            kr_id=kr_id,
+            kr_title=kr_id,
+            as_of=day,
+            kr_type=kr_type,
+            value=value,
+            progress=progress,
+            score=None if progress is None else min(max(progress, 0.0), 1.0),
+            status="baseline" if kr_type == "baseline" else "on_track",
+            stale=False,
+            definition_hash="h",
+            commitment=commitment,
+        )
+        return row
+
+    krs = [
+        kr("c-met", "increase", 10.0, 1.0, "committed"),  # committed, reached 1.0
+        kr("c-met-too", "decrease", 2.0, 1.1, "committed"),
+        kr("c-missed", "increase", 9.0, 0.9, "committed"),  # committed, 0.9: missed
+        kr("a-met", "increase", 7.0, 0.75, "aspirational"),  # aspirational 0.75: a success
+        kr("a-old", "increase", 5.0, 1.2, None),  # scored before step 7: aspirational
+        kr("a-missed", "increase", 3.0, 0.3, "aspirational"),
+        kr("base", "baseline", 42.0, None, "aspirational"),  # measured, never counted
+    ]
+    objective = {
+        "quarter": "2026-Q4",
+        "objective_id": "o",
+        "title": "O",
+        "owner": None,
+        "aligns_to": None,
+        "as_of": day,
+        "score": 0.63,
+        "coverage": 1.0,
+        "status": "on_track",
+    }
+    with Warehouse(warehouse_url) as warehouse:
+        warehouse.replace_kr_scores(pd.DataFrame(krs), day, day, "r")
+        warehouse.replace_objective_scores(pd.DataFrame([objective]), day, day, "r")
+        (row,) = query(warehouse, "SELECT * FROM quarter_summary").to_dict("records")
+    assert (row["krs"], row["krs_with_data"], row["baseline_krs"]) == (6, 6, 1)
+    assert (row["committed_krs"], row["aspirational_krs"]) == (3, 3)
+    assert row["committed_success_share"] == pytest.approx(2 / 3)  # c-met, c-met-too
+    assert row["aspirational_success_share"] == pytest.approx(2 / 3)  # a-met, a-old
+    assert row["share_at_or_above_0_7"] == pytest.approx(5 / 6)  # all but a-missed
+    assert row["mean_progress"] == pytest.approx((1.0 + 1.1 + 0.9 + 0.75 + 1.2 + 0.3) / 6)
+    # too_easy counts aspirational KRs only: 1 of 3 reached 1.0 (a-old). Counting the
+    # committed ones would make it 3 of 6, too_easy.
+    assert row["target_calibration"] == "balanced"
