@@ -1,8 +1,9 @@
 """`okr plan QUARTER [--out PATH] [--force]`: a draft definitions file for the next quarter.
 
-The draft copies the objectives and KRs of the newest quarter defined before QUARTER,
-with every `baseline` KR's measured final value as its `start` (from `kr_final_scores`
-once that quarter is frozen, else its newest `kr_scores` value), dates (checkpoints)
+The draft copies the objectives and KRs of the newest quarter defined before QUARTER.
+Every `baseline` KR with a measured final value (from `kr_final_scores` once that quarter
+is frozen, else its newest `kr_scores` value) becomes an `increase` KR with that value as
+its `start` and a placeholder target 10% above it, marked in the file; dates (checkpoints)
 moved to the same day of the new quarter and the old quarter's name in ids and titles
 replaced, so that the draft passes `okr lint` as written. It refuses to overwrite a file
 unless `--force`, and refuses a quarter the definitions already hold (in another file).
@@ -101,8 +102,19 @@ def write_plan(
         f"# Draft for {quarter}, written by `okr plan` on {made} from {previous}: "
         "review the targets before the quarter starts.\n"
     )
+    text = _dump(draft)
+    for kr_id in measured:
+        # Mark each former baseline where the owner will look: just above its id.
+        text = re.sub(
+            rf"^(\s*)- id: {re.escape(kr_id)}$",
+            rf"\1# measured in {previous} (the start below); the target is a placeholder, "
+            rf"10% up: set the real one (or type: decrease)\n\g<0>",
+            text,
+            count=1,
+            flags=re.MULTILINE,
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + _dump(draft), encoding="utf-8")
+    path.write_text(header + text, encoding="utf-8")
     return path, notes
 
 
@@ -145,12 +157,28 @@ def draft_definitions(okr_file: Any, quarter: Any, measured: dict[str, float]) -
         for key_result in objective["key_results"]:
             _rename(key_result, old, new)
             if key_result["type"] == BASELINE and key_result["id"] in measured:
-                key_result["start"] = measured[key_result["id"]]
+                _from_baseline(key_result, measured[key_result["id"]])
             for checkpoint in key_result.get("checkpoints") or []:
                 checkpoint["date"] = _same_day(
                     date.fromisoformat(str(checkpoint["date"])), okr_file.quarter, quarter
                 ).isoformat()
     return _tidy(draft)
+
+
+def placeholder_target(start: float) -> float:
+    """A target the draft can pass lint with: 10% above `start` (1 above a start of 0)."""
+    if start == 0:
+        return 1.0
+    return float(f"{start + abs(start) * 0.1:.4g}")
+
+
+def _from_baseline(key_result: dict, start: float) -> None:
+    """A measured baseline KR becomes an increase KR from its measured value, its target a
+    placeholder the owner replaces (the draft marks it)."""
+    key_result["type"] = "increase"
+    key_result["start"] = start
+    key_result["target"] = placeholder_target(start)
+    key_result.pop("commitment", None)
 
 
 def _rename(item: dict, old: str, new: str) -> None:
