@@ -110,7 +110,7 @@ def append_checkin(
         )
     every_id = [key_result.id for _, key_result in okr_file.key_results]
     if kr_id not in every_id:
-        close = difflib.get_close_matches(kr_id, every_id, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(kr_id, every_id, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise CheckinError(f"unknown KR {kr_id!r} in {quarter}{hint}")
     if value is None and confidence is None:
