@@ -158,10 +158,13 @@ def draft_definitions(okr_file: Any, quarter: Any, measured: dict[str, float]) -
             _rename(key_result, old, new)
             if key_result["type"] == BASELINE and key_result["id"] in measured:
                 _from_baseline(key_result, measured[key_result["id"]])
-            for checkpoint in key_result.get("checkpoints") or []:
-                checkpoint["date"] = _same_day(
-                    date.fromisoformat(str(checkpoint["date"])), okr_file.quarter, quarter
-                ).isoformat()
+            if key_result.get("checkpoints"):
+                moved = {}
+                for checkpoint in key_result["checkpoints"]:
+                    day = date.fromisoformat(str(checkpoint["date"]))
+                    day = _same_day(day, okr_file.quarter, quarter)
+                    moved[day] = {**checkpoint, "date": day.isoformat()}  # the later one wins
+                key_result["checkpoints"] = list(moved.values())
     return _tidy(draft)
 
 
@@ -191,8 +194,9 @@ def _rename(item: dict, old: str, new: str) -> None:
 
 
 def _same_day(day: date, old: Any, new: Any) -> date:
-    """The day as far into the new quarter as `day` was into the old (its last day at most)."""
-    return min(new.start + timedelta(days=(day - old.start).days), new.end)
+    """The day as far into the new quarter as `day` was into the old, before its last day
+    (where checkpoints must fall; a later one wins over an earlier one moved onto the same day)."""
+    return min(new.start + timedelta(days=(day - old.start).days), new.end - timedelta(days=1))
 
 
 def _tidy(value: Any) -> Any:
