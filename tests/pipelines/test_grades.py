@@ -3,7 +3,13 @@ later runs, with the owner's override from the grades file beside the computed g
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +17,7 @@ import pytest
 
 from okr_metrics.connectors.manual.grades import read_grades
 from okr_metrics.pipelines.cli.main import main, run_window
+from okr_metrics.pipelines.dashboard.web import create_app
 from okr_metrics.warehouse.final_scores import Override, apply_overrides, read_final_scores
 from okr_metrics.warehouse.store import Warehouse
 
@@ -38,12 +45,14 @@ objectives:
 """
 Q4 = Q3.replace("2026-Q3", "2026-Q4").replace("close_offset_days: 3\n", "")
 
-# nps on 09-30: 42, so (42 - 30) / (50 - 30) = 0.6; csat: (4.5 - 3) / (5 - 3) = 0.75.
+# nps on 09-30: 42, so (42 - 30) / (50 - 30) = 0.6; csat: (4.5 - 3) / (5 - 3) = 0.75,
+# on_track (pace 0.75 on the last day) while its owner's confidence is 2: doubtful.
 CHECKINS = """\
-kr_id,date,value,note
+kr_id,date,value,note,confidence
 nps,2026-07-06,32,
 nps,2026-09-30,42,
 csat,2026-09-14,4.5,
+csat,2026-09-21,,the new survey tool may under-count,2
 """
 GRADES = """\
 kr_id,grade,note,graded_by
@@ -67,6 +76,31 @@ def quarter_files(tmp_path, monkeypatch, warehouse_url) -> tuple[Path, Warehouse
     monkeypatch.setenv("OKR_WAREHOUSE_URL", warehouse_url)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return defs, Warehouse(warehouse_url)
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """`app` on a real uvicorn server on a free 127.0.0.1 port; yields its base URL."""
+    import uvicorn
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode("utf-8")
 
 
 def final(warehouse: Warehouse) -> dict[str, dict]:
@@ -116,6 +150,19 @@ def test_grades_freeze_on_the_closing_day_and_never_move(quarter_files):
     assert rows["csat"]["score"] == pytest.approx(0.75)
     assert rows["csat"]["override_grade"] is None
     assert rows["csat"]["grade"] == pytest.approx(0.75)
+
+    # The dashboard shows both grades and the disagreement, read back over HTTP.
+    with serving(create_app(warehouse)) as base:
+        overview = get(f"{base}/?quarter=2026-Q3")
+        page = get(f"{base}/kr/2026-Q3/nps?quarter=2026-Q3")
+    final_grades = overview.split('data-section="final-grades"', 1)[1].split("</section>", 1)[0]
+    nps_row = final_grades.split('data-final-kr="nps"', 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<td class="num">(?:<b>)?([\d.]*)', nps_row) == ["0.60", "0.50", "0.50"]
+    assert "the survey sample was small" in nps_row
+    disagreements = overview.split('data-section="disagreements"', 1)[1].split("</section>")[0]
+    assert 'data-disagreement-kr="csat"' in disagreements
+    assert "<b>doubtful</b>: confidence 2/10, on track" in disagreements
+    assert "data-computed-grade>0.60</b>" in page and "data-override-grade>0.50</b>" in page
 
     # An override that changes keeps its first reading time only while it stands.
     first_read = rows["nps"]["override_recorded_at"]
