@@ -199,9 +199,8 @@ def test_kr_confidence_shows_where_judgement_and_numbers_disagree(warehouse_url)
         ],
         columns=["quarter", "kr_id", "date", "value", "note", "file", "line", "confidence"],
     )
-    checkins["confidence"] = (
-        checkins["confidence"].astype(object).where(checkins["confidence"].notna(), None)
-    )
+    # Whole numbers or None, as the pipeline hands them over (not 3.0 and NaN).
+    checkins["confidence"] = pd.Series([3, 5, 9, None, 2], dtype=object)
     warehouse.replace_checkins("2026-Q4", checkins, "r")
     with warehouse.engine.connect() as connection:
         found = connection.execute(
