@@ -40,6 +40,20 @@ def _no_source_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _reports_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs write their HTML report under the session's temporary folder, never the
+    checkout's .okr/: the default that settings built in-process fall back to, and the
+    variable `okr` subprocesses inherit. Tests of the default itself unset the variable."""
+    from okr_metrics.pipelines import settings
+
+    folder = str(tmp_path_factory.mktemp("reports"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(settings, "DEFAULT_REPORTS_DIR", folder)
+        patch.setenv("OKR_REPORTS_DIR", folder)
+        yield
+
+
 # --- end of the credentials block ---------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pagetools import LAST_DAY, REPO, parse
 
+from okr_metrics.pipelines import settings
 from okr_metrics.pipelines.cli.main import EXIT_OK, EXIT_USAGE, main
 from okr_metrics.pipelines.dashboard.report import ReportError, default_path, write_report
 from okr_metrics.warehouse.store import Warehouse
@@ -71,6 +72,8 @@ def test_okr_report_writes_to_okr_reports_by_default(
     built_warehouse, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OKR_REPORTS_DIR")
+    monkeypatch.setattr(settings, "DEFAULT_REPORTS_DIR", ".okr/reports")
     monkeypatch.setenv("OKR_WAREHOUSE_URL", f"sqlite:///{built_warehouse}")
     monkeypatch.setenv("OKR_DEFS", str(REPO / "okr_defs"))
     assert main(["report"]) == EXIT_OK

@@ -179,6 +179,7 @@ def test_the_daemon_runs_the_nightly_schedule_as_the_deploy_page_says(
         tmp_path / "okr-metrics.env",
         {
             "DAGSTER_HOME": str(tmp_path / "dagster"),
+            "OKR_REPORTS_DIR": str(tmp_path / "reports"),
             "DAGSTER_PG_HOST": make_url(databases["dagster"]).host,
             "DAGSTER_PG_PORT": str(make_url(databases["dagster"]).port),
             "DAGSTER_PG_USER": make_url(databases["dagster"]).username,

@@ -93,6 +93,7 @@ class OkrHome:
             "OKR_DEFS": str(REPO / "okr_defs"),
             "OKR_WAREHOUSE_URL": self.warehouse_url,
             "DAGSTER_HOME": str(self.dagster_home),
+            "OKR_REPORTS_DIR": str(self.root / "reports"),
             # Retries quick enough for a test; the sandbox's faults are counted, not timed.
             "OKR_HTTP_BACKOFF_SECONDS": "0.05",
             **self.extra,

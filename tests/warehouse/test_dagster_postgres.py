@@ -83,7 +83,11 @@ def okr_env(tmp_path: Path, name: str, warehouse_url: str, dagster_pg_url: str |
         for key, value in os.environ.items()
         if not key.startswith(SOURCE_PREFIXES) and key not in (*DAGSTER_PG, "OKR_DEFS")
     }
-    env.update(DAGSTER_HOME=str(home), OKR_WAREHOUSE_URL=warehouse_url)
+    env.update(
+        DAGSTER_HOME=str(home),
+        OKR_WAREHOUSE_URL=warehouse_url,
+        OKR_REPORTS_DIR=str(home / "reports"),
+    )
     if dagster_pg_url:
         env["DAGSTER_PG_URL"] = dagster_pg_url
     return env
