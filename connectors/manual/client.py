@@ -213,7 +213,7 @@ def _unknown_kr(
             f"{kr_id} is measured by its source, not by check-ins: "
             "give it a confidence and leave the value empty"
         )
-    if confidence_ids is not None:
+    if confidence_ids is not None and confidence_only:
         scope = f"the KRs of {quarter}" if quarter else "the KRs"
         return f"unknown kr_id {kr_id!r} (not one of {scope})"
     scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
