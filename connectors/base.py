@@ -2,9 +2,12 @@
 
 A connector turns one metric of one source into a daily series. It is plain Python
 (no Dagster): the Dagster assets in `pipelines/` build it from a `SourceSettings` and
-call `daily_series(request)` with a `SeriesRequest` (`connectors/kit.py`). The kit
-checks the request's metric against the connector's `params_model` once, here, and its
-window once, when the `Window` is made; a connector implements `fetch(request)`.
+call `daily_series_many(requests)` with every `SeriesRequest` (`connectors/kit.py`) of
+the source a run needs (or `daily_series(request)` for one). The kit checks each
+request's metric against the connector's `params_model` once, here, and its window once,
+when the `Window` is made; a connector implements `fetch(request)`. A connector whose API
+can answer several requests with one query also implements `plan(requests)`, which
+merges them into `SharedQuery`s, and `fetch_shared(query)`, which answers one.
 
 Sources behind an HTTP API build on `connectors.http.HttpConnector`, which adds the
 client, the auth and the vendor's error shape to this.
@@ -13,25 +16,33 @@ client, the auth and the vendor's error shape to this.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, TypeAlias
 
 import pandas as pd
 
 from okr_metrics.connectors.errors import SourceError
-from okr_metrics.connectors.kit import SeriesRequest, Window, empty_series
+from okr_metrics.connectors.kit import Plan, SeriesRequest, SharedQuery, Window, empty_series
 from okr_metrics.connectors.params import MetricParams
 
 __all__ = [
     "Connector",
+    "Plan",
+    "SeriesAnswer",
     "SeriesRequest",
+    "SharedQuery",
     "SourceEnv",
     "SourceError",
     "SourceSettings",
     "Window",
     "empty_series",
+    "only_answer",
 ]
+
+
+# A series' daily frame, or why the source could not give it.
+SeriesAnswer: TypeAlias = pd.DataFrame | SourceError
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,15 @@ class SourceSettings(_SourceFields):
         return f"SourceSettings(base_url={self.base_url!r}, token={'***' if self.token else None})"
 
 
+def only_answer(answers: Mapping[str, SeriesAnswer], request: SeriesRequest) -> pd.DataFrame:
+    """The request's frame among a query's answers; its error raised (a connector's
+    `fetch` through its own `fetch_shared`)."""
+    answer = answers[request.metric_key]
+    if isinstance(answer, SourceError):
+        raise answer
+    return answer
+
+
 class Connector(abc.ABC):
     """One source: declares `source`, `params_model`, `env`; implements `from_settings`
     and `fetch`."""
@@ -82,6 +102,9 @@ class Connector(abc.ABC):
     env: ClassVar[SourceEnv]
     # The `expectation` of the rows the source refuses itself (`rejected_rows`).
     row_expectation: ClassVar[str] = "valid_source_row"
+    # Whether `daily_series_many` merges requests into shared queries (`plan`); False
+    # sends one query per request (the same numbers, more requests).
+    plans_queries: bool = True
 
     @classmethod
     def missing_settings(cls, settings: SourceSettings) -> str | None:
@@ -111,6 +134,50 @@ class Connector(abc.ABC):
         """
         self.check(request)
         return self.fetch(request)
+
+    def daily_series_many(self, requests: Sequence[SeriesRequest]) -> dict[str, SeriesAnswer]:
+        """Every request's series (as `daily_series` gives it), by `metric_key`, from the
+        fewest queries the source needs (`plan`).
+
+        Errors stay per series: a query that fails is the `SourceError` of the requests
+        it answers, and only theirs. Raises `TypeError` for a metric of another source and
+        `ValueError` when two requests have one key.
+        """
+        keys = [request.metric_key for request in requests]
+        if len(set(keys)) != len(keys):
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            raise ValueError(f"{self.source}: series requested twice: {', '.join(twice)}")
+        for request in requests:
+            self.check(request)
+        plan = self.plan(requests) if self.plans_queries else Plan.separate(requests)
+        answers: dict[str, SeriesAnswer] = {}
+        for query in plan.queries:
+            try:
+                answers.update(self.fetch_shared(query))
+            except SourceError as error:
+                answers.update(dict.fromkeys(query.metric_keys, error))
+        return {key: answers[key] for key in keys}
+
+    def plan(self, requests: Sequence[SeriesRequest]) -> Plan:
+        """Which requests share a query; by default none do (`Plan.separate`).
+
+        A connector that overrides this also overrides `fetch_shared`.
+        """
+        return Plan.separate(requests)
+
+    def fetch_shared(self, query: SharedQuery) -> Mapping[str, SeriesAnswer]:
+        """The series of every request of one planned query, by `metric_key`; a
+        `SourceError` raised here is the error of all of them.
+
+        By default, each request on its own (`daily_series`), each error its own.
+        """
+        answers: dict[str, SeriesAnswer] = {}
+        for request in query.requests:
+            try:
+                answers[request.metric_key] = self.daily_series(request)
+            except SourceError as error:
+                answers[request.metric_key] = error
+        return answers
 
     @classmethod
     def check(cls, request: SeriesRequest) -> None:

@@ -28,14 +28,20 @@ import json as jsonlib
 import logging
 import os
 import random
+import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_errors
 
 from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
@@ -65,9 +71,17 @@ class _RedactSecrets(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.clients: weakref.WeakSet[HttpClient] = weakref.WeakSet()
+        # Clients are added on one thread while another's request is logged.
+        self.lock = threading.Lock()
+
+    def add(self, client: HttpClient) -> None:
+        with self.lock:
+            self.clients.add(client)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = {secret for client in list(self.clients) for secret in client._secrets}
+        with self.lock:
+            clients = list(self.clients)
+        secrets = {secret for client in clients for secret in client._secrets}
         if secrets:
             message = record.getMessage()
             if any(secret in message for secret in secrets):
@@ -132,6 +146,13 @@ class Paginator:
         """The next page's request, or None after the last page."""
         return self._next(response, data, request)
 
+    def page_requests(
+        self, response: requests.Response, data: Any, request: PageRequest
+    ) -> list[PageRequest] | None:
+        """Every later page's request at once, when the first page names them all (so
+        they can be fetched side by side); None: one page after another."""
+        return None
+
     def _next(
         self, response: requests.Response, data: Any, request: PageRequest
     ) -> PageRequest | None:
@@ -151,7 +172,9 @@ class LinkHeaderPaginator(Paginator):
     """Follow `Link: <...>; rel="next"` exactly as given.
 
     The API may rewrite the next URL and carries every query parameter in it, so the URL
-    is never rebuilt and no parameter is added.
+    is never rebuilt and no parameter is added. When the first page's header also names
+    the last page (`rel="last"`, GitHub's page numbers), `page_requests` gives the pages
+    between by number: the next and last URLs with the page number of each in between.
     """
 
     def __init__(self, rel: str = "next") -> None:
@@ -165,6 +188,51 @@ class LinkHeaderPaginator(Paginator):
         if not link or not link.get("url"):
             return None
         return PageRequest(request.method, link["url"], params=None, json=request.json)
+
+    def page_requests(
+        self, response: requests.Response, data: Any, request: PageRequest
+    ) -> list[PageRequest] | None:
+        following = (response.links.get(self.rel) or {}).get("url")
+        last = (response.links.get("last") or {}).get("url")
+        if not following or not last:
+            return None
+        urls = numbered_pages(following, last)
+        if urls is None:
+            return None
+        return [PageRequest(request.method, url, params=None, json=request.json) for url in urls]
+
+
+# More pages than this between the next and the last: read them one after another.
+MAX_NUMBERED_PAGES = 10_000
+
+
+def numbered_pages(following: str, last: str) -> list[str] | None:
+    """The URLs from `following` to `last` when they differ only in one number in the
+    query (the page): `following` and `last` as given, those between with that number
+    replaced; None when the two are not shaped so."""
+    one, other = urlsplit(following), urlsplit(last)
+    if (one.scheme, one.netloc, one.path) != (other.scheme, other.netloc, other.path):
+        return None
+    parts, last_parts = one.query.split("&"), other.query.split("&")
+    if len(parts) != len(last_parts):
+        return None
+    differing = [i for i, (a, b) in enumerate(zip(parts, last_parts, strict=True)) if a != b]
+    if len(differing) != 1:
+        return None
+    (index,) = differing
+    name, _, first_number = parts[index].partition("=")
+    last_name, _, last_number = last_parts[index].partition("=")
+    if name != last_name or not (first_number.isdigit() and last_number.isdigit()):
+        return None
+    start, stop = int(first_number), int(last_number)
+    if stop <= start or stop - start > MAX_NUMBERED_PAGES:
+        return None
+
+    def page(number: int) -> str:
+        query = [*parts[:index], f"{name}={number}", *parts[index + 1 :]]
+        return urlunsplit((one.scheme, one.netloc, one.path, "&".join(query), one.fragment))
+
+    return [following, *(page(number) for number in range(start + 1, stop)), last]
 
 
 def _with_value(
@@ -272,6 +340,144 @@ class Query:
     stop: Callable[[list], bool] | None = None
 
 
+# --- how much each API host takes at once ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """What one API host is sent from this process: at most `max_in_flight` requests at
+    once, and, where its vendor publishes a budget, at most `per_second` requests a second
+    (spaced evenly: no bursts) and `per_hour` in any hour."""
+
+    max_in_flight: int = 4
+    per_second: float | None = None
+    per_hour: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
+
+
+DEFAULT_LIMITS = HostLimits(max_in_flight=4)
+# The vendors' published limits, by host name (a leading dot: any host under that domain).
+VENDOR_LIMITS: tuple[tuple[str, HostLimits], ...] = (
+    # Far below the secondary limit's 100 concurrent requests. The hourly budget differs
+    # by token (5,000 for a user, up to 15,000 for an app or Enterprise Cloud), so it is
+    # read from GitHub's X-RateLimit headers, not assumed here.
+    ("api.github.com", HostLimits(max_in_flight=8)),
+    # Standard properties take 10 concurrent requests (Analytics 360: 50).
+    ("analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
+    # CRM search: 4 requests a second per token.
+    ("api.hubapi.com", HostLimits(max_in_flight=4, per_second=4)),
+    # Burst limits per tenant and endpoint, numbers unpublished: few at once.
+    (".atlassian.net", HostLimits(max_in_flight=4)),
+    # No limit on requests shorter than 20 s; 25 long-running ones (5 in a developer org).
+    (".salesforce.com", HostLimits(max_in_flight=5)),
+)
+
+
+def vendor_limits(base_url: str) -> HostLimits:
+    """The limits of the host of `base_url`: its vendor's, or `DEFAULT_LIMITS`."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    for name, limits in VENDOR_LIMITS:
+        if host == name or (name.startswith(".") and host.endswith(name)):
+            return limits
+    return DEFAULT_LIMITS
+
+
+class HostLimiter:
+    """Keeps one API host within its `HostLimits`, for every client of that host in the
+    process (`host_limiter`), from any thread.
+
+    A request takes a slot (`slot()`): it waits while the host asked a request of this
+    process to wait (a rate limit, `holding()`), then for a free slot while
+    `max_in_flight` are out, then for its turn in the host's budget. Each host's waits are
+    its own: another host never waits for them.
+    """
+
+    def __init__(self, host: str, limits: HostLimits) -> None:
+        self.host, self.limits = host, limits
+        self._slots = threading.BoundedSemaphore(limits.max_in_flight)
+        self._lock = threading.Condition()
+        self._next_start = 0.0  # monotonic time of the next start the per-second budget allows
+        self._hour: deque[float] = deque()  # starts in the last hour, for the per-hour budget
+        self._holding = 0  # requests sleeping out a rate limit of this host
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests out at once so far
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """While a request sleeps out the host's rate limit, no other request to the host
+        starts: they would only be refused too."""
+        with self._lock:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding -= 1
+                self._lock.notify_all()
+
+    @contextmanager
+    def slot(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+        """Hold one of the host's slots while one request is out; `sleep` waits for the
+        budget (the caller's: a test's never waits)."""
+        with self._lock:
+            while self._holding:
+                self._lock.wait()
+        self._slots.acquire()
+        try:
+            wait = self._reserve()
+            if wait > 1:
+                logger.warning("%s: waiting %.0f s for the host's request budget", self.host, wait)
+            if wait > 0:
+                sleep(wait)
+            with self._lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+        finally:
+            self._slots.release()
+
+    def _reserve(self) -> float:
+        """Take the next start the host's budget allows; seconds until it."""
+        now = time.monotonic()
+        with self._lock:
+            start = now
+            if self.limits.per_second:
+                start = max(start, self._next_start)
+                self._next_start = start + 1.0 / self.limits.per_second
+            if self.limits.per_hour:
+                while self._hour and self._hour[0] <= now - 3600.0:
+                    self._hour.popleft()
+                if len(self._hour) >= self.limits.per_hour:
+                    start = max(start, self._hour[-self.limits.per_hour] + 3600.0)
+                self._hour.append(start)
+            return start - now
+
+
+_LIMITERS: dict[str, HostLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def host_limiter(base_url: str, limits: HostLimits | None = None) -> HostLimiter:
+    """The process's limiter of the host of `base_url` (scheme, host and port); the first
+    client of a host sets its limits (`limits`, default the vendor's)."""
+    split = urlsplit(base_url)
+    # Never the user and password a URL may carry: the name is logged.
+    port = f":{split.port}" if split.port else ""
+    host = f"{split.scheme}://{split.hostname or ''}{port}".lower()
+    with _LIMITERS_LOCK:
+        found = _LIMITERS.get(host)
+        if found is None:
+            found = _LIMITERS[host] = HostLimiter(host, limits or vendor_limits(base_url))
+        return found
+
+
 # --- the vendor's error shape ------------------------------------------------------------
 
 
@@ -332,6 +538,7 @@ class _Retry:
     problem: str
     wait: float | None = None
     said: str = ""  # the API's own words, quoted when the client gives up
+    rate_limited: bool = False  # the host asked to slow down: its other requests wait too
 
 
 class HttpClient:
@@ -344,6 +551,11 @@ class HttpClient:
     `message` of a JSON object body. `deadline` is the longest one attempt may take,
     from sending the request to the body's last byte (the socket `timeout` bounds each
     read only); an attempt past it is retried like a timeout.
+
+    Every client of one API host shares that host's `HostLimiter` (`limits`, default
+    the vendor's published ones, `VENDOR_LIMITS`): clients on several threads never have
+    more requests out to a host than it takes, and a rate limit on one host makes that
+    host's requests wait, never another's.
     """
 
     def __init__(
@@ -365,6 +577,7 @@ class HttpClient:
         jitter: Callable[[], float] = random.random,
         session: requests.Session | None = None,
         error_reason: ErrorReason | None = None,
+        limits: HostLimits | None = None,
     ) -> None:
         self.source = source
         self.error_reason = error_reason
@@ -382,7 +595,15 @@ class HttpClient:
         self.max_attempts = max(1, max_attempts)
         self.backoff_base, self.backoff_max, self.max_wait = backoff_base, backoff_max, max_wait
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
-        self.session = session or requests.Session()
+        self.limiter = host_limiter(self.base_url, limits)
+        if session is None:
+            session = requests.Session()
+            # One pooled connection per request in flight, so none is opened and dropped.
+            size = max(10, self.limiter.limits.max_in_flight)
+            adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
         found = [s for s in secrets if s]
         authorization = self.session.headers.get("Authorization")
@@ -391,7 +612,7 @@ class HttpClient:
             found.append(authorization.partition(" ")[2])
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = sorted({s for s in found if s}, key=len, reverse=True)
-        _TRANSPORT_REDACTION.clients.add(self)
+        _TRANSPORT_REDACTION.add(self)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -413,7 +634,8 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
-            outcome = self._attempt(method, url, shown, params, json)
+            with self.limiter.slot(self.sleep):
+                outcome = self._attempt(method, url, shown, params, json)
             if isinstance(outcome, requests.Response):
                 return outcome
             problem = self.redact(outcome.problem)
@@ -440,7 +662,11 @@ class HttpClient:
                 attempt + 1,
                 self.max_attempts,
             )
-            self.sleep(wait)
+            if outcome.rate_limited:
+                with self.limiter.holding():
+                    self.sleep(wait)
+            else:
+                self.sleep(wait)
 
     def request_json(self, method: str, path: str, **options: Any) -> Any:
         """`request` (`params`, `json`), returning the decoded JSON body."""
@@ -459,33 +685,82 @@ class HttpClient:
             PageRequest(query.method, query.path, params=query.params, json=query.json)
         )
         read: set[str] = set()
+        first = True
         while page_request is not None:
-            key = self._page_key(page_request)
-            if key in read:
-                raise SourceError(
-                    self.source,
-                    f"pagination loop: the API pointed back to a page already read "
-                    f"({page_request.method} {self._shown(self._url(page_request.url))}, "
-                    f"after {len(read)} pages); nothing of this query is kept",
-                )
-            read.add(key)
-            response = self.request(
-                page_request.method,
-                page_request.url,
-                params=page_request.params,
-                json=page_request.json,
-            )
-            data = self._decode(response)
-            page = query.records(data) if query.records else data
-            if not isinstance(page, list):
-                raise SourceError(
-                    self.source,
-                    f"unexpected response body from {self._shown(response.url)}: expected a list of records",
-                )
+            self._mark_read(page_request, read)
+            response, data, page = self._fetch_page(query, page_request)
             yield page
             if query.stop is not None and query.stop(page):
                 return
+            if first and query.stop is None:
+                # A list read whole whose first page names the others: fetch them side by
+                # side, within the host's limits, and yield them in order.
+                numbered = paginator.page_requests(response, data, page_request)
+                if numbered:
+                    response, data, page_request = yield from self._fan_out(query, numbered, read)
+            first = False
+            # After the numbered pages, the last one's next link is still followed: pages
+            # added while the list was read are not lost.
             page_request = paginator.next_request(response, data, page_request)
+
+    def _mark_read(self, page_request: PageRequest, read: set[str]) -> None:
+        """Refuse a page already read (a cursor or a link that loops back)."""
+        key = self._page_key(page_request)
+        if key in read:
+            raise SourceError(
+                self.source,
+                f"pagination loop: the API pointed back to a page already read "
+                f"({page_request.method} {self._shown(self._url(page_request.url))}, "
+                f"after {len(read)} pages); nothing of this query is kept",
+            )
+        read.add(key)
+
+    def _fetch_page(
+        self, query: Query, page_request: PageRequest
+    ) -> tuple[requests.Response, Any, list]:
+        """One page: its response, its decoded body and its records."""
+        response = self.request(
+            page_request.method,
+            page_request.url,
+            params=page_request.params,
+            json=page_request.json,
+        )
+        data = self._decode(response)
+        page = query.records(data) if query.records else data
+        if not isinstance(page, list):
+            raise SourceError(
+                self.source,
+                f"unexpected response body from {self._shown(response.url)}: expected a list of records",
+            )
+        return response, data, page
+
+    def _fan_out(
+        self, query: Query, page_requests: list[PageRequest], read: set[str]
+    ) -> Generator[list, None, tuple[requests.Response, Any, PageRequest]]:
+        """Yield the records of each of `page_requests` in order, fetching a few ahead on
+        threads (the host's limiter decides how many are out at once); returns the last
+        page's response, body and request. A page that fails fails the query, as it would
+        one page after another."""
+        for page_request in page_requests:
+            self._mark_read(page_request, read)
+        width = self.limiter.limits.max_in_flight
+        waiting = iter(page_requests)
+        pending: deque[tuple[PageRequest, Future]] = deque()
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"okr-{self.source}")
+        try:
+            for page_request in islice(waiting, 2 * width):
+                pending.append((page_request, pool.submit(self._fetch_page, query, page_request)))
+            while True:
+                page_request, future = pending.popleft()
+                response, data, page = future.result()
+                following = next(waiting, None)
+                if following is not None:
+                    pending.append((following, pool.submit(self._fetch_page, query, following)))
+                yield page
+                if not pending:
+                    return response, data, page_request
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced by `***`, on one line."""
@@ -568,6 +843,7 @@ class HttpClient:
                 f"rate limited (HTTP {status})",
                 read.wait if wait is None else wait,
                 said=self.redact(read.said)[:200],
+                rate_limited=True,
             )
         if status >= 500:
             return _Retry(f"server error (HTTP {status})")
@@ -728,6 +1004,8 @@ class HttpConnector(Connector):
     headers: ClassVar[Mapping[str, str]] = {}
     # The vendor's error shape; None: the body's `message` (`message_error`).
     error_reason: ClassVar[ErrorReason | None] = None
+    # What the vendor's host takes at once; None: `VENDOR_LIMITS` by host, else the default.
+    host_limits: ClassVar[HostLimits | None] = None
 
     def __init__(self, client: HttpClient) -> None:
         self.client = client
@@ -761,7 +1039,7 @@ class HttpConnector(Connector):
             secrets=[token, settings.token],
             token_env=token_env or cls.auth.hint(cls.env),
             error_reason=cls.error_reason,
-            **client_options,
+            **{"limits": cls.host_limits, **client_options},
         )
 
     def records(self, query: Query) -> Iterator[Any]:

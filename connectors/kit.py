@@ -19,13 +19,19 @@ one-line `SourceError` naming the source, the record, the field and the value: n
 with `present=True`: its absence means the API renamed or dropped it, and a series that
 silently counted nothing would be wrong. `distinct(records)` keeps one record per id, for
 APIs that repeat a record on two pages when it moves while they are read.
+
+A run asks a connector for all of a source's series at once (`daily_series_many`), and
+the connector's `plan(requests)` merges them into the fewest queries its API needs: a
+`Plan` of `SharedQuery`s, each the requests one query answers, over the `Window` that
+spans theirs. `Plan.grouped(requests, shape)` puts requests of an equal `shape` (what
+the query sends: endpoint, filters) into one query; `Plan.separate` gives each its own.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -178,6 +184,98 @@ class SeriesRequest(Generic[M]):
     @property
     def timezone(self) -> str:
         return self.window.timezone
+
+
+# --- the plan: requests merged into shared queries ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedQuery(Generic[M]):
+    """One query that answers several requests: `shape` is what they share (the
+    connector's own description of the query: endpoint, filters), `window` spans all of
+    their windows; each request keeps its own days client-side."""
+
+    shape: Hashable
+    requests: tuple[SeriesRequest[M], ...]
+
+    @property
+    def window(self) -> Window:
+        first = min(request.start for request in self.requests)
+        last = max(request.end for request in self.requests)
+        return Window(first, last, self.requests[0].timezone)
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        return tuple(request.metric_key for request in self.requests)
+
+
+@dataclass(frozen=True)
+class Plan(Generic[M]):
+    """The queries a connector sends for a batch of requests (`Connector.plan`)."""
+
+    queries: tuple[SharedQuery[M], ...]
+
+    @classmethod
+    def separate(cls, requests: Sequence[SeriesRequest[M]]) -> Plan[M]:
+        """One query per request."""
+        return cls(tuple(SharedQuery(request.metric_key, (request,)) for request in requests))
+
+    @classmethod
+    def grouped(
+        cls,
+        requests: Sequence[SeriesRequest[M]],
+        shape: Callable[[SeriesRequest[M]], Hashable | None],
+        *,
+        most: int | None = None,
+        across_gaps: bool = False,
+    ) -> Plan[M]:
+        """Requests of an equal `shape` (and time zone) share one query, in the order first
+        asked; a request whose shape is None has a query of its own.
+
+        `most`: at most this many requests a query. Windows that neither overlap nor touch
+        get queries of their own, unless `across_gaps` (an API listing newest first reads
+        the days between anyway).
+        """
+        groups: dict[tuple[Hashable, str], list[int]] = {}
+        queries: list[tuple[int, SharedQuery[M]]] = []
+        for index, request in enumerate(requests):
+            found = shape(request)
+            if found is None:
+                queries.append((index, SharedQuery(request.metric_key, (request,))))
+            else:
+                groups.setdefault((found, request.timezone), []).append(index)
+        for (found, _), members in groups.items():
+            runs = [members] if across_gaps else _touching(requests, members)
+            for run in runs:
+                size = most or len(run)
+                for at in range(0, len(run), size):
+                    part = run[at : at + size]
+                    shared = SharedQuery(found, tuple(requests[i] for i in part))
+                    queries.append((part[0], shared))
+        return cls(tuple(query for _, query in sorted(queries, key=lambda item: item[0])))
+
+    def sharing(self) -> list[tuple[str, ...]]:
+        """The metric keys each query answers, in the plan's order (what a test inspects)."""
+        return [query.metric_keys for query in self.queries]
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+def _touching(requests: Sequence[SeriesRequest[M]], members: list[int]) -> list[list[int]]:
+    """The requests (by index) in runs whose windows overlap or touch, each run in the
+    order asked."""
+    runs: list[list[int]] = []
+    last: date | None = None
+    for index in sorted(members, key=lambda i: requests[i].start):
+        request = requests[index]
+        if runs and last is not None and request.start <= last + timedelta(days=1):
+            runs[-1].append(index)
+            last = max(last, request.end)
+        else:
+            runs.append([index])
+            last = request.end
+    return [sorted(run) for run in runs]
 
 
 # --- timestamps ------------------------------------------------------------------------------

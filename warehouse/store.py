@@ -180,6 +180,10 @@ def _copy_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> Non
         cursor.close()
 
 
+# Rows handed to the driver at once: a quarter of 1,000 KRs (92,000 rows) goes in 10 batches.
+WRITE_BATCH_ROWS = 10_000
+
+
 def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Bulk-insert `frame` (a column per table column) in the open transaction.
 
@@ -189,11 +193,50 @@ def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> in
         return 0
     # Columns the frame lacks (added to the table after its writer) are written as null.
     frame = frame.reindex(columns=[column.name for column in table.columns])
-    if connection.dialect.driver == "psycopg2":
-        _copy_rows(connection, table, frame)
-    else:
-        _executemany(connection, table, frame)
+    write = _copy_rows if connection.dialect.driver == "psycopg2" else _executemany
+    # In batches: the driver's rows (a Python object per value) of one batch at a time.
+    for first in range(0, len(frame), WRITE_BATCH_ROWS):
+        write(connection, table, frame.iloc[first : first + WRITE_BATCH_ROWS])
     return len(frame)
+
+
+# Rows read into Python objects at once; each batch becomes a frame before the next.
+READ_BATCH_ROWS = 10_000
+
+
+def _sharing_values(frame: pd.DataFrame, shared: dict[tuple[type, Any], Any]) -> pd.DataFrame:
+    """`frame` with each object column's equal values one object, the same across the
+    batches of a read (`shared`): a quarter's rows repeat their ids, titles, statuses
+    and days, which the driver returns as a new object for every row."""
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        try:
+            codes, distinct = pd.factorize(column.to_numpy(), use_na_sentinel=True)
+        except TypeError:  # unhashable values: left as they are
+            continue
+        values = np.empty(len(distinct) + 1, dtype=object)  # the last: None, for code -1
+        # Keyed by type too: True and 1 are equal keys of a dict.
+        values[:-1] = [shared.setdefault((type(value), value), value) for value in distinct]
+        frame[name] = values[codes]
+    return frame
+
+
+def _joined(parts: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """The batches of one read as one frame, with the dtypes one frame of all the rows
+    would have had: a batch can infer another (a column all null in it), and then that
+    column is inferred again over all its values."""
+    if not parts:
+        return pd.DataFrame([], columns=names)
+    if len(parts) == 1:
+        return parts[0]
+    mixed = [name for name in names if len({str(part[name].dtype) for part in parts}) > 1]
+    frame = pd.concat([part.drop(columns=mixed) for part in parts], ignore_index=True)
+    for name in mixed:
+        values = [value for part in parts for value in part[name].tolist()]
+        frame[name] = pd.DataFrame({name: values})[name]
+    return frame[names]
 
 
 class Warehouse:
@@ -416,7 +459,7 @@ class Warehouse:
         is rebuilt for the quarters written, from the days each hash now serves in `kr_scores`.
         """
         self.ensure_schema()
-        frame = scores.copy()
+        frame = scores.copy(deep=False)  # only columns are added: the values are not copied
         frame["run_id"] = run_id
         frame["computed_at"] = datetime.now(UTC)
         quarters = sorted(set(frame["quarter"])) if "quarter" in frame else []
@@ -437,7 +480,7 @@ class Warehouse:
         self, table: Table, frame: pd.DataFrame, start: date, end: date, run_id: str
     ) -> int:
         self.ensure_schema()
-        frame = frame.copy()
+        frame = frame.copy(deep=False)  # only columns are added: the values are not copied
         frame["run_id"] = run_id
         frame["computed_at"] = datetime.now(UTC)
         with write_transaction(self.engine, table.name) as connection:
@@ -455,18 +498,23 @@ class Warehouse:
             return insert_rows(connection, checkins_table, frame)
 
     def read_kr_scores(
-        self, start: date | None = None, end: date | None = None, quarter: str | None = None
+        self,
+        start: date | None = None,
+        end: date | None = None,
+        quarter: str | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        return self._read(kr_scores, start, end, quarter, [kr_scores.c.objective_id])
+        """`kr_scores` rows (only `columns`, when given: a quarter's rows are many)."""
+        return self._read(kr_scores, start, end, quarter, [kr_scores.c.objective_id], columns)
 
     def read_objective_scores(
         self, start: date | None = None, end: date | None = None, quarter: str | None = None
     ) -> pd.DataFrame:
         return self._read(objective_scores, start, end, quarter, [])
 
-    def _read(self, table, start, end, quarter, order) -> pd.DataFrame:
+    def _read(self, table, start, end, quarter, order, columns=None) -> pd.DataFrame:
         self.ensure_schema()
-        query = select(table)
+        query = select(table) if columns is None else select(*(table.c[n] for n in columns))
         if start is not None:
             query = query.where(table.c.as_of >= start)
         if end is not None:
@@ -475,8 +523,14 @@ class Warehouse:
             query = query.where(table.c.quarter == quarter)
         query = query.order_by(table.c.quarter, table.c.as_of, *order)
         with self.engine.connect() as connection:
-            result = connection.execute(query)
-            return pd.DataFrame(result.all(), columns=list(result.keys()))
+            result = connection.execution_options(yield_per=READ_BATCH_ROWS).execute(query)
+            names = list(result.keys())
+            shared: dict[tuple[type, Any], Any] = {}
+            parts = [
+                _sharing_values(pd.DataFrame(rows, columns=names), shared)
+                for rows in result.partitions()
+            ]
+        return _joined(parts, names)
 
     # -- alerts -------------------------------------------------------------
 

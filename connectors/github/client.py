@@ -4,11 +4,18 @@ Built by the Dagster observation assets (through `connectors/registry.py`) from
 `GITHUB_API_URL` and `GITHUB_TOKEN`; works against api.github.com, GitHub Enterprise
 (`https://host/api/v3`) and the sandbox alike. Each count reads one list endpoint,
 newest first, and stops once a whole page predates the window.
+
+The counts of one repository that read one endpoint share its listing (`plan`): merged
+pull requests with any labels, opened and closed issues with any labels, releases. The
+listing reaches back to the earliest window asked; each series keeps its own days and
+labels client-side. Issues are the exception GitHub filters by label itself (`labels`):
+a label set keeps its filtered listing unless the repository's issues are listed
+unfiltered anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -17,7 +24,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import requests
 
-from okr_metrics.connectors.base import SourceEnv, SourceError
+from okr_metrics.connectors.base import SeriesAnswer, SourceEnv, SourceError, only_answer
 from okr_metrics.connectors.github.params import GitHubMetric
 from okr_metrics.connectors.http import (
     ApiError,
@@ -27,8 +34,10 @@ from okr_metrics.connectors.http import (
     said_in,
 )
 from okr_metrics.connectors.kit import (
+    Plan,
     Record,
     SeriesRequest,
+    SharedQuery,
     daily_counts,
     distinct,
     parse_timestamp,
@@ -122,37 +131,88 @@ class GitHubConnector(HttpConnector):
     # Items per page: GitHub's maximum. The contract tests shrink it to cross pages.
     page_size: ClassVar[int] = PER_PAGE
 
+    def plan(self, requests: Sequence[SeriesRequest[GitHubMetric]]) -> Plan[GitHubMetric]:
+        """One listing per repository and endpoint, whatever the counts and labels.
+
+        Except for issues, which GitHub filters by label itself: there each label set has a
+        listing of its own (opened and closed alike), unless some count of the repository
+        reads its issues unfiltered, whose listing then serves every label set.
+        """
+        unfiltered = {
+            request.metric.repo
+            for request in requests
+            if COUNTS[request.metric.count].endpoint == "issues" and not request.metric.labels
+        }
+
+        def shape(request: SeriesRequest[GitHubMetric]) -> Hashable | None:
+            found = listing_of(request)
+            if found is None or found[1] != "issues" or found[0] in unfiltered:
+                return found
+            return (*found, request.metric.labels)
+
+        return Plan.grouped(requests, shape, across_gaps=True)
+
     def fetch(self, request: SeriesRequest[GitHubMetric]) -> pd.DataFrame:
-        metric, count, start = request.metric, COUNTS[request.metric.count], request.window.start
-        if metric.labels and count.endpoint == "releases":
+        return only_answer(self.fetch_shared(SharedQuery(listing_of(request), (request,))), request)
+
+    def fetch_shared(self, query: SharedQuery[GitHubMetric]) -> dict[str, SeriesAnswer]:
+        first = query.requests[0].metric
+        endpoint = COUNTS[first.count].endpoint
+        if first.labels and endpoint == "releases":
             raise SourceError(self.source, "`labels` do not apply to `count: releases`")
+        start = query.window.start
+        # One endpoint's counts share its parameters and stop rule.
+        count = COUNTS[first.count]
         params: dict[str, Any] = {**count.params, "per_page": self.page_size}
-        if count.endpoint == "issues":
+        if endpoint == "issues":
             params["since"] = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            if metric.labels:
-                params["labels"] = ",".join(metric.labels)
-        query = Query(
+            label_sets = {request.metric.labels for request in query.requests}
+            if len(label_sets) == 1 and first.labels:
+                params["labels"] = ",".join(first.labels)
+        listing = Query(
             "GET",
-            f"/repos/{metric.repo}/{count.endpoint}",
+            f"/repos/{first.repo}/{endpoint}",
             LinkHeaderPaginator(),
             params=params,
             stop=count.stop(start),
         )
-        kind = {"pulls": "pull request", "issues": "issue", "releases": "release"}[count.endpoint]
+        kind = {"pulls": "pull request", "issues": "issue", "releases": "release"}[endpoint]
         # An item updated while the list is read moves to its head and shows up again on a
         # later page: each item counts once.
         items = distinct(
             Record(self.source, item, kind, id_fields=("number", "id"))
-            for item in self.records(query)
+            for item in self.records(listing)
         )
-        # GitHub sends the field on every item (null until it happens): one missing means
-        # the API changed, and counting nothing would be a silent zero.
-        moments = (
-            item.moment(count.field, required=count.required, present=True)
-            for item in items
-            if count.counts(item, metric.labels)
-        )
-        return daily_counts(request.window, (moment for moment in moments if moment))
+        answers: dict[str, SeriesAnswer] = {}
+        for request in query.requests:
+            try:
+                answers[request.metric_key] = _counted(request, items)
+            except SourceError as error:  # a bad item costs the series that counts it
+                answers[request.metric_key] = error
+        return answers
+
+
+def listing_of(request: SeriesRequest[GitHubMetric]) -> tuple[str, str] | None:
+    """The listing a count reads: (repository, endpoint); None for a request that fails
+    alone (labels on releases)."""
+    metric = request.metric
+    endpoint = COUNTS[metric.count].endpoint
+    if metric.labels and endpoint == "releases":
+        return None
+    return metric.repo, endpoint
+
+
+def _counted(request: SeriesRequest[GitHubMetric], items: list[Record]) -> pd.DataFrame:
+    metric = request.metric
+    count = COUNTS[metric.count]
+    # GitHub sends the field on every item (null until it happens): one missing means
+    # the API changed, and counting nothing would be a silent zero.
+    moments = (
+        item.moment(count.field, required=count.required, present=True)
+        for item in items
+        if count.counts(item, metric.labels)
+    )
+    return daily_counts(request.window, (moment for moment in moments if moment))
 
 
 def _has_labels(item: Record, labels: Iterable[str]) -> bool:

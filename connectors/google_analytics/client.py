@@ -14,6 +14,15 @@ as strings and are cast by `metricHeaders[].type`; a day the report leaves out i
 (which is also what a day failing the `metricFilter` reads: with `date` the only
 dimension, the metric filter keeps or drops whole days).
 
+Series of one property and one stretch of days share a report (`plan`): metrics with
+the same `filter` and `metric_filter` are columns of one report (at most 10 metrics a
+report, the Data API's limit); and metrics without a `metric_filter` whose `filter` is
+one value of one dimension, matched exactly and case-sensitively (`eventName:
+[push_opt_in]`), share a report broken down by that dimension too (`date` and, say,
+`eventName`, filtered to every value asked), each series reading its value's rows. A
+row of that breakdown is exactly what the one-value filter gives, whatever the metric.
+Each series keeps its own days client-side.
+
 The connector remembers the last `propertyQuota` of each property and, once the run's
 last series is fetched (`finish()`), logs one line per property: the reports made, the
 daily tokens they used and the tokens left (a warning when few daily tokens are left).
@@ -26,8 +35,9 @@ such as `activeUsers` is never summed across days here; the KR's `aggregate` dec
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
@@ -35,7 +45,13 @@ from typing import Any, ClassVar
 import pandas as pd
 import requests
 
-from okr_metrics.connectors.base import SourceEnv, SourceError, SourceSettings
+from okr_metrics.connectors.base import (
+    SeriesAnswer,
+    SourceEnv,
+    SourceError,
+    SourceSettings,
+    only_answer,
+)
 from okr_metrics.connectors.google_analytics.params import (
     COMPARISONS,
     MATCH_TYPES,
@@ -57,14 +73,24 @@ from okr_metrics.connectors.http import (
     json_body,
     said_in,
 )
-from okr_metrics.connectors.kit import Record, SeriesRequest, daily_values
+from okr_metrics.connectors.kit import (
+    Plan,
+    Record,
+    SeriesRequest,
+    SharedQuery,
+    Window,
+    daily_values,
+)
 
 log = logging.getLogger("okr_metrics.google_analytics")
 
 API_VERSION = "v1beta"
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
-# GA returns at most 250,000 rows a request; a report here has one row per day.
-PAGE_SIZE = 10_000
+# GA returns at most 250,000 rows a request (a report has a row per day and breakdown value).
+PAGE_SIZE = 250_000
+# The most metrics a report may hold (the Data API's limit; dimensions: 9, of which the
+# connector uses 2 at most).
+MAX_METRICS = 10
 INTEGER_TYPES = {"TYPE_INTEGER"}
 # The quotas logged at the end of a run; with fewer daily tokens left, the line is a warning.
 TOKEN_QUOTAS = ("tokensPerDay", "tokensPerHour", "tokensPerProjectPerHour")
@@ -170,6 +196,76 @@ def report_request(metric: GoogleAnalyticsMetric, start: date, end: date) -> dic
     if found is not None:
         body["metricFilter"] = found
     return body
+
+
+@dataclass(frozen=True)
+class ReportShape:
+    """What the series of one report share: the property, and either their whole `filter`
+    and `metric_filter` (`by` None) or the one dimension `by` whose values they filter on."""
+
+    property: str
+    by: str | None
+    filters: str  # the canonical JSON of `filter` and `metric_filter` (`by` None), else ""
+
+
+def report_shape(metric: GoogleAnalyticsMetric) -> ReportShape:
+    """The report a metric can share: broken down by its filter's one dimension when the
+    filter is one value matched exactly and case-sensitively, with no `metric_filter`."""
+    value = one_value(metric)
+    if value is not None:
+        return ReportShape(metric.property, value[0], "")
+    dumped = metric.model_dump(mode="json", include={"filter", "metric_filter"})
+    return ReportShape(metric.property, None, json.dumps(dumped, sort_keys=True))
+
+
+def one_value(metric: GoogleAnalyticsMetric) -> tuple[str, str] | None:
+    """(dimension, value) when the metric's whole filter is that one value, matched exactly
+    and case-sensitively (a breakdown row of that value is then the filtered report)."""
+    if metric.metric_filter or len(metric.filter) != 1:
+        return None
+    ((name, condition),) = metric.filter.items()
+    if not isinstance(condition, StringMatch) or not condition.case_sensitive:
+        return None
+    if condition.match == "exact" and isinstance(condition.value, str):
+        return name, condition.value
+    if condition.match == "in" and len(condition.value) == 1:
+        return name, condition.value[0]
+    return None
+
+
+def shared_report_request(
+    metrics: Sequence[GoogleAnalyticsMetric], shape: ReportShape, start: date, end: date
+) -> dict[str, Any]:
+    """The runReport body of every metric of one shared report over start..end.
+
+    The first metric's filters stand for all when the report is not broken down (they
+    share them); broken down by a dimension, the filter lists every value asked.
+    """
+    body = report_request(metrics[0], start, end)
+    body["metrics"] = [{"name": name} for name in _distinct(m.metric for m in metrics)]
+    if shape.by is not None and len(metrics) > 1:
+        values = _distinct(value for m in metrics if (value := _value_of(m)) is not None)
+        body["dimensions"] = [{"name": "date"}, {"name": shape.by}]
+        body["orderBys"] = [
+            {"dimension": {"dimensionName": "date"}},
+            {"dimension": {"dimensionName": shape.by}},
+        ]
+        body["dimensionFilter"] = {
+            "filter": {
+                "fieldName": shape.by,
+                "inListFilter": {"values": values, "caseSensitive": True},
+            }
+        }
+    return body
+
+
+def _value_of(metric: GoogleAnalyticsMetric) -> str | None:
+    found = one_value(metric)
+    return found[1] if found else None
+
+
+def _distinct(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def cast_value(text: Any, metric_type: str) -> float:
@@ -310,12 +406,58 @@ class GoogleAnalyticsConnector(HttpConnector):
             )
         return self._client
 
+    def plan(
+        self, requests: Sequence[SeriesRequest[GoogleAnalyticsMetric]]
+    ) -> Plan[GoogleAnalyticsMetric]:
+        """One report per property, stretch of days and filter (or broken-down dimension),
+        with at most MAX_METRICS metrics."""
+        grouped = Plan.grouped(requests, lambda request: report_shape(request.metric))
+        queries: list[SharedQuery[GoogleAnalyticsMetric]] = []
+        for query in grouped.queries:
+            # Each request joins the first report that has its metric or room for it.
+            reports: list[tuple[set[str], list[SeriesRequest[GoogleAnalyticsMetric]]]] = []
+            for request in query.requests:
+                name = request.metric.metric
+                for names, members in reports:
+                    if name in names or len(names) < MAX_METRICS:
+                        names.add(name)
+                        members.append(request)
+                        break
+                else:
+                    reports.append(({name}, [request]))
+            queries += [SharedQuery(query.shape, tuple(members)) for _, members in reports]
+        return Plan(tuple(queries))
+
     def fetch(self, request: SeriesRequest[GoogleAnalyticsMetric]) -> pd.DataFrame:
-        rows = self._report_rows(request.metric, request.start, request.end, request.timezone)
+        query = SharedQuery(report_shape(request.metric), (request,))
+        return only_answer(self.fetch_shared(query), request)
+
+    def fetch_shared(self, query: SharedQuery[GoogleAnalyticsMetric]) -> dict[str, SeriesAnswer]:
+        metrics = [request.metric for request in query.requests]
+        shape = query.shape
+        if not isinstance(shape, ReportShape):
+            shape = report_shape(metrics[0])
+        property_id = metrics[0].property
         try:
-            return daily_values(request.window, rows, source=self.source)
+            rows = list(self._report_rows(metrics, shape, query.window))
         except SourceError as error:
-            raise self._with_budget(error, request.metric.property) from None
+            raise self._with_budget(error, property_id) from None
+        broken_down = shape.by is not None and len(metrics) > 1  # as `shared_report_request`
+        answers: dict[str, SeriesAnswer] = {}
+        for request in query.requests:
+            wanted = _value_of(request.metric) if broken_down else None
+            values = (
+                (day, found[request.metric.metric])
+                for day, dimensions, found in rows
+                if wanted is None or dimensions[1] == wanted
+            )
+            try:
+                answers[request.metric_key] = daily_values(
+                    request.window, values, source=self.source
+                )
+            except SourceError as error:
+                answers[request.metric_key] = error
+        return answers
 
     def _with_budget(self, error: SourceError, property_id: str) -> SourceError:
         """A quota failure with the budget the property's last report showed."""
@@ -338,25 +480,27 @@ class GoogleAnalyticsConnector(HttpConnector):
         )
 
     def _report_rows(
-        self, metric: GoogleAnalyticsMetric, start: date, end: date, timezone: str
-    ) -> Iterator[tuple[date, float]]:
-        """(day, value) of every row of the report, cast by the metric's type."""
+        self, metrics: Sequence[GoogleAnalyticsMetric], shape: ReportShape, window: Window
+    ) -> Iterator[tuple[date, tuple[str, ...], dict[str, float]]]:
+        """(day, dimension values, value of each metric) of every row of the report, cast
+        by each metric's type."""
+        property_id = metrics[0].property
         last_page: Mapping[str, Any] = {}
         received = 0
         query = Query(
             "POST",
-            report_path(metric.property),
+            report_path(property_id),
             _RowCountPaginator(self.page_size),
-            json=report_request(metric, start, end),
+            json=shared_report_request(metrics, shape, window.first, window.last),
             records=lambda body: [body],  # the whole body: its headers and quota matter
         )
         for number, page in enumerate(self.records(query)):
             if not isinstance(page, Mapping):
                 raise SourceError(self.source, "unexpected response body: expected a report")
-            metric_type = _metric_type(page, metric.metric)
-            self._remember_quota(metric.property, page, new_report=number == 0)
+            types = _metric_types(page, query.json["metrics"])
+            self._remember_quota(property_id, page, new_report=number == 0)
             for row in _rows_of(page):
-                yield self._row(row, metric_type)
+                yield self._row(row, types, len(query.json["dimensions"]))
                 received += 1
             last_page = page
         # A report whose pages hold fewer (or more) rows than its rowCount says lost some:
@@ -365,31 +509,41 @@ class GoogleAnalyticsConnector(HttpConnector):
         if received != expected:
             raise SourceError(
                 self.source,
-                f"the report of property {metric.property} says rowCount {expected} "
+                f"the report of property {property_id} says rowCount {expected} "
                 f"but its pages hold {received} rows",
             )
-        self._check_time_zone(metric, last_page, timezone)
+        self._check_time_zone(property_id, last_page, window.timezone)
 
-    def _row(self, item: Any, metric_type: str) -> tuple[date, float]:
+    def _row(
+        self, item: Any, types: list[tuple[str, str]], dimension_count: int
+    ) -> tuple[date, tuple[str, ...], dict[str, float]]:
         row = Record(self.source, item, "report row", id_fields=("dimensionValues.0.value",))
         day = row.day("dimensionValues.0.value")
-        text = row.get("metricValues.0.value")
-        if text is None:
-            raise row.missing("metricValues.0.value")
-        try:
-            return day, cast_value(text, metric_type)
-        except ValueError:
-            raise row.bad("metricValues.0.value", text, f"{metric_type} number") from None
+        dimensions = [day.isoformat()]
+        for index in range(1, dimension_count):
+            value = row.get(f"dimensionValues.{index}.value")
+            if not isinstance(value, str):
+                raise row.missing(f"dimensionValues.{index}.value")
+            dimensions.append(value)
+        values = {}
+        for index, (name, metric_type) in enumerate(types):
+            path = f"metricValues.{index}.value"
+            text = row.get(path)
+            if text is None:
+                raise row.missing(path)
+            try:
+                values[name] = cast_value(text, metric_type)
+            except ValueError:
+                raise row.bad(path, text, f"{metric_type} number") from None
+        return day, tuple(dimensions), values
 
-    def _check_time_zone(
-        self, metric: GoogleAnalyticsMetric, page: Mapping[str, Any], timezone: str
-    ) -> None:
+    def _check_time_zone(self, property_id: str, page: Mapping[str, Any], timezone: str) -> None:
         reported = (page.get("metadata") or {}).get("timeZone")
         if reported and reported != timezone:
             log.warning(
                 "google_analytics: property %s reports days in %s, but the KR file's timezone "
                 "is %s; GA's days are the property's, so set the file's timezone to %s",
-                metric.property,
+                property_id,
                 reported,
                 timezone,
                 reported,
@@ -454,14 +608,17 @@ class _QuotaSeen:
     tokens: int = 0
 
 
-def _metric_type(page: Mapping[str, Any], name: str) -> str:
-    headers = page.get("metricHeaders") or []
-    for header in headers:
-        if isinstance(header, Mapping) and header.get("name") == name:
-            return str(header.get("type") or "TYPE_FLOAT")
-    if headers and isinstance(headers[0], Mapping):
-        return str(headers[0].get("type") or "TYPE_FLOAT")
-    return "TYPE_FLOAT"
+def _metric_types(page: Mapping[str, Any], asked: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(name, MetricType) of each metric asked, in order, from the page's `metricHeaders`
+    (a metric without a header is a float)."""
+    headers = [h for h in page.get("metricHeaders") or [] if isinstance(h, Mapping)]
+    by_name = {str(h.get("name")): str(h.get("type") or "TYPE_FLOAT") for h in headers}
+    found = []
+    for index, item in enumerate(asked):
+        name = item["name"]
+        fallback = headers[index].get("type") if index < len(headers) else None
+        found.append((name, by_name.get(name) or str(fallback or "TYPE_FLOAT")))
+    return found
 
 
 def access_token_from_file(path: str | None) -> str:

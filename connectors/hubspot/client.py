@@ -17,6 +17,10 @@ UTC the window starts at midnight UTC of its first day, where a date (not dateti
 property stores it (`search_bounds`); days are kept client-side. Each record counts once
 (by id), and a search whose distinct records are not its `total` fails.
 
+The series of one object, date property and set of filters share one search (`plan`):
+a count and a sum of the same deals, say, ask for the date property and every summed
+property at once, over the days of all their windows; each keeps its own days.
+
 Each KR filter becomes one search filter in HubSpot's shape (`filter_body`): `value` for
 the one-value operators, `values: [...]` for IN / NOT_IN, `value` and `highValue` for
 BETWEEN, nothing for HAS_PROPERTY / NOT_HAS_PROPERTY. Values are text; a value written as
@@ -26,7 +30,8 @@ date and datetime properties.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 from typing import Any, ClassVar
@@ -34,7 +39,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import requests
 
-from okr_metrics.connectors.base import SourceEnv, SourceError
+from okr_metrics.connectors.base import SeriesAnswer, SourceEnv, SourceError, only_answer
 from okr_metrics.connectors.http import (
     ApiError,
     HttpConnector,
@@ -53,7 +58,15 @@ from okr_metrics.connectors.hubspot.params import (
     as_moment,
     as_text,
 )
-from okr_metrics.connectors.kit import Record, SeriesRequest, Window, daily_totals, epoch_ms
+from okr_metrics.connectors.kit import (
+    Plan,
+    Record,
+    SeriesRequest,
+    SharedQuery,
+    Window,
+    daily_totals,
+    epoch_ms,
+)
 
 API_URL = "https://api.hubapi.com"
 # The most records a search page holds, and the most results a search can page through.
@@ -143,22 +156,46 @@ class HubSpotConnector(HttpConnector):
     # Results a search can page through; tests lower it with a sandbox that does the same.
     result_cap: ClassVar[int] = RESULT_CAP
 
+    def plan(self, requests: Sequence[SeriesRequest[HubSpotMetric]]) -> Plan[HubSpotMetric]:
+        """One search per object, date property and set of filters (and stretch of days)."""
+        return Plan.grouped(requests, lambda request: search_shape(request.metric))
+
     def fetch(self, request: SeriesRequest[HubSpotMetric]) -> pd.DataFrame:
-        metric, window = request.metric, request.window
+        query = SharedQuery(search_shape(request.metric), (request,))
+        return only_answer(self.fetch_shared(query), request)
+
+    def fetch_shared(self, query: SharedQuery[HubSpotMetric]) -> dict[str, SeriesAnswer]:
+        metric = query.requests[0].metric
         if len(metric.filters) > MAX_FILTERS - 2:
             raise SourceError(
                 self.source,
                 f"at most {MAX_FILTERS - 2} filters: HubSpot allows {MAX_FILTERS} in a search "
                 "and the date window takes 2",
             )
-        low, high = search_bounds(window)
-        return daily_totals(
-            window,
-            (
-                (record.moment(metric.date_property, epoch="ms"), self._measure(metric, record))
-                for record in self._records(metric, low, high)
-            ),
-        )
+        properties = [metric.date_property]
+        for request in query.requests:
+            asked = request.metric
+            if asked.measure == "sum" and asked.field and asked.field not in properties:
+                properties.append(asked.field)
+        low, high = search_bounds(query.window)
+        records = list(self._records(metric, low, high, properties))
+        answers: dict[str, SeriesAnswer] = {}
+        for request in query.requests:
+            asked = request.metric
+            try:
+                answers[request.metric_key] = daily_totals(
+                    request.window,
+                    (
+                        (
+                            record.moment(asked.date_property, epoch="ms"),
+                            self._measure(asked, record),
+                        )
+                        for record in records
+                    ),
+                )
+            except SourceError as error:  # a bad property costs the series that reads it
+                answers[request.metric_key] = error
+        return answers
 
     def _measure(self, metric: HubSpotMetric, record: Record) -> float:
         if metric.measure == "count":
@@ -168,7 +205,9 @@ class HubSpotConnector(HttpConnector):
 
     # -- past the result cap: split by id, or by time ------------------------------------------
 
-    def _records(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
+    def _records(
+        self, metric: HubSpotMetric, low: int, high: int, properties: list[str]
+    ) -> Iterator[Record]:
         """Every record dated in [low, high) (epoch ms), once, whatever the result cap.
 
         A search with more results than the cap is read again by id: sorted by
@@ -176,18 +215,20 @@ class HubSpotConnector(HttpConnector):
         (a filter of its own: a KR with the most filters is split in halves of time
         instead). Each record is its `properties`, named by the object and the record's id.
         """
-        listing = self._search(metric, low, high)
+        listing = self._search(metric, low, high, properties)
         if listing.complete:
             yield from listing.records.values()
         elif len(metric.filters) <= MAX_FILTERS - 3:
-            yield from self._by_id(metric, low, high)
+            yield from self._by_id(metric, low, high, properties)
         else:
-            yield from self._by_halves(metric, low, high)
+            yield from self._by_halves(metric, low, high, properties)
 
-    def _by_id(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
+    def _by_id(
+        self, metric: HubSpotMetric, low: int, high: int, properties: list[str]
+    ) -> Iterator[Record]:
         after: int | None = None
         while True:
-            listing = self._search(metric, low, high, by_id=True, after_id=after)
+            listing = self._search(metric, low, high, properties, by_id=True, after_id=after)
             ids = [_record_id(self.source, key) for key in listing.records]
             yield from listing.records.values()
             if listing.complete or not ids:
@@ -199,11 +240,13 @@ class HubSpotConnector(HttpConnector):
                 )
             after = last
 
-    def _by_halves(self, metric: HubSpotMetric, low: int, high: int) -> Iterator[Record]:
+    def _by_halves(
+        self, metric: HubSpotMetric, low: int, high: int, properties: list[str]
+    ) -> Iterator[Record]:
         pending = [(low, high)]
         while pending:
             part_low, part_high = pending.pop(0)
-            listing = self._search(metric, part_low, part_high)
+            listing = self._search(metric, part_low, part_high, properties)
             if listing.complete:
                 yield from listing.records.values()
                 continue
@@ -222,6 +265,7 @@ class HubSpotConnector(HttpConnector):
         metric: HubSpotMetric,
         low: int,
         high: int,
+        properties: list[str],
         *,
         by_id: bool = False,
         after_id: int | None = None,
@@ -236,9 +280,6 @@ class HubSpotConnector(HttpConnector):
         if after_id is not None:
             filters.append({"propertyName": ID_PROPERTY, "operator": "GT", "value": str(after_id)})
         sort = ID_PROPERTY if by_id else metric.date_property
-        properties = [metric.date_property]
-        if metric.measure == "sum" and metric.field and metric.field != metric.date_property:
-            properties.append(metric.field)
         query = Query(
             "POST",
             f"/crm/v3/objects/{metric.object}/search",
@@ -283,6 +324,12 @@ class HubSpotConnector(HttpConnector):
                 f"{len(listing.records)} distinct records",
             )
         return listing
+
+
+def search_shape(metric: HubSpotMetric) -> str:
+    """What the series of one search share: the object, the date property and the filters."""
+    found = metric.model_dump(mode="json", include={"object", "date_property", "filters"})
+    return json.dumps(found, sort_keys=True)
 
 
 def search_bounds(window: Window) -> tuple[int, int]:

@@ -11,7 +11,7 @@ The sandbox cannot run any JQL. It understands the subset the connector sends:
 `field = value` / `field != value` on `project`, `issuetype` (`type`) and `status`,
 comparisons of `created` and `resolved` (`resolutiondate`) with dates
 (`"yyyy-MM-dd"`, `"yyyy/MM/dd"`, optionally with ` HH:mm`, read in `user_timezone`),
-joined by `AND`, with parentheses and a final `ORDER BY`. Anything else is a 400 with
+joined by `AND` and `OR`, with parentheses and a final `ORDER BY`. Anything else is a 400 with
 Jira's error body.
 
 Every project key gets deterministic sample data on first request (seeded by the key;
@@ -284,12 +284,18 @@ class _JqlParser:
         return Query(predicate, self.projects)
 
     def _expression(self) -> Predicate:
+        # OR binds looser than AND, as in JQL.
+        alternatives = [self._conjunction()]
+        while self._peek_word("or"):
+            self.position += 1
+            alternatives.append(self._conjunction())
+        return lambda issue: any(alternative(issue) for alternative in alternatives)
+
+    def _conjunction(self) -> Predicate:
         terms = [self._term()]
         while self._peek_word("and"):
             self.position += 1
             terms.append(self._term())
-        if self._peek_word("or"):
-            self._unsupported("OR")
         return lambda issue: all(term(issue) for term in terms)
 
     def _term(self) -> Predicate:
@@ -386,7 +392,7 @@ class _JqlParser:
         raise JqlError(
             f"Error in the JQL Query: the okr-metrics sandbox does not support '{what}' "
             "(it understands project, issuetype and status with = or !=, created and resolved "
-            "compared with dates, AND, parentheses and ORDER BY)."
+            "compared with dates, AND, OR, parentheses and ORDER BY)."
         )
 
 

@@ -21,9 +21,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from okr_metrics.pipelines.settings import Settings, SettingsError
+if TYPE_CHECKING:
+    # Imported when a command runs: `okr --help` needs neither pandas nor SQLAlchemy.
+    from okr_metrics.pipelines.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE_FAILED = 0, 1, 2, 3
 
@@ -96,6 +98,7 @@ def run_window(
     from sqlalchemy.exc import SQLAlchemyError
 
     from okr_metrics.pipelines.orchestration.runs import materialize_window
+    from okr_metrics.pipelines.settings import Settings
     from okr_metrics.warehouse.store import Warehouse
 
     settings = Settings.from_env() if settings is None else settings
@@ -480,6 +483,8 @@ class _LineFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from okr_metrics.pipelines.settings import Settings, SettingsError
+
     # Dagster flags single-run backfill policies as beta; that is not the user's concern.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     handler = logging.StreamHandler(sys.stderr)

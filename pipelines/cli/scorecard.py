@@ -15,14 +15,16 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import text
+from sqlalchemy import select
+from sqlalchemy import text as sql_text
 
 from okr_metrics.pipelines.dashboard.board import Attention, needs_attention
 from okr_metrics.pipelines.dashboard.charts import sparkline
-from okr_metrics.pipelines.dashboard.formats import value_format
+from okr_metrics.pipelines.dashboard.formats import ValueFormat, value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
 from okr_metrics.pipelines.vocabulary.text import spreadsheet_cell
 from okr_metrics.warehouse.final_scores import read_final_scores
+from okr_metrics.warehouse.schema import kr_definitions
 from okr_metrics.warehouse.store import Warehouse
 
 # What the scorecard shows of a KR row: everything but the keys it is printed under.
@@ -171,8 +173,9 @@ def render_scorecard(
         ]
         return json.dumps(card, indent=2)
     trends = _trends(warehouse, quarter, as_of) if sparklines else None
+    formats = _value_formats(warehouse, quarter, key_results)
     confidence = confidences(warehouse, quarter, as_of)
-    table = _as_table(quarter, as_of, objectives, key_results, trends, confidence)
+    table = _as_table(quarter, as_of, objectives, key_results, trends, formats, confidence)
     final = read_final_scores(warehouse, quarter)
     grades = _grades_footer(_in_definition_order(pd.DataFrame(), final, order)[1])
     return table + grades + _attention_footer(attention) + _sources_footer(sources)
@@ -181,7 +184,7 @@ def render_scorecard(
 def confidences(warehouse: Warehouse, quarter: str, as_of: date) -> dict[str, dict[str, Any]]:
     """Each KR's newest confidence on or before `as_of`, and whether it disagrees with its
     status (the `kr_confidence` view: doubtful, hopeful or None)."""
-    query = text(
+    query = sql_text(
         "SELECT kr_id, confidence, confidence_date, disagreement FROM kr_confidence "
         "WHERE quarter = :quarter AND as_of = :as_of AND confidence IS NOT NULL"
     )
@@ -211,6 +214,27 @@ def _grades_footer(final: pd.DataFrame) -> str:
             text += f"  override {_score(row['override_grade'])}{by}: {row['override_note']}"
         lines.append(f"{text}  -> grade {_score(row['grade'])}")
     return "\n".join(lines)
+
+
+def _value_formats(
+    warehouse: Warehouse, quarter: str, key_results: pd.DataFrame
+) -> dict[str, ValueFormat]:
+    """Each KR's value format, from the definition it was scored with (its `format` and
+    `unit` win over what its numbers suggest), as the dashboard writes it."""
+    query = select(
+        kr_definitions.c.kr_id, kr_definitions.c.definition_hash, kr_definitions.c.definition
+    ).where(kr_definitions.c.quarter == quarter)
+    with warehouse.engine.connect() as connection:
+        stored = {(kr_id, hash_): text for kr_id, hash_, text in connection.execute(query)}
+    formats = {}
+    for _, kr in key_results.iterrows():
+        text = stored.get((kr["kr_id"], kr["definition_hash"]))
+        try:
+            definition = json.loads(text) if text else None
+        except ValueError:
+            definition = None
+        formats[kr["kr_id"]] = value_format(kr["kr_type"], kr["start"], kr["target"], definition)
+    return formats
 
 
 def _attention_footer(attention: list[Attention]) -> str:
@@ -265,6 +289,7 @@ def _as_table(
     objectives: pd.DataFrame,
     key_results: pd.DataFrame,
     trends: dict[str, str] | None = None,
+    formats: dict[str, ValueFormat] | None = None,
     confidence: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     lines = [f"Scorecard {quarter} as of {as_of}", ""]
@@ -296,7 +321,18 @@ def _as_table(
                 notes.append(
                     f"stale (last data {seen})" if not _missing(seen) and seen else "stale"
                 )
-            number = value_format(kr["kr_type"], kr["start"], kr["target"])
+            between = kr["kr_type"] == "maintain_between"
+            number = (formats or {}).get(kr["kr_id"]) or value_format(
+                kr["kr_type"],
+                kr.get("low") if between else kr["start"],
+                kr.get("high") if between else kr["target"],
+            )
+            if kr.get("commitment") == "committed":
+                notes.append("committed")
+            if kr["kr_type"] == "baseline":
+                notes.append("baseline — not scored")
+            if not _missing(kr.get("carried")):
+                notes.append(f"{number(kr['carried'])} carried from earlier quarters")
             if not _missing(kr["forecast_value"]):
                 forecast = f"forecast {number(kr['forecast_value'])}"
                 if not _missing(kr.get("forecast_low")) and not _missing(kr.get("forecast_high")):
@@ -307,8 +343,11 @@ def _as_table(
             if said := _confidence_note((confidence or {}).get(kr["kr_id"])):
                 notes.append(said)
             trend = f" {trends.get(kr['kr_id'], ''):<16}" if trends is not None else ""
+            target = (
+                f"{number(kr['low'])}–{number(kr['high'])}" if between else number(kr["target"])
+            )
             lines.append(
-                f"  {kr['kr_id']:<30} {number(kr['value']):>10} {number(kr['target']):>10} "
+                f"  {kr['kr_id']:<30} {number(kr['value']):>10} {target:>10} "
                 f"{_score(kr['score']):>6}  {kr['status']:<10}{trend} {', '.join(notes)}".rstrip()
             )
         lines.append("")

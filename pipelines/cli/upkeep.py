@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from okr_metrics.pipelines.settings import Settings
+if TYPE_CHECKING:
+    from okr_metrics.pipelines.settings import Settings
 
 DEFAULT_MAX_AGE_DAYS = 2
 EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1

@@ -101,9 +101,17 @@ STATUS_LABELS = {
     "at_risk": "at risk",
     "off_track": "off track",
     "no_data": "no data",
+    "baseline": "baseline — not scored",
 }
 # Worst first: the order a weekly check-in reads them in.
-STATUS_RANK = {"off_track": 0, "at_risk": 1, "no_data": 2, "on_track": 3, "achieved": 4}
+STATUS_RANK = {
+    "off_track": 0,
+    "at_risk": 1,
+    "no_data": 2,
+    "on_track": 3,
+    "achieved": 4,
+    "baseline": 5,
+}
 # KR types whose progress is paced against expected_progress (maintain KRs are not).
 PACED_TYPES = ("increase", "decrease", "milestone")
 
@@ -134,6 +142,10 @@ _KR_COLUMNS = [
         "forecast_high",
         "p_achieve",
         "definition_hash",
+        "commitment",
+        "low",
+        "high",
+        "carried",
     )
 ]
 
@@ -288,7 +300,11 @@ class ScoredRow:
 
     @property
     def grade(self) -> str:
-        return grade(self.row["score"])
+        return grade(self.row["score"], self.row.get("commitment"))
+
+    @property
+    def committed(self) -> bool:
+        return self.row.get("commitment") == "committed"
 
     @property
     def status_label(self) -> str:
@@ -324,7 +340,28 @@ class KeyResultCard(ScoredRow):
 
     @property
     def target_text(self) -> str:
+        if self.row["kr_type"] == "maintain_between":
+            return f"{self.fmt(self.row.get('low'))} to {self.fmt(self.row.get('high'))}"
+        if self.row["kr_type"] == "baseline":
+            return "not scored"
         return self.fmt(self.row["target"])
+
+    @property
+    def carried_text(self) -> str | None:
+        """A running total's part carried from earlier quarters."""
+        carried = self.row.get("carried")
+        return None if is_missing(carried) else self.fmt(carried)
+
+    @property
+    def checkpoints(self) -> list[tuple[date, float]]:
+        """The phased targets of the definition the row was scored with."""
+        found = []
+        for checkpoint in (self.definition or {}).get("checkpoints") or ():
+            try:
+                found.append((date.fromisoformat(checkpoint["date"]), float(checkpoint["target"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return found
 
     @property
     def forecast_text(self) -> str:

@@ -38,18 +38,40 @@ class Series:
     forecast: float | None = None
     forecast_low: float | None = None
     forecast_high: float | None = None
+    # maintain_between's band, and phased targets (day, target) the expected line runs through
+    low: float | None = None
+    high: float | None = None
+    checkpoints: Sequence[tuple[date, float]] = ()
 
     @property
     def paced(self) -> bool:
         return self.kr_type in PACED_TYPES and not is_missing(self.target)
 
     def expected_value(self, day: date) -> float | None:
-        """Where a paced KR should be on `day`: start + (target - start) * days elapsed share."""
+        """Where a paced KR should be on `day`: start + (target - start) * days elapsed share,
+        or the straight pieces between its checkpoints."""
         if not self.paced:
             return None
         start = 0.0 if is_missing(self.start) else float(self.start)
-        share = self.quarter.days_elapsed(day) / self.quarter.days
-        return start + (float(self.target) - start) * share
+        elapsed = self.quarter.days_elapsed(day)
+        corners = [(0, start)]
+        corners += [(self.quarter.days_elapsed(d), float(v)) for d, v in self.checkpoints]
+        corners.append((self.quarter.days, float(self.target)))
+        for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
+            if elapsed <= x1:
+                return y0 + (y1 - y0) * (elapsed - x0) / (x1 - x0)
+        return float(self.target)
+
+    def expected_points(self) -> list[tuple[date, float | None]]:
+        """The expected line's corners: the quarter's first day, each checkpoint, its last."""
+        days = [self.quarter.start, *(d for d, _ in self.checkpoints), self.quarter.end]
+        return [(day, self.expected_value(day)) for day in days]
+
+    @property
+    def has_between(self) -> bool:
+        return self.kr_type == "maintain_between" and not (
+            is_missing(self.low) or is_missing(self.high)
+        )
 
     @property
     def last_point(self) -> tuple[date, float] | None:
@@ -68,6 +90,8 @@ class Series:
             float(v)
             for v in (
                 self.target,
+                self.low,
+                self.high,
                 self.start if self.paced else None,
                 self.forecast,
                 self.forecast_low,
@@ -142,7 +166,12 @@ def trend_chart(
         f'<line x1="{_n(frame.x(series.as_of))}" y1="2" x2="{_n(frame.x(series.as_of))}" '
         f'y2="{height - 2}" stroke="#d0d7de" stroke-width="1"/>',
     ]
-    if series.paced:
+    if series.paced and series.checkpoints:
+        parts.append(
+            f'<path data-line="expected" d="{_path(frame, series.expected_points())}" '
+            'fill="none" stroke="#afb8c1" stroke-width="1" stroke-dasharray="2 2"/>'
+        )
+    elif series.paced:
         begin, end = (
             series.expected_value(series.quarter.start),
             series.expected_value(series.quarter.end),
@@ -152,6 +181,8 @@ def trend_chart(
             f'y1="{_n(frame.y(begin))}" x2="{_n(frame.x(series.quarter.end))}" '
             f'y2="{_n(frame.y(end))}" stroke="#afb8c1" stroke-width="1" stroke-dasharray="2 2"/>'
         )
+    elif series.has_between:
+        parts.append(_between_band(series, frame, frame.left, frame.left + frame.width))
     elif not is_missing(series.target):
         y = _n(frame.y(float(series.target)))
         parts.append(
@@ -178,6 +209,16 @@ def trend_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _between_band(series: Series, frame: _Frame, left: float, right: float) -> str:
+    """maintain_between's band, `[data-band="maintain"]`: the values that hold."""
+    top, bottom = frame.y(float(series.high)), frame.y(float(series.low))  # type: ignore[arg-type]
+    return (
+        f'<rect data-band="maintain" x="{_n(left)}" y="{_n(top)}" width="{_n(right - left)}" '
+        f'height="{_n(max(bottom - top, 1.0))}" fill="#1a7f37" fill-opacity="0.1" '
+        'stroke="#1a7f37" stroke-opacity="0.5" stroke-dasharray="1 0"/>'
+    )
 
 
 def _forecast(series: Series, frame: _Frame, stroke: str, small: bool) -> list[str]:
@@ -247,12 +288,14 @@ def history_chart(
         f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(label)}">',
         _title(label),
     ]
+    # The axis leaves a number's unit out: the labels and the page say it.
+    tick_text = getattr(fmt, "tick", fmt)
     for tick in nice_ticks(frame.low, frame.high):
         y = _n(frame.y(tick))
         parts.append(
             f'<line x1="{left}" y1="{y}" x2="{_n(plot_right)}" y2="{y}" stroke="#eaeef2"/>'
             f'<text x="{left - 8}" y="{y}" dy="0.32em" text-anchor="end" class="tick">'
-            f"{escape(fmt(tick))}</text>"
+            f"{escape(tick_text(tick))}</text>"
         )
     for day in _month_ticks(series.quarter):
         x = _n(frame.x(day))
@@ -276,7 +319,25 @@ def history_chart(
             f'<text x="{_n(plot_right + 6)}" y="{y}" dy="0.32em" class="label">target '
             f"{escape(fmt(series.target))}</text>"
         )
-    if series.paced:
+    if series.has_between:
+        parts.append(_between_band(series, frame, left, plot_right))
+        for bound, name in ((series.high, "high"), (series.low, "low")):
+            parts.append(
+                f'<text x="{_n(plot_right + 6)}" y="{_n(frame.y(float(bound)))}" dy="0.32em" '
+                f'class="label">{name} {escape(fmt(bound))}</text>'
+            )
+    if series.paced and series.checkpoints:
+        parts.append(
+            f'<path data-line="expected" d="{_path(frame, series.expected_points())}" '
+            'fill="none" stroke="#8c959f" stroke-width="1.2" stroke-dasharray="5 4"/>'
+        )
+        for day, value in series.checkpoints:
+            parts.append(
+                f'<circle data-mark="checkpoint" cx="{_n(frame.x(day))}" '
+                f'cy="{_n(frame.y(float(value)))}" r="3" fill="#fff" stroke="#57606a">'
+                f"<title>checkpoint {day.isoformat()}: {escape(fmt(value))}</title></circle>"
+            )
+    elif series.paced:
         begin = series.expected_value(series.quarter.start)
         end = series.expected_value(series.quarter.end)
         parts.append(

@@ -1,4 +1,5 @@
-"""Numbers as people read them: 12,840 not 12840.0, 85% for a share, 6m 30s for a duration.
+"""Numbers as people read them: 12,840 not 12840.0, 85% for a share, 6m 30s for a duration,
+€12,840 for euros.
 
 Used by the dashboard pages, the report and `okr scorecard`. Every function takes None
 (or NaN) for "no data" and returns a dash.
@@ -11,21 +12,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from okr_metrics.pipelines.definitions.units import DURATION_UNITS, SHARE_UNITS, currency_of
+
 MISSING = "–"
 
 # Kinds of KR values, by how they are written.
-NUMBER, SHARE, DURATION = "number", "share", "duration"
+NUMBER, SHARE, DURATION, CURRENCY = "number", "share", "duration", "currency"
 
-_DURATION_UNITS = {
-    "s": 1,
-    "sec": 1,
-    "seconds": 1,
-    "min": 60,
-    "minutes": 60,
-    "h": 3600,
-    "hours": 3600,
+# The currencies written with a symbol of their own (every other one with its code:
+# CHF 12,840); "$" is the US dollar's alone, so CAD 12,840, not $12,840.
+CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "CNY": "CN¥",
+    "INR": "₹",
+    "KRW": "₩",
+    "ILS": "₪",
+    "NGN": "₦",
+    "PHP": "₱",
+    "VND": "₫",
+    "UAH": "₴",
+    "TRY": "₺",
 }
-_SHARE_WORDS = {"percent", "share", "ratio", "%"}
+# Between a code or a unit and its number: a space a line never breaks at.
+_NBSP = "\u00a0"
 
 
 def is_missing(value: Any) -> bool:
@@ -104,6 +116,25 @@ def format_duration(seconds: Any) -> str:
     return sign + " ".join(part for part in parts if part)
 
 
+def format_currency(value: Any, code: str) -> str:
+    """An amount in a currency: €12,840, €1.25M, €44.10, €44, -€1,200, CHF 12,840.
+
+    From 1,000 up as `format_number` writes it; below, cents when there are any.
+    """
+    if is_missing(value):
+        return MISSING
+    value = float(value)
+    size = abs(value)
+    if size >= 999.995:
+        number = format_number(size)
+    else:
+        cents = round(size, 2)
+        number = f"{cents:.0f}" if cents == int(cents) else f"{cents:.2f}"
+    symbol = CURRENCY_SYMBOLS.get(code)
+    text = symbol + number if symbol else code + _NBSP + number
+    return "-" + text if value < 0 and number.strip("0.") else text
+
+
 def format_score(value: Any) -> str:
     """A 0..1 score with two decimals (the OKR convention): 0.7 -> 0.70."""
     return MISSING if is_missing(value) else f"{float(value):.2f}"
@@ -120,24 +151,29 @@ def format_delta(text: str, change: Any) -> str:
     return text if text.startswith("-") else "−" + text
 
 
-def grade(score: Any) -> str:
-    """The colour of a 0..1 score: green at 0.7 and over, yellow from 0.4, red under 0.4."""
+def grade(score: Any, commitment: str | None = None) -> str:
+    """The colour of a 0..1 score: green at 0.7 and over, yellow from 0.4, red under 0.4;
+    a committed KR's (expected to reach 1.0): green at 1.0, yellow from 0.7, red under."""
     if is_missing(score):
         return "none"
-    if score >= 0.7:
+    green, yellow = (1.0, 0.7) if commitment == "committed" else (0.7, 0.4)
+    if score >= green:
         return "green"
-    if score >= 0.4:
+    if score >= yellow:
         return "yellow"
     return "red"
 
 
 @dataclass(frozen=True)
 class ValueFormat:
-    """How one KR's values are written: a kind and, for shares, the decimals."""
+    """How one KR's values are written: a kind and, for shares, the decimals; for a
+    currency its code; for a number its unit (12,840 users)."""
 
     kind: str = NUMBER
     decimals: int | None = None
     seconds_per_unit: float = 1.0
+    currency: str | None = None
+    unit: str | None = None
 
     def __call__(self, value: Any) -> str:
         if self.kind == SHARE:
@@ -153,7 +189,16 @@ class ValueFormat:
                 if is_missing(value)
                 else format_duration(float(value) * self.seconds_per_unit)
             )
-        return format_number(value)
+        if self.kind == CURRENCY and self.currency:
+            return format_currency(value, self.currency)
+        return self._with_unit(format_number(value))
+
+    def tick(self, value: Any) -> str:
+        """An axis label: the value without a number's unit (12,840, not 12,840 users)."""
+        return format_number(value) if self.kind == NUMBER else self(value)
+
+    def _with_unit(self, text: str) -> str:
+        return text + _NBSP + self.unit if self.unit and text != MISSING else text
 
     def delta(self, change: Any) -> str:
         """A change in the KR's value, signed (a share's change is in percentage points)."""
@@ -165,8 +210,10 @@ class ValueFormat:
             text = f"{size * 100:.{decimals}f} pp"
         elif self.kind == DURATION:
             text = format_duration(size * self.seconds_per_unit)
+        elif self.kind == CURRENCY and self.currency:
+            text = format_currency(size, self.currency)
         else:
-            text = format_number(size)
+            text = self._with_unit(format_number(size))
         return format_delta(text, change)
 
 
@@ -178,21 +225,36 @@ def value_format(
 ) -> ValueFormat:
     """How a KR's values are written.
 
-    A definition's `format` or `unit` decides when it has one; a GA4 `...Duration` metric
-    is seconds; otherwise a KR whose start and target both lie in 0..1 (a milestone
-    aside) is a share.
+    The definition's `format` decides when it has one (with its `unit`: a number's
+    label, a duration's unit); else a `unit` alone (seconds, minutes, hours: a duration;
+    percent: a share; any other: a number's label); else a GA4 `...Duration` metric is
+    seconds, and a KR whose start and target both lie in 0..1 (a milestone aside) is a
+    share.
     """
     definition = definition or {}
-    declared = str(definition.get("format") or definition.get("unit") or "").lower()
-    if declared in _SHARE_WORDS:
+    declared = str(definition.get("format") or "")
+    unit = str(definition.get("unit") or "") or None
+    code = currency_of(declared)
+    if code:
+        return ValueFormat(CURRENCY, currency=code)
+    if declared == "percent":
         return ValueFormat(SHARE, share_decimals(start, target))
-    if declared in _DURATION_UNITS:
-        return ValueFormat(DURATION, seconds_per_unit=_DURATION_UNITS[declared])
-    if declared:
-        return ValueFormat(NUMBER)
+    if declared == "duration":
+        return ValueFormat(DURATION, seconds_per_unit=DURATION_UNITS.get((unit or "s").lower(), 1))
+    if declared == "number":
+        return ValueFormat(NUMBER, unit=unit)
+    if unit is not None:
+        if unit.lower() in SHARE_UNITS:
+            return ValueFormat(SHARE, share_decimals(start, target))
+        if unit.lower() in DURATION_UNITS:
+            return ValueFormat(DURATION, seconds_per_unit=DURATION_UNITS[unit.lower()])
+        return ValueFormat(NUMBER, unit=unit)
     metric = definition.get("metric")
     if isinstance(metric, Mapping) and "duration" in str(metric.get("metric", "")).lower():
         return ValueFormat(DURATION)
+    if kr_type == "maintain_between":
+        # The band stands for start and target: a band of 0.2 to 0.4 is a share.
+        start, target = definition.get("low", start), definition.get("high", target)
     if kr_type != "milestone" and not is_missing(target):
         bounds = [float(v) for v in (start, target) if not is_missing(v)]
         if all(0 <= v <= 1 for v in bounds):

@@ -69,6 +69,9 @@ def series_of(kr: KeyResultCard, view: View) -> Series:
         forecast=row["forecast_value"],
         forecast_low=row.get("forecast_low"),
         forecast_high=row.get("forecast_high"),
+        low=row.get("low"),
+        high=row.get("high"),
+        checkpoints=kr.checkpoints,
     )
 
 

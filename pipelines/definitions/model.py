@@ -31,6 +31,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.connectors.registry import sources
+from okr_metrics.pipelines.definitions.units import UNIT_MAX_LENGTH, check_format, check_unit
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.pipelines.vocabulary.terms import (
     ALERT_WEBHOOK_VARIABLE,
@@ -143,6 +144,9 @@ class KeyResult(_Strict):
     start: float | None = Field(default=None, allow_inf_nan=False)
     target: float | None = Field(default=None, allow_inf_nan=False)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    # How its values are written (definitions/units.py); presentation only.
+    format: str | None = None
+    unit: str | None = Field(default=None, max_length=UNIT_MAX_LENGTH)
     alerts: AlertRules | None = None
     # The kinds of docs/scoring.md: a band, phased targets, commitment, running totals.
     low: float | None = Field(default=None, allow_inf_nan=False)
@@ -154,6 +158,16 @@ class KeyResult(_Strict):
         Annotated[RatioMetric, Tag("ratio-metric")] | Annotated[SourceMetric, Tag("source-metric")],
         Discriminator(_metric_shape),
     ]
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        return None if value is None else check_format(value)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_unit(value, info.data.get("format"))
 
     @field_validator("checkpoints")
     @classmethod
@@ -213,6 +227,11 @@ class KeyResult(_Strict):
             raise ValueError(
                 "reset_each_quarter: false carries a running total: it needs a single series "
                 "with aggregate sum, on a KR that is not a maintain KR"
+            )
+        if not self.reset_each_quarter and "manual" in self.sources:
+            raise ValueError(
+                "reset_each_quarter: false needs a source's series: check-ins belong to one "
+                "quarter, so there is no earlier total to carry"
             )
         return self
 
@@ -283,8 +302,45 @@ class Thresholds(_Strict):
         return self
 
 
-class OkrFile(_Strict):
-    quarter: Quarter
+def _parse_quarter(value: Any) -> Quarter | None:
+    if value is None or isinstance(value, Quarter):
+        return value
+    return Quarter.parse(str(value))
+
+
+def _checkpoints_in_quarter(objectives: list[Objective], info: ValidationInfo) -> list[Objective]:
+    """Every checkpoint's date inside the quarter, before its last day."""
+    quarter = info.data.get("quarter")
+    if quarter is None:
+        return objectives
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    for o, objective in enumerate(objectives):
+        for k, key_result in enumerate(objective.key_results):
+            for c, checkpoint in enumerate(key_result.checkpoints or ()):
+                # The quarter's last day is the target's own.
+                if not quarter.start <= checkpoint.date < quarter.end:
+                    errors.append(
+                        (
+                            (o, "key_results", k, "checkpoints", c, "date"),
+                            f"{checkpoint.date} is not inside {quarter} before its last "
+                            f"day ({quarter.start}..{quarter.end - _ONE_DAY})",
+                        )
+                    )
+    if errors:
+        raise _item_errors("objectives", errors)
+    return objectives
+
+
+# The keys a quarter sets for all its objectives: in a quarter split over team files
+# (`okr_defs/2026-Q4/*.yaml`) they live in its `_quarter.yaml` alone.
+QUARTER_SETTINGS = ("timezone", "status_thresholds", "alerts", "alert_routes")
+
+
+class QuarterSettings(_Strict):
+    """A quarter's settings: what `_quarter.yaml` holds in a quarter split over team
+    files, and the head of a one-file quarter (`OkrFile`)."""
+
+    quarter: Quarter | None = None
     timezone: str = "UTC"
     status_thresholds: Thresholds = Thresholds()
     alerts: AlertRules = AlertRules()
@@ -292,16 +348,10 @@ class OkrFile(_Strict):
     alert_routes: dict[str, str] = Field(default_factory=dict)
     # Days after the quarter's last day before its grades are frozen (data that settles late).
     close_offset_days: int = Field(default=7, ge=0, le=92, strict=True)
-    objectives: list[Objective] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    @field_validator("quarter", mode="before")
-    @classmethod
-    def _quarter(cls, value: Any) -> Quarter:
-        if isinstance(value, Quarter):
-            return value
-        return Quarter.parse(str(value))
+    _quarter = field_validator("quarter", mode="before")(_parse_quarter)
 
     @field_validator("timezone")
     @classmethod
@@ -314,31 +364,6 @@ class OkrFile(_Strict):
             ) from None
         return value
 
-    @field_validator("objectives")
-    @classmethod
-    def _checkpoints_in_quarter(
-        cls, objectives: list[Objective], info: ValidationInfo
-    ) -> list[Objective]:
-        quarter = info.data.get("quarter")
-        if quarter is None:
-            return objectives
-        errors: list[tuple[tuple[Any, ...], str]] = []
-        for o, objective in enumerate(objectives):
-            for k, key_result in enumerate(objective.key_results):
-                for c, checkpoint in enumerate(key_result.checkpoints or ()):
-                    # The quarter's last day is the target's own.
-                    if not quarter.start <= checkpoint.date < quarter.end:
-                        errors.append(
-                            (
-                                (o, "key_results", k, "checkpoints", c, "date"),
-                                f"{checkpoint.date} is not inside {quarter} before its last "
-                                f"day ({quarter.start}..{quarter.end - _ONE_DAY})",
-                            )
-                        )
-        if errors:
-            raise _item_errors("objectives", errors)
-        return objectives
-
     @field_validator("alert_routes")
     @classmethod
     def _alert_routes(cls, routes: dict[str, str]) -> dict[str, str]:
@@ -350,6 +375,28 @@ class OkrFile(_Strict):
                     "(the URL itself stays in the environment)"
                 )
         return routes
+
+
+class TeamFile(_Strict):
+    """One team's file in a quarter split over files: its objectives (and, optionally,
+    the quarter, which must be its folder's)."""
+
+    quarter: Quarter | None = None
+    objectives: list[Objective] = Field(min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    _quarter = field_validator("quarter", mode="before")(_parse_quarter)
+    _checkpoints = field_validator("objectives")(_checkpoints_in_quarter)
+
+
+class OkrFile(QuarterSettings):
+    """A quarter's definitions: one file, or the merge of its team files."""
+
+    quarter: Quarter
+    objectives: list[Objective] = Field(min_length=1)
+
+    _checkpoints = field_validator("objectives")(_checkpoints_in_quarter)
 
     def alert_rules(self, key_result: KeyResult) -> AlertRules:
         """The file's `alerts` with the KR's own keys over them."""
@@ -399,7 +446,9 @@ class OkrFile(_Strict):
 
     def definition_hash(self, key_result: KeyResult) -> str:
         """What a KR's score depends on: its definition, the timezone and the thresholds."""
-        dumped = key_result.model_dump(mode="json", exclude={"title", "owner", "alerts"})
+        dumped = key_result.model_dump(
+            mode="json", exclude={"title", "owner", "alerts", "format", "unit"}
+        )
         for key, default in _HASH_DEFAULTS.items():
             if dumped.get(key) == default:
                 dumped.pop(key, None)

@@ -38,3 +38,27 @@ class Problem:
     def __str__(self) -> str:
         prefix = "" if self.severity == "error" else "warning: "
         return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a quarter's definitions were written, for problems found after the merge.
+
+    `path`/`raw`: the file holding the quarter's settings (its one file, or
+    `_quarter.yaml`, or its first team file when it has none); `objectives`: the file and
+    YAML mapping of each objective, in the quarter's order.
+    """
+
+    path: str
+    raw: LineMapping
+    objectives: tuple[tuple[str, LineMapping], ...]
+
+    @classmethod
+    def one_file(cls, path: str, raw: LineMapping) -> Placed:
+        objectives = raw.get("objectives") or []
+        return cls(path, raw, tuple((path, objective) for objective in objectives))
+
+    def key_result(self, index: int, position: int) -> tuple[str, LineMapping]:
+        """The file and mapping of the objective `index`'s KR at `position`."""
+        path, objective = self.objectives[index]
+        return path, objective["key_results"][position]

@@ -1,33 +1,40 @@
-"""Collect one source's daily series for a date window, validate them and store them.
+"""Collect sources' daily series for a date window, validate them and store them.
 
-Plain Python, called by the source's Dagster observation asset: it works out which
-series the definitions need in the window (each shared query once; a series new to
-the warehouse from its quarter's first day), asks the connector for each over the
-whole window (one windowed query per metric, never one per day), validates the rows
-with Great Expectations (`pipelines/validation`), quarantines the rows that fail in
-`rejected_observations`, and replaces the window's valid days in
-`metric_observations`. A metric that fails is reported and leaves its stored rows
-alone; the other metrics go on.
+Plain Python, called by the Dagster observation assets: it works out which series the
+definitions need in the window (each shared query once; a series new to the warehouse
+from its quarter's first day), asks each source's connector for all of them over the
+whole window (`daily_series_many`: the connector merges them into the fewest queries,
+never one per day), several sources at once on threads of their own (`collect_sources`),
+validates every fetched series in one Great Expectations batch (`pipelines/validation`),
+quarantines the rows that fail in `rejected_observations`, and replaces the window's
+valid days in `metric_observations`. A metric that fails is reported and leaves its
+stored rows alone; the other metrics go on.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import TYPE_CHECKING
 
 from okr_metrics.connectors.base import Connector, SeriesRequest, SourceError, Window
 from okr_metrics.connectors.params import Expectations, MetricParams
 from okr_metrics.pipelines.definitions import Definitions, OkrFile, Problem
 from okr_metrics.pipelines.validation.expectations import (
     DeclaredExpectation,
+    SeriesToValidate,
     ValidationReport,
-    validate_series,
+    validate_many,
 )
 from okr_metrics.pipelines.vocabulary.quarters import Quarter, quarters_between
 from okr_metrics.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("okr_metrics")
 
@@ -54,6 +61,9 @@ class CollectResult:
     failures: dict[str, str] = field(default_factory=dict)  # metric_key -> one-line reason
     validations: dict[str, ValidationReport] = field(default_factory=dict)
     refused_rows: int = 0  # rows the source itself refused (bad check-in rows)
+    # When the source's fetching began (time.monotonic) and how long it took.
+    fetch_began: float | None = None
+    fetch_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -166,35 +176,190 @@ def collect_source(
     run_id: str,
     progress: Callable[[str], None] = log.info,
 ) -> CollectResult:
+    """Collect one source's series for start..end: `collect_sources` for that source alone,
+    fetched on the calling thread."""
+    results = collect_sources(
+        {source: (connector, skip_reason)},
+        definitions,
+        start,
+        end,
+        warehouse,
+        run_id,
+        progress=progress,
+        max_workers=0,
+    )
+    return results[source]
+
+
+def collect_sources(
+    sources: Mapping[str, tuple[Connector | None, str | None]],
+    definitions: Definitions,
+    start: date,
+    end: date,
+    warehouse: Warehouse,
+    run_id: str,
+    progress: Callable[[str], None] = log.info,
+    max_workers: int | None = None,
+) -> dict[str, CollectResult]:
+    """Collect several sources' series for start..end at once, then validate and store them.
+
+    `sources` maps each source's name to its connector and why it is skipped (the pair
+    the Dagster source resource's `connector(...)` returns: `(None, reason)` for a source
+    without credentials). Each source's series are fetched on a thread of its own, all
+    of them in one call (`daily_series_many`), at most `max_workers` sources at a time
+    (default all; 0 fetches on the calling thread, one source after another); the HTTP
+    client keeps each API host within its limits.
+    Once every fetch has ended, all the fetched series are validated together in one
+    Great Expectations batch on the calling thread (GX is not thread-safe), and stored
+    source by source, series by series, as `collect_source` always did: rejected rows
+    quarantined, a failed series leaving its stored rows alone, the others going on.
+
+    Returns each source's `CollectResult`, in the order of `sources`; the caller records
+    its `source_runs` row (`warehouse.record_source_run`) as for one source. A connector
+    that raises anything other than `SourceError` fails the call, once the other sources
+    are stored. The warehouse is only used on the calling thread.
+    """
+    plans: dict[str, _SourcePlan] = {}
+    for source, (connector, skip_reason) in sources.items():
+        plans[source] = _plan(
+            source, connector, skip_reason, definitions, start, end, warehouse, progress
+        )
+    fetching = [plan for plan in plans.values() if plan.fetch_needed]
+    _fetch_all(fetching, max_workers)
+    fetched = [
+        (plan, outcome)
+        for plan in fetching
+        for outcome in plan.outcomes
+        if outcome.series is not None
+    ]
+    reports = validate_many(
+        [
+            SeriesToValidate(
+                outcome.series,
+                outcome.request.metric.series_kind(),
+                outcome.request.start,
+                outcome.request.end,
+                declared_expectations(outcome.request.expectations),
+            )
+            for _, outcome in fetched
+        ]
+    )
+    for (_, outcome), report in zip(fetched, reports, strict=True):
+        outcome.report = report
+    crash: BaseException | None = None
+    for plan in fetching:
+        if plan.crash is not None:
+            crash = crash or plan.crash
+            continue
+        _store(plan, warehouse, run_id, progress)
+    if crash is not None:
+        raise crash
+    return {source: plan.result for source, plan in plans.items()}
+
+
+@dataclass
+class _Fetched:
+    """One series' fetch: the frame or why it failed, then its validation."""
+
+    request: PlannedSeries
+    series: pd.DataFrame | None = None
+    error: str | None = None
+    report: ValidationReport | None = None
+
+
+@dataclass
+class _SourcePlan:
+    """One source in a run: its connector, the series to fetch, what the fetch gave."""
+
+    source: str
+    connector: Connector | None
+    requests: list[PlannedSeries]
+    result: CollectResult
+    outcomes: list[_Fetched] = field(default_factory=list)
+    crash: BaseException | None = None
+
+    @property
+    def fetch_needed(self) -> bool:
+        return self.connector is not None and bool(self.requests)
+
+
+def _plan(
+    source: str,
+    connector: Connector | None,
+    skip_reason: str | None,
+    definitions: Definitions,
+    start: date,
+    end: date,
+    warehouse: Warehouse,
+    progress: Callable[[str], None],
+) -> _SourcePlan:
+    """The series `source` must fetch (on the calling thread: it reads the warehouse)."""
     requests = series_requests(definitions, source, start, end)
     result = CollectResult(source, requested=len(requests))
     if not requests:
         progress(f"{source}: no key result uses this source from {start} to {end}")
-        return result
+        return _SourcePlan(source, connector, [], result)
     if connector is None:
         result.skipped = skip_reason or "not configured"
         progress(
             f"{source}: skipped ({result.skipped}); its {len(requests)} series keep their "
             "stored values and their KRs are flagged stale"
         )
-        return result
+        return _SourcePlan(source, None, [], result)
     requests = with_new_series_from_quarter_start(requests, warehouse, progress)
-    for index, request in enumerate(requests, start=1):
+    return _SourcePlan(source, connector, requests, result)
+
+
+def _fetch_all(plans: list[_SourcePlan], max_workers: int | None) -> None:
+    """Fetch every plan's series, each source on a thread of its own (0: here, in turn)."""
+    if max_workers == 0 or len(plans) <= 1:
+        for plan in plans:
+            _fetch_source(plan)
+        return
+    workers = len(plans) if max_workers is None else max(1, min(max_workers, len(plans)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-collect") as pool:
+        for future in [pool.submit(_fetch_source, plan) for plan in plans]:
+            future.result()
+
+
+def _fetch_source(plan: _SourcePlan) -> None:
+    """One source's series; a `SourceError` costs the series of its query only."""
+    assert plan.connector is not None
+    plan.result.fetch_began = began = time.monotonic()
+    try:
+        # The connector merges the series into the fewest queries its API needs.
+        answers = plan.connector.daily_series_many(plan.requests)
+    except BaseException as crash:  # raised on the calling thread, after the others are stored
+        plan.crash = crash
+        return
+    finally:
+        plan.result.fetch_seconds = time.monotonic() - began
+    for request in plan.requests:
+        answer = answers[request.metric_key]
+        if isinstance(answer, SourceError):
+            plan.outcomes.append(_Fetched(request, error=answer.reason))
+        else:
+            plan.outcomes.append(_Fetched(request, answer))
+
+
+def _store(
+    plan: _SourcePlan, warehouse: Warehouse, run_id: str, progress: Callable[[str], None]
+) -> None:
+    """Write one source's validated series, series by series, as they were requested."""
+    source, connector, result = plan.source, plan.connector, plan.result
+    assert connector is not None
+    total = len(plan.requests)
+    progress(f"{source}: fetched {total} series in {result.fetch_seconds:.1f}s")
+    for index, outcome in enumerate(plan.outcomes, start=1):
         began = time.monotonic()
-        label = f"{source} [{index}/{len(requests)}] {request.metric_key}"
-        try:
-            series = connector.daily_series(request)
-        except SourceError as error:
-            result.failures[request.metric_key] = error.reason
-            progress(f"{label}: FAILED: {error.reason}")
+        request = outcome.request
+        label = f"{source} [{index}/{total}] {request.metric_key}"
+        if outcome.error is not None:
+            result.failures[request.metric_key] = outcome.error
+            progress(f"{label}: FAILED: {outcome.error}")
             continue
-        report = validate_series(
-            series,
-            request.metric.series_kind(),
-            request.start,
-            request.end,
-            declared_expectations(request.expectations),
-        )
+        report = outcome.report
+        assert report is not None
         result.validations[request.metric_key] = report
         if report.error:
             # The batch is unusable as a whole (its shape changed, or an expectation is
@@ -244,7 +409,6 @@ def collect_source(
             f"in {time.monotonic() - began:.1f}s"
         )
     connector.finish()
-    return result
 
 
 def with_new_series_from_quarter_start(

@@ -31,6 +31,8 @@ from okr_metrics.warehouse.store import Warehouse
 log = logging.getLogger("okr_metrics")
 
 DEFINITION_COLUMNS = ["quarter", "kr_id", "definition_hash", "metric_keys", "definition"]
+# What `score_objectives` reads of the KR rows (the rest of a quarter's rows is not read).
+ROLL_UP_COLUMNS = ["quarter", "as_of", "kr_id", "value", "score", "status"]
 
 
 @dataclass
@@ -62,10 +64,10 @@ def _defined_quarters(
 
 def missing_definitions(definitions: Definitions, quarter: Quarter) -> str:
     root = definitions.root or "okr_defs"
-    broken = [p for p in definitions.errors if p.path.endswith(f"{quarter}.yaml")]
+    broken = definitions.errors_for(quarter)
     if broken:
         return f"definitions for {quarter} have errors (run `okr lint`): {broken[0]}"
-    return f"no definitions for {quarter} (expected {root}/{quarter}.yaml)"
+    return f"no definitions for {quarter} (expected {root}/{quarter}.yaml or {root}/{quarter}/)"
 
 
 def compute_kr_scores(
@@ -76,8 +78,12 @@ def compute_kr_scores(
     run_id: str,
     progress: Callable[[str], None] = log.info,
 ) -> ScoreResult:
-    result = ScoreResult()
-    for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
+    """Score every KR on every day of the window into `kr_scores` (and each quarter's
+    check-ins into `checkins`)."""
+
+    def score_quarter(
+        quarter: Quarter, first: date, last: date, okr_file: OkrFile, result: ScoreResult
+    ) -> pd.DataFrame:
         _, key_results = scoring_inputs(okr_file)
         key_results = carry_running_totals(key_results, warehouse, quarter)
         keys = okr_file.series_by_key().keys()
@@ -90,18 +96,19 @@ def compute_kr_scores(
             days_between(first, last),
             status_thresholds(okr_file),
         )
+        del observations  # the quarter's rows are all that is kept from here on
         result.rows += warehouse.replace_kr_scores(
             scores, first, last, run_id, definitions=definition_rows(okr_file)
         )
         checkins = quarter_checkins(definitions, okr_file)
         if checkins is not None:
             warehouse.replace_checkins(str(quarter), checkins, run_id)
-        result.quarters.append(str(quarter))
         result.stale += int(scores["stale"].sum())
         for status, count in scores["status"].value_counts().items():
             result.status_counts[status] = result.status_counts.get(status, 0) + int(count)
-        progress(f"kr_scores: {quarter} {first}..{last}: {len(scores)} rows")
-    return result
+        return scores
+
+    return _score_window(definitions, start, end, "kr_scores", score_quarter, progress)
 
 
 def compute_objective_scores(
@@ -112,20 +119,42 @@ def compute_objective_scores(
     run_id: str,
     progress: Callable[[str], None] = log.info,
 ) -> ScoreResult:
+    """Roll the window's `kr_scores` rows up into `objective_scores`, quarter by quarter."""
+
+    def score_quarter(
+        quarter: Quarter, first: date, last: date, okr_file: OkrFile, result: ScoreResult
+    ) -> pd.DataFrame | None:
+        objectives, key_results = scoring_inputs(okr_file)
+        kr_rows = warehouse.read_kr_scores(
+            first, last, quarter=str(quarter), columns=ROLL_UP_COLUMNS
+        )
+        scores = score_objectives(objectives, key_results, kr_rows)
+        if scores.empty:
+            return None  # no KR rows for these days yet
+        result.rows += warehouse.replace_objective_scores(scores, first, last, run_id)
+        return scores
+
+    return _score_window(definitions, start, end, "objective_scores", score_quarter, progress)
+
+
+def _score_window(
+    definitions: Definitions,
+    start: date,
+    end: date,
+    table: str,
+    score_quarter: Callable[[Quarter, date, date, OkrFile, ScoreResult], pd.DataFrame | None],
+    progress: Callable[[str], None],
+) -> ScoreResult:
+    """Run `score_quarter` (which writes `table`'s rows for the quarter's days in the
+    window, and returns them or None when it wrote none) on each defined quarter the
+    window touches."""
     result = ScoreResult()
     for quarter, first, last, okr_file in _defined_quarters(definitions, start, end, result):
-        objectives, key_results = scoring_inputs(okr_file)
-        kr_rows = warehouse.read_kr_scores(first, last, quarter=str(quarter))
-        scores = (
-            score_objectives(objectives, key_results, kr_rows)
-            if not kr_rows.empty
-            else pd.DataFrame()
-        )
-        if scores.empty:
+        scores = score_quarter(quarter, first, last, okr_file, result)
+        if scores is None:
             continue
-        result.rows += warehouse.replace_objective_scores(scores, first, last, run_id)
         result.quarters.append(str(quarter))
-        progress(f"objective_scores: {quarter} {first}..{last}: {len(scores)} rows")
+        progress(f"{table}: {quarter} {first}..{last}: {len(scores)} rows")
     return result
 
 
@@ -194,8 +223,9 @@ def carry_running_totals(
             total = float(totals.get(key_result.metric_key, 0.0))
             if key_result.metric_key not in totals:
                 log.warning(
-                    f"{quarter} {key_result.kr_id}: a running total with no stored observation "
-                    f"before {quarter.start}: it starts from 0 (backfill the earlier quarters)"
+                    f"kr_scores: {quarter} {key_result.kr_id}: a running total with no stored "
+                    f"observation before {quarter.start}: it starts from 0 (backfill the "
+                    "earlier quarters)"
                 )
             key_result = replace(key_result, carried=total)
         carried.append(key_result)

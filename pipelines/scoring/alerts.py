@@ -46,6 +46,8 @@ _READ_COLUMNS = {
     "value", "target", "progress", "expected_progress", "p_achieve", "forecast_value",
     "forecast_low", "forecast_high", "last_observed", "stale",
 }  # fmt: skip
+# The kr_scores columns `detect_transitions` reads, for a caller that reads no others.
+HISTORY_COLUMNS = sorted(_READ_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,25 @@ def _alerts(watch: AlertWatch) -> Iterator[Watched]:
         yield (bound.kind, bound.rule, bound.state, bound.worth)
 
 
+def _rows_by_kr(ordered: pd.DataFrame) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Each KR's rows as records (as `to_dict("records")` makes them), KR by KR, from
+    a frame sorted by kr_id. The columns are converted to Python values once; the
+    records of one KR at a time are made, so a quarter of 1,000 KRs never holds all
+    its rows as dicts at once."""
+    names = list(ordered.columns)
+    columns = [ordered[name].tolist() for name in names]
+    kr_ids = [str(kr_id) for kr_id in columns[names.index("kr_id")]]
+    first = 0
+    for last in range(1, len(kr_ids) + 1):
+        if last == len(kr_ids) or kr_ids[last] != kr_ids[first]:
+            rows = [
+                dict(zip(names, values, strict=True))
+                for values in zip(*(column[first:last] for column in columns), strict=True)
+            ]
+            yield kr_ids[first], rows
+            first = last
+
+
 def detect_transitions(
     history: pd.DataFrame,
     watches: Mapping[str, AlertWatch],
@@ -218,11 +239,7 @@ def detect_transitions(
         return pd.DataFrame(columns=ALERT_COLUMNS)
     used = [name for name in history.columns if name in _READ_COLUMNS]
     ordered = history[used].sort_values(["kr_id", "as_of"], kind="stable")
-    # One conversion for the whole frame: per-KR conversions cost more than the rest.
-    by_kr: dict[str, list[dict[str, Any]]] = {}
-    for record in ordered.to_dict("records"):
-        by_kr.setdefault(str(record["kr_id"]), []).append(record)
-    for kr_id, rows in by_kr.items():
+    for kr_id, rows in _rows_by_kr(ordered):
         watch = watches.get(kr_id)
         if watch is None:
             continue

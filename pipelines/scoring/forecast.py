@@ -2,15 +2,15 @@
 and the probability that it ends the quarter achieved (`p_achieve`).
 
 Called by `rules.score_key_results` (and `rules.forecast`) for every KR and every day
-of its quarter at once. Pure numpy, no I/O; the methods, and why each fits its
-aggregate, are written down in docs/forecasting.md.
+of its quarter at once: the arrays are `(krs, days)` (or `(days,)` for one KR), the
+last axis the day of the quarter. Pure numpy, no I/O; the methods, and why each fits
+its aggregate, are written down in docs/forecasting.md.
 
 Each aggregate gets a `Spread`: a Student-t distribution of the quarter-end value
 (centre, scale, degrees of freedom), cut at the bounds the aggregate cannot cross (a
 sum of counts never falls below today's total, a running `max` never below today's
-maximum). Entry `i` of every array only reads days `<= i`: no look-ahead.
-`interval` and `p_beyond` then work on any number of such arrays joined together, so
-the t distribution is evaluated once per call of `score_key_results`.
+maximum). Entry `i` of every array's last axis only reads days `<= i`: no look-ahead.
+`interval` and `p_beyond` work elementwise, on a whole group of KRs at once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _WIDE_DF = 1
 
 
 class Spread(NamedTuple):
-    """The distribution of the quarter-end value on each day (arrays of one length)."""
+    """The distribution of the quarter-end value on each day (arrays of one shape)."""
 
     centre: np.ndarray
     scale: np.ndarray  # 0: the value is known (the quarter's last day); NaN: no forecast
@@ -57,18 +57,19 @@ def value_spread(
 ) -> Spread:
     """The quarter-end value's distribution as of every day of the quarter.
 
-    `daily` holds the KR's daily values (a ratio's daily ratios; NaN: no data),
-    `values_as_of` its value as of each day, `forecasts` the point forecast of each
-    day, `span` the scale used when the data are too few to tell.
+    `daily` holds the KRs' daily values (a ratio's daily ratios; NaN: no data),
+    `values_as_of` their value as of each day, `forecasts` the point forecast of each
+    day, `span` the scale used when the data are too few to tell (it broadcasts
+    against them: `(krs, 1)` will do). All `(krs, days)` or `(days,)`.
     """
-    days = len(daily)
+    days = daily.shape[-1]
     remaining = days - 1 - np.arange(days, dtype=float)
-    lower = np.full(days, -np.inf)
-    upper = np.full(days, np.inf)
+    lower = np.full(daily.shape, -np.inf)
+    upper = np.full(daily.shape, np.inf)
     if aggregate == "sum" and not is_ratio:
         centre, scale, df = _run_rate(daily, forecasts, remaining)
         # A sum of values never below 0 (counts, amounts) cannot fall below today's.
-        never_negative = np.fmin.accumulate(np.where(np.isnan(daily), np.inf, daily)) >= 0
+        never_negative = np.fmin.accumulate(np.where(np.isnan(daily), np.inf, daily), axis=-1) >= 0
         lower = np.where(never_negative, values_as_of, -np.inf)
     elif aggregate in ("mean", "sum"):
         centre, scale, df = _running_mean(daily, values_as_of, forecasts, remaining)
@@ -99,7 +100,7 @@ def _run_rate(
     assumption), so they add R draws around a mean estimated from k days:
     variance s^2 (R + R^2 / k), t with k - 1 degrees of freedom."""
     has_data = ~np.isnan(daily)
-    data_days = np.cumsum(has_data).astype(float)
+    data_days = np.cumsum(has_data, axis=-1).astype(float)
     variance = _quarter_variance(daily, has_data, data_days)
     scale = np.sqrt(variance * (remaining + remaining**2 / np.maximum(data_days, 1)))
     return forecasts, scale, data_days - 1
@@ -113,10 +114,10 @@ def _running_mean(
     mean m and spread s), so the quarter's mean ends at (K value + r m) / (K + r) with
     scale s sqrt(r + r^2 / k) / (K + r), t with k - 1 degrees of freedom."""
     has_data = ~np.isnan(daily)
-    data_days = np.cumsum(has_data).astype(float)
+    data_days = np.cumsum(has_data, axis=-1).astype(float)
     window = _window(daily)
     # A check-in series has data on some days only: as many days to come, in proportion.
-    to_come = remaining * data_days / np.arange(1, len(daily) + 1)
+    to_come = remaining * data_days / np.arange(1, daily.shape[-1] + 1)
     all_days = data_days + to_come
     centre = np.where(
         np.isnan(window.mean_value),
@@ -138,16 +139,16 @@ def _trend_end(
     s^2 (r + r^2 / k + r^2 (c - mean day)^2 / Sxx) / w^2, t with k - 2 degrees of
     freedom. `latest`, `min`, `max`: r = w = 1, the last day (the textbook prediction
     interval); `mean_7d`: the last 7 days' mean, w the days with data among them."""
-    days = len(daily)
+    days = daily.shape[-1]
     has_data = ~np.isnan(daily)
     window = _window(daily)
     if aggregate == "mean_7d":
-        data_share = np.cumsum(has_data) / np.arange(1, days + 1)
+        data_share = np.cumsum(has_data, axis=-1) / np.arange(1, days + 1)
         days_to_come = np.minimum(7.0, remaining)
         to_come = days_to_come * data_share
         centre_day = days - 1 - (days_to_come - 1) / 2
         final_week = np.arange(days) >= days - 7
-        counted = np.cumsum(has_data & final_week) + to_come
+        counted = np.cumsum(has_data & final_week, axis=-1) + to_come
     else:
         to_come, centre_day, counted = np.ones(days), np.full(days, days - 1.0), np.ones(days)
     future_variance = window.variance * (
@@ -196,20 +197,23 @@ def p_beyond(spread: Spread, target: np.ndarray, at_least: np.ndarray) -> np.nda
 def p_maintained(held: np.ndarray, has_data: np.ndarray) -> np.ndarray:
     """P(the share of days held ends the quarter >= `MAINTAIN_SUCCESS_SHARE`), each day.
 
-    `held` and `has_data` are boolean per day. The days to come hold independently
-    with a chance drawn from Beta(held + 1/2, missed + 1/2): the number of them held is
-    beta-binomial. NaN before the first day with data.
+    `held` and `has_data` are boolean per day, `(krs, days)` or `(days,)`. The days to
+    come hold independently with a chance drawn from Beta(held + 1/2, missed + 1/2):
+    the number of them held is beta-binomial. NaN before the first day with data.
     """
-    days = len(held)
-    kept = np.cumsum(held & has_data).astype(float)
-    seen = np.cumsum(has_data).astype(float)
+    days = held.shape[-1]
+    kept = np.cumsum(held & has_data, axis=-1).astype(float)
+    seen = np.cumsum(has_data, axis=-1).astype(float)
     remaining = days - 1 - np.arange(days)
     to_come = np.rint(remaining * seen / np.arange(1, days + 1)).astype(int)
     # Days still to hold (of `to_come`) for held / all >= the share.
     needed = np.ceil(MAINTAIN_SUCCESS_SHARE * (seen + to_come) - kept - 1e-9)
     alpha = kept + _PRIOR_HELD
     beta = seen - kept + _PRIOR_MISSED
-    p = _beta_binomial_upper_tail(to_come, alpha, beta, needed)
+    to_come = np.broadcast_to(to_come, seen.shape)
+    p = _beta_binomial_upper_tail(
+        to_come.reshape(-1), alpha.reshape(-1), beta.reshape(-1), needed.reshape(-1)
+    ).reshape(seen.shape)
     return np.where(seen > 0, p, np.nan)
 
 
@@ -217,21 +221,34 @@ def t_cdf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Student's t distribution function, exact for whole degrees of freedom >= 1.
 
     The finite series of Abramowitz and Stegun 26.7.3 and 26.7.4 in theta =
-    atan(x / sqrt(df)); odd and even degrees of freedom differ.
+    atan(x / sqrt(df)); odd and even degrees of freedom differ. The series is summed
+    term by term over the entries sorted by their number of terms, so each step only
+    touches the entries that still have one (a prefix of the sorted arrays).
     """
     x, df = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=int))
     theta = np.arctan(x / np.sqrt(df))
     sin, cos = np.sin(theta), np.cos(theta)
-    cos2 = cos * cos
     odd = df % 2 == 1
-    # Odd: (2/pi)(theta + sin (cos + 2/3 cos^3 + ...)); even: sin (1 + 1/2 cos^2 + ...).
-    term = np.where(odd, cos, 1.0)
-    total = np.where(odd & (df == 1), 0.0, term)
     terms = np.where(odd, (df - 3) // 2, (df - 2) // 2)
-    for j in range(1, int(terms.max(initial=0)) + 1):
-        term = term * cos2 * np.where(odd, 2 * j / (2 * j + 1), (2 * j - 1) / (2 * j))
-        total = total + np.where(j <= terms, term, 0.0)
-    signed_mass = np.where(odd, (theta + sin * total) * 2 / math.pi, sin * total)
+    order = np.argsort(-terms, axis=None, kind="stable")
+    sorted_terms = terms.reshape(-1)[order]
+    sorted_odd = odd.reshape(-1)[order]
+    cos2 = (cos * cos).reshape(-1)[order]
+    # Odd: (2/pi)(theta + sin (cos + 2/3 cos^3 + ...)); even: sin (1 + 1/2 cos^2 + ...).
+    term = np.where(sorted_odd, cos.reshape(-1)[order], 1.0)
+    total = np.where(sorted_odd & (df.reshape(-1)[order] == 1), 0.0, term)
+    most = int(sorted_terms[0]) if len(sorted_terms) else 0
+    # having[j - 1]: how many entries have a j-th term.
+    having = np.searchsorted(-sorted_terms, -np.arange(1, most + 1), side="right")
+    for j, count in enumerate(having, start=1):
+        step = term[:count]
+        step *= cos2[:count]
+        step *= np.where(sorted_odd[:count], 2 * j / (2 * j + 1), (2 * j - 1) / (2 * j))
+        total[:count] += step
+    series = np.empty(total.shape)
+    series[order] = total
+    series = series.reshape(x.shape)
+    signed_mass = np.where(odd, (theta + sin * series) * 2 / math.pi, sin * series)
     return 0.5 + 0.5 * signed_mass
 
 
@@ -267,12 +284,12 @@ class _Window(NamedTuple):
 
 def _window(daily: np.ndarray) -> _Window:
     """Running sums over the window (cumulative sums, not a days x window array)."""
-    days = len(daily)
+    days = daily.shape[-1]
     has_data = ~np.isnan(daily)
     # Days relative to the first, values relative to the first value: small numbers,
     # so the sums of squares do not cancel (revenue in the millions).
     x = np.arange(days, dtype=float)
-    reference = daily[np.argmax(has_data)] if has_data.any() else 0.0
+    reference = _first_value(daily, has_data)
     y = np.where(has_data, daily - reference, 0.0)
     weight = has_data.astype(float)
     points = _window_sum(weight)
@@ -293,18 +310,27 @@ def _window(daily: np.ndarray) -> _Window:
 
 def _window_sum(values: np.ndarray) -> np.ndarray:
     """Sum over the trend window's days ending on each day (clipped to the quarter start)."""
-    total = np.cumsum(values)
-    total[TREND_WINDOW_DAYS:] = total[TREND_WINDOW_DAYS:] - total[:-TREND_WINDOW_DAYS].copy()
+    total = np.cumsum(values, axis=-1)
+    total[..., TREND_WINDOW_DAYS:] = (
+        total[..., TREND_WINDOW_DAYS:] - total[..., :-TREND_WINDOW_DAYS].copy()
+    )
     return total
+
+
+def _first_value(daily: np.ndarray, has_data: np.ndarray) -> np.ndarray:
+    """Each series' first value with data (0 without any), shaped to broadcast over days."""
+    first_day = np.argmax(has_data, axis=-1)[..., None]
+    first = np.take_along_axis(daily, first_day, axis=-1)
+    return np.where(has_data.any(axis=-1, keepdims=True), first, 0.0)
 
 
 def _quarter_variance(daily: np.ndarray, has_data: np.ndarray, data_days: np.ndarray) -> np.ndarray:
     """Sample variance of the daily values so far (NaN before 2 days with data)."""
-    first = daily[np.argmax(has_data)] if has_data.any() else 0.0
+    first = _first_value(daily, has_data)
     # Shifted by the first value: no cancellation with large values (revenue).
     shifted = np.where(has_data, daily - first, 0.0)
-    total = np.cumsum(shifted)
-    squares = np.cumsum(shifted * shifted)
+    total = np.cumsum(shifted, axis=-1)
+    squares = np.cumsum(shifted * shifted, axis=-1)
     safe = np.maximum(data_days, 1)
     variance = np.maximum(squares - total * total / safe, 0.0) / np.maximum(data_days - 1, 1)
     return np.where(data_days >= 2, variance, np.nan)

@@ -1,13 +1,17 @@
-"""Scoring of OKR key results and objectives: pure functions over pandas frames.
+"""Scoring of OKR key results and objectives: pure functions over numpy arrays and pandas frames.
 
 The scoring asset and the CLI call `score_key_results` with a quarter's stored
 daily series and the as-of days to score, then `score_objectives` on its result.
 Nothing here does I/O; the rules are written down in docs/scoring.md.
 
-Each key result is scored for all its as-of days in one pass: its daily series
-becomes a numpy array indexed by day of the quarter (NaN: no observation), and
-every running value is computed for every day at once. Day `i`'s entry only
-ever reads entries `<= i`, so a row never sees observations after its as-of day.
+The unit of work is the quarter's (KR x day) matrix. Every stored series becomes a
+row of a `(series, days)` array indexed by day of the quarter (NaN: no observation);
+the KRs are grouped by aggregate (and ratio or not), and each group's running values,
+forecasts and intervals are computed as `(krs, days)` arrays, for all its KRs and
+days at once; progress, score, status and staleness follow for every KR at once, and
+the frame is built from those arrays once. Column `i` of every array only ever reads
+columns `<= i`, so a row never sees observations after its as-of day. The per-day
+functions below (`aggregate_value`, `forecast`, ...) run the same code on one KR.
 
 Missing values in the returned frames: NaN in float columns (`value`, `start`,
 `progress`, `score`, `forecast_value`, ...), None in object columns (`owner`,
@@ -17,7 +21,7 @@ Missing values in the returned frames: NaN in float columns (`value`, `start`,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, NamedTuple
@@ -41,6 +45,7 @@ from okr_metrics.pipelines.vocabulary.terms import (
     PROGRESS_TYPES,
     RATIO_AGGREGATES,
     STATUS_ORDER,
+    STATUSES,
     UNSCORED_TYPES,
 )
 
@@ -221,7 +226,11 @@ def share_of_days_held(
     right side of `target` (maintain_between: inside `[low, high]`), inclusive. None
     with no day of data."""
     _check_in_quarter(quarter, as_of)
-    running = _running_share_held(_daily_array(daily_series, quarter), kr_type, target, low, high)
+    running = _running_share_held(
+        _daily_array(daily_series, quarter),
+        np.array(_HOLD_CODES[kr_type]),
+        *(np.array(np.nan if bound is None else bound) for bound in (target, low, high)),
+    )
     return _optional(running[_offset(quarter, as_of)])
 
 
@@ -387,16 +396,29 @@ def forecast(
         return result
     daily = _daily_array(daily_series, quarter)
     daily[offset + 1 :] = np.nan
-    spread, target, at_least, maintained = _uncertainty(key_result, daily, values, forecasts)
-    low, high = interval(spread)
-    p = maintained if maintained is not None else p_beyond(spread, target, at_least)
+    table = _KeyResultTable.of([key_result])
+    spread = _spread(
+        table,
+        daily[None, :],
+        values[None, :],
+        forecasts[None, :],
+        key_result.aggregate,
+        key_result.is_ratio,
+    )
+    low, high, p = _chances(table, spread, daily[None, :], values[None, :])
     return result._replace(
-        low=_optional(low[offset]), high=_optional(high[offset]), p_achieve=_optional(p[offset])
+        low=_optional(low[0, offset]),
+        high=_optional(high[0, offset]),
+        p_achieve=_optional(p[0, offset]),
     )
 
 
 # ---------------------------------------------------------------------------
 # The whole quarter at once
+
+# KRs scored together in one block of arrays: the linear forecast's windows take
+# krs x days x 28 floats, so a block of 256 KRs stays near 5 MiB per array.
+_BLOCK_KRS = 256
 
 
 def score_key_results(
@@ -418,118 +440,12 @@ def score_key_results(
     days = sorted(set(as_of_days))
     for as_of in days:
         _check_in_quarter(quarter, as_of)
-    offsets = [_offset(quarter, as_of) for as_of in days]
-    series_by_key = _series_by_key(observations, quarter)
-    no_series = np.full(quarter.days, np.nan)
-    quarter_name = str(quarter)
-
-    columns: dict[str, list[Any]] = {name: [] for name in KR_SCORE_COLUMNS}
-    spreads: list[Spread] = []
-    targets: list[np.ndarray] = []
-    directions: list[np.ndarray] = []
-    maintained_p: list[np.ndarray | None] = []
-    for key_result in key_results:
-        series = [series_by_key.get(key, no_series) for key in key_result.series_keys]
-        if key_result.is_ratio:
-            numerator, denominator = series
-            values_as_of = _running_ratio(numerator, denominator, key_result.aggregate)
-            daily_values = _daily_ratio_array(numerator, denominator)
-        else:
-            values_as_of = _running_aggregate(series[0], key_result.aggregate)
-            daily_values = series[0]
-        carried = key_result.carried or 0.0
-        # For a ratio, a day is observed when both series have a row, even one
-        # whose denominator is 0 (the source did answer).
-        observed = np.logical_and.reduce([~np.isnan(s) for s in series])
-        last_observed = np.maximum.accumulate(np.where(observed, np.arange(quarter.days), -1))
-        share_held = (
-            _running_share_held(
-                daily_values,
-                key_result.kr_type,
-                key_result.target,
-                key_result.low,
-                key_result.high,
-            )
-            if key_result.kr_type in MAINTAIN_TYPES
-            else None
-        )
-        expected_days = expected_path(
-            quarter, key_result.start, key_result.target, key_result.checkpoints
-        )
-        method = forecast_method(key_result)
-        forecasts = _forecasts(values_as_of, method)
-        spread, target, at_least, maintained = _uncertainty(
-            key_result, daily_values, values_as_of, forecasts
-        )
-        if carried:
-            # The quarter's own total is forecast; the carried total only shifts it.
-            values_as_of, forecasts, spread = _carry(carried, values_as_of, forecasts, spread)
-        spreads.append(Spread(*(part[offsets] for part in spread)))
-        targets.append(target[offsets])
-        directions.append(at_least[offsets])
-        maintained_p.append(maintained[offsets] if maintained is not None else None)
-
-        for as_of, offset in zip(days, offsets, strict=True):
-            expected_now = float(expected_days[offset])
-            value = _optional(values_as_of[offset])
-            share = _optional(share_held[offset]) if share_held is not None else None
-            progress, score = progress_and_score(
-                key_result.kr_type, value, key_result.start, key_result.target, share
-            )
-            forecast_value = _optional(forecasts[offset])
-            last = int(last_observed[offset])
-            columns["quarter"].append(quarter_name)
-            columns["objective_id"].append(key_result.objective_id)
-            columns["kr_id"].append(key_result.kr_id)
-            columns["kr_title"].append(key_result.title)
-            columns["owner"].append(key_result.owner)
-            columns["as_of"].append(as_of)
-            columns["kr_type"].append(key_result.kr_type)
-            columns["value"].append(value)
-            columns["start"].append(key_result.start)
-            columns["target"].append(key_result.target)
-            columns["progress"].append(progress)
-            columns["score"].append(score)
-            columns["expected_progress"].append(expected_now)
-            columns["status"].append(
-                _status(
-                    key_result.kr_type,
-                    value,
-                    progress,
-                    score,
-                    expected_now,
-                    offset + 1,
-                    thresholds,
-                    key_result.committed,
-                )
-            )
-            columns["stale"].append(key_result.tracks_staleness and not bool(observed[offset]))
-            columns["last_observed"].append(_day(quarter, last) if last >= 0 else None)
-            columns["forecast_value"].append(forecast_value)
-            columns["forecast_score"].append(_forecast_score(key_result, forecast_value, score))
-            columns["forecast_method"].append(method)
-            columns["definition_hash"].append(key_result.definition_hash)
-            columns["commitment"].append(key_result.commitment)
-            columns["low"].append(key_result.low)
-            columns["high"].append(key_result.high)
-            columns["carried"].append(key_result.carried)
-
-    arrays: dict[str, Any] = {
-        name: np.array(columns[name], dtype=float) for name in KR_SCORE_FLOAT_COLUMNS
-    }
-    arrays["stale"] = np.array(columns["stale"], dtype=bool)
-    if spreads:
-        # The t distribution once for every KR-day, not once per KR.
-        joined = Spread(*(np.concatenate(parts) for parts in zip(*spreads, strict=True)))
-        arrays["forecast_low"], arrays["forecast_high"] = interval(joined)
-        p_achieve = p_beyond(joined, np.concatenate(targets), np.concatenate(directions))
-        start = 0
-        for maintained, target in zip(maintained_p, targets, strict=True):
-            if maintained is not None:
-                p_achieve[start : start + len(target)] = maintained
-            start += len(target)
-        arrays["p_achieve"] = p_achieve
-    return pd.DataFrame({name: arrays.get(name, columns[name]) for name in KR_SCORE_COLUMNS})
+    offsets = np.array([_offset(quarter, as_of) for as_of in days], dtype=int)
+    table = _KeyResultTable.of(key_results)
+    scored = _score_quarter(
+        key_results, table, _series_matrix(observations, quarter), quarter, thresholds
+    )
+    return _kr_score_frame(key_results, table, quarter, days, offsets, scored)
 
 
 def score_objectives(
@@ -538,107 +454,507 @@ def score_objectives(
     kr_scores: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per (objective, quarter and as-of day in `kr_scores`), columns
-    `OBJECTIVE_SCORE_COLUMNS`.
+    `OBJECTIVE_SCORE_COLUMNS`, days ascending and objectives in input order.
 
     An objective's KRs are those in `key_results`; one without a row for a day
     counts as having no data that day. KRs have data when their value is not null.
+    The weighted sums add the KRs in definition order, as a loop over them would.
     """
-    krs_by_objective: dict[str, list[KeyResultInput]] = {}
-    for key_result in key_results:
-        if key_result.kr_type in UNSCORED_TYPES:
-            continue  # measured, never rolled up: not in the score nor the coverage
-        krs_by_objective.setdefault(key_result.objective_id, []).append(key_result)
+    if kr_scores.empty:
+        return pd.DataFrame({name: [] for name in OBJECTIVE_SCORE_COLUMNS}).astype(
+            {"score": float, "coverage": float}
+        )
+    day_codes, day_keys = _day_codes(kr_scores)
+    # day x KR: the KR's (has data, score, status rank) that day; the extra
+    # last KR column stands for "no row" (an objective's unused slots point at it).
+    position = {
+        key_result.kr_id: index
+        for index, key_result in enumerate(key_results)
+        if key_result.kr_type not in UNSCORED_TYPES  # never rolled up
+    }
+    absent = len(key_results)
+    kr_rows = kr_scores["kr_id"].map(position).to_numpy(dtype=float)
+    known = ~np.isnan(kr_rows)
+    kr_index = kr_rows[known].astype(int)
+    day_index = day_codes[known]
+    shape = (len(day_keys), absent + 1)
+    has_data = np.zeros(shape, dtype=bool)
+    score = np.zeros(shape)
+    rank = np.zeros(shape, dtype=int)
+    # A KR with two rows for one day: the later row counts (assignment order).
+    has_data[day_index, kr_index] = kr_scores["value"].notna().to_numpy()[known]
+    score[day_index, kr_index] = kr_scores["score"].to_numpy(dtype=float)[known]
+    status_rank = {status: order for order, status in enumerate(STATUS_ORDER)}
+    ranks = kr_scores["status"].map(status_rank).to_numpy(dtype=float)[known]
+    rank[day_index, kr_index] = np.nan_to_num(ranks, nan=len(STATUS_ORDER))
+    unranked = has_data[day_index, kr_index] & np.isnan(ranks)
+    if unranked.any():
+        status = kr_scores["status"].to_numpy()[known][unranked][0]
+        raise ValueError(f"KR status {status!r} is not one of {STATUS_ORDER}")
 
-    # (quarter, as_of) -> kr_id -> (value, score, status), read column-wise once.
-    by_day: dict[tuple[str, date], dict[str, tuple[float, float, str]]] = {}
-    read = ["quarter", "as_of", "kr_id", "value", "score", "status"]
-    rows = zip(*(kr_scores[name] for name in read), strict=True) if len(kr_scores) else ()
-    for quarter_name, as_of, kr_id, value, score, status in rows:
-        by_day.setdefault((quarter_name, as_of), {})[kr_id] = (value, score, status)
-
-    columns: dict[str, list[Any]] = {name: [] for name in OBJECTIVE_SCORE_COLUMNS}
-    for (quarter_name, as_of), by_kr in sorted(by_day.items()):
-        for objective in objectives:
-            score, coverage, status = _roll_up(
-                [
-                    (key_result.weight, by_kr.get(key_result.kr_id))
-                    for key_result in krs_by_objective.get(objective.objective_id, [])
-                ]
-            )
-            columns["quarter"].append(quarter_name)
-            columns["objective_id"].append(objective.objective_id)
-            columns["title"].append(objective.title)
-            columns["owner"].append(objective.owner)
-            columns["aligns_to"].append(objective.aligns_to)
-            columns["as_of"].append(as_of)
-            columns["score"].append(score)
-            columns["coverage"].append(coverage)
-            columns["status"].append(status)
-    return pd.DataFrame(
-        {
-            name: np.array(values, dtype=float) if name in ("score", "coverage") else values
-            for name, values in columns.items()
-        },
-        columns=OBJECTIVE_SCORE_COLUMNS,
-    )
+    slots, weights = _objective_slots(objectives, key_results, absent)
+    rolled = _roll_up(has_data[:, slots], score[:, slots], rank[:, slots], weights)
+    return _objective_score_frame(objectives, day_keys, rolled)
 
 
 # ---------------------------------------------------------------------------
-# Internals: running values over a quarter's days (index i = i-th day)
+# Internals: the quarter's KR x day matrices
+
+# How a maintain KR's day holds (see `_held`); -1: not a maintain KR.
+_HOLD_CODES = {"maintain_above": 0, "maintain_below": 1, "maintain_between": 2}
+
+
+class _KeyResultTable(NamedTuple):
+    """The KRs' definitions as columns: `(krs, 1)` arrays, so they broadcast over days."""
+
+    start: np.ndarray  # NaN: no start (maintain, milestone, baseline)
+    target: np.ndarray  # NaN: none (maintain_between, baseline)
+    low: np.ndarray  # maintain_between's band; NaN for the others
+    high: np.ndarray
+    bound_size: np.ndarray  # the largest of |target|, |low|, |high| (0: none)
+    carried: np.ndarray  # a running total's carried total; NaN: resets each quarter
+    progresses: np.ndarray  # bool: increase or decrease
+    maintains: np.ndarray  # bool: a maintain type
+    hold: np.ndarray  # int: `_HOLD_CODES` of a maintain type, else -1
+    milestone: np.ndarray  # bool
+    unscored: np.ndarray  # bool: baseline (measured, never scored)
+    committed: np.ndarray  # bool
+    tracks_staleness: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, key_results: Sequence[KeyResultInput]) -> _KeyResultTable:
+        def column(values: list[Any], dtype: type = float) -> np.ndarray:
+            return np.array(values, dtype=dtype).reshape(-1, 1)
+
+        def bound_size(kr: KeyResultInput) -> float:
+            bounds = [abs(b) for b in (kr.target, kr.low, kr.high) if b is not None]
+            return max(bounds, default=0.0)
+
+        krs = key_results
+        return cls(
+            start=column([kr.start for kr in krs]),
+            target=column([kr.target for kr in krs]),
+            low=column([kr.low for kr in krs]),
+            high=column([kr.high for kr in krs]),
+            bound_size=column([bound_size(kr) for kr in krs]),
+            carried=column([kr.carried for kr in krs]),
+            progresses=column([kr.kr_type in PROGRESS_TYPES for kr in krs], bool),
+            maintains=column([kr.kr_type in MAINTAIN_TYPES for kr in krs], bool),
+            hold=column([_HOLD_CODES.get(kr.kr_type, -1) for kr in krs], int),
+            milestone=column([kr.kr_type == "milestone" for kr in krs], bool),
+            unscored=column([kr.kr_type in UNSCORED_TYPES for kr in krs], bool),
+            committed=column([kr.committed for kr in krs], bool),
+            tracks_staleness=column([kr.tracks_staleness for kr in krs], bool),
+        )
+
+    def take(self, rows: np.ndarray) -> _KeyResultTable:
+        return _KeyResultTable(*(part[rows] for part in self))
+
+
+class _Series(NamedTuple):
+    """The quarter's stored series: `matrix[row_of_key[key]]` is one series' daily
+    values, `(days,)`, NaN where there is no observation. The matrix's last row is a
+    series without any, for a key with no stored rows."""
+
+    matrix: np.ndarray  # (keys + 1, days)
+    row_of_key: dict[str, int]
+
+    def rows(self, keys: Sequence[str | None]) -> np.ndarray:
+        nothing = len(self.matrix) - 1
+        return self.matrix[[self.row_of_key.get(key, nothing) for key in keys]]  # type: ignore[arg-type]
+
+
+class _QuarterDays(NamedTuple):
+    """What a group of KRs gives on every day of the quarter: `(krs, days)` arrays."""
+
+    value: np.ndarray  # a running total's with its carried total
+    share_held: np.ndarray  # maintain KRs; NaN for the others
+    observed: np.ndarray  # bool: a stored observation dated that day (a ratio: both sides)
+    forecast_value: np.ndarray
+    forecast_low: np.ndarray
+    forecast_high: np.ndarray
+    p_achieve: np.ndarray
+
+
+class _Scored(NamedTuple):
+    """Every KR on every day of the quarter, scored: `(krs, days)` arrays."""
+
+    days: _QuarterDays
+    expected: np.ndarray  # expected progress (the straight line, or through checkpoints)
+    progress: np.ndarray
+    score: np.ndarray
+    status: np.ndarray  # int: index into STATUSES
+    last_observed: np.ndarray  # int: day index of the newest observation, -1: none yet
+    forecast_score: np.ndarray
+
+
+def _score_quarter(
+    key_results: Sequence[KeyResultInput],
+    table: _KeyResultTable,
+    series: _Series,
+    quarter: Quarter,
+    thresholds: StatusThresholds,
+) -> _Scored:
+    """Score every KR on every day of `quarter`."""
+    days = quarter.days
+    quarter_days = _QuarterDays(
+        *(
+            np.full((len(key_results), days), False if name == "observed" else np.nan)
+            for name in _QuarterDays._fields
+        )
+    )
+    for (aggregate, is_ratio), rows in _groups(key_results):
+        group = [key_results[row] for row in rows]
+        parts = (
+            [
+                series.rows([kr.numerator_key for kr in group]),
+                series.rows([kr.denominator_key for kr in group]),
+            ]
+            if is_ratio
+            else [series.rows([kr.metric_key for kr in group])]
+        )
+        block = _group_days(table.take(rows), parts, aggregate, is_ratio)
+        for whole, part in zip(quarter_days, block, strict=True):
+            whole[rows] = part
+
+    value = quarter_days.value
+    progress, score = _progress_and_score(table, value, quarter_days.share_held)
+    expected = _expected_progress(key_results, quarter)
+    forecast_value = quarter_days.forecast_value
+    forecast_score = np.where(
+        table.progresses, _clamp_array(_linear_progress(table, forecast_value)), score
+    )
+    return _Scored(
+        days=quarter_days,
+        expected=expected,
+        progress=progress,
+        score=score,
+        status=_status_codes(table, value, progress, score, expected, thresholds),
+        last_observed=np.maximum.accumulate(
+            np.where(quarter_days.observed, np.arange(days), -1), axis=-1
+        ),
+        forecast_score=np.where(np.isnan(forecast_value) | table.unscored, np.nan, forecast_score),
+    )
+
+
+def _groups(
+    key_results: Sequence[KeyResultInput],
+) -> Iterator[tuple[tuple[str, bool], np.ndarray]]:
+    """Row numbers of the KRs that share an aggregate (and being a ratio or not), in
+    blocks of at most `_BLOCK_KRS`."""
+    groups: dict[tuple[str, bool], list[int]] = {}
+    for row, key_result in enumerate(key_results):
+        groups.setdefault((key_result.aggregate, key_result.is_ratio), []).append(row)
+    for kind, rows in groups.items():
+        for first in range(0, len(rows), _BLOCK_KRS):
+            yield kind, np.array(rows[first : first + _BLOCK_KRS], dtype=int)
+
+
+def _group_days(
+    table: _KeyResultTable, parts: list[np.ndarray], aggregate: str, is_ratio: bool
+) -> _QuarterDays:
+    """Running values, share held, observed days and forecasts of KRs that share an
+    aggregate. `parts`: their daily series, `(krs, days)` (a ratio: numerator and
+    denominator)."""
+    if is_ratio:
+        numerator, denominator = parts
+        values = _running_ratio(numerator, denominator, aggregate)
+        daily = _daily_ratio_array(numerator, denominator)
+        # A day is observed when both series have a row, even one whose denominator
+        # is 0 (the source did answer).
+        observed = ~np.isnan(numerator) & ~np.isnan(denominator)
+    else:
+        (daily,) = parts
+        values = _running_aggregate(daily, aggregate)
+        observed = ~np.isnan(daily)
+    forecasts = _forecasts(values, _method(aggregate, is_ratio))
+    share_held = np.where(
+        table.maintains,
+        _running_share_held(daily, table.hold, table.target, table.low, table.high),
+        np.nan,
+    )
+    spread = _spread(table, daily, values, forecasts, aggregate, is_ratio)
+    carried = np.nan_to_num(table.carried, nan=0.0)
+    if carried.any():
+        # The quarter's own total is forecast; the carried total only shifts it.
+        values, forecasts, spread = _carry(carried, values, forecasts, spread)
+    low, high, p_achieve = _chances(table, spread, daily, values)
+    return _QuarterDays(values, share_held, observed, forecasts, low, high, p_achieve)
+
+
+def _expected_progress(key_results: Sequence[KeyResultInput], quarter: Quarter) -> np.ndarray:
+    """Each KR's expected progress on every day, `(krs, days)`: the straight line, or
+    the line through its checkpoints (`expected_path`)."""
+    straight = expected_path(quarter, None, None)
+    expected = np.tile(straight, (len(key_results), 1))
+    for row, kr in enumerate(key_results):
+        if kr.checkpoints:
+            expected[row] = expected_path(quarter, kr.start, kr.target, kr.checkpoints)
+    return expected
+
+
+def _progress_and_score(
+    table: _KeyResultTable, value: np.ndarray, share_held: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(progress, score), `(krs, days)`, by the rules of `progress_and_score`."""
+    with np.errstate(invalid="ignore"):
+        reached = (value >= table.target).astype(float)
+    progress = np.where(
+        table.progresses,
+        _linear_progress(table, value),
+        np.where(table.maintains, share_held, reached),
+    )
+    progress = np.where(np.isnan(value) | table.unscored, np.nan, progress)
+    return progress, np.where(table.progresses, _clamp_array(progress), progress)
+
+
+def _linear_progress(table: _KeyResultTable, value: np.ndarray) -> np.ndarray:
+    """(value - start) / (target - start), signed (NaN for KRs without a start)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (value - table.start) / (table.target - table.start)
+
+
+def _status_codes(
+    table: _KeyResultTable,
+    value: np.ndarray,
+    progress: np.ndarray,
+    score: np.ndarray,
+    expected: np.ndarray,
+    thresholds: StatusThresholds,
+) -> np.ndarray:
+    """Each KR-day's status as an index into STATUSES, by the ordered rules of `_status`.
+
+    `value`, `progress`, `score`, `expected`: `(krs, days)`.
+    """
+    no_data, achieved, on_track, at_risk, off_track, baseline = (
+        STATUSES.index(status)
+        for status in ("no_data", "achieved", "on_track", "at_risk", "off_track", "baseline")
+    )
+    elapsed = np.arange(1, value.shape[-1] + 1)
+    committed = table.committed
+
+    def banded(on: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return np.where(on, on_track, np.where(at, at_risk, off_track))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        maintain_on = np.where(committed, COMMITTED_MAINTAIN_ON_TRACK, MAINTAIN_ON_TRACK)
+        maintain_at = np.where(committed, COMMITTED_MAINTAIN_AT_RISK, MAINTAIN_AT_RISK)
+        maintained = banded(
+            score >= maintain_on - _PACE_TOLERANCE, score >= maintain_at - _PACE_TOLERANCE
+        )
+        milestone = banded(expected <= MILESTONE_ON_TRACK, expected <= MILESTONE_AT_RISK)
+        pace = progress / expected
+        pace_on = np.where(committed, COMMITTED_ON_TRACK, thresholds.on_track)
+        pace_at = np.where(committed, COMMITTED_AT_RISK, thresholds.at_risk)
+        paced = banded(pace >= pace_on - _PACE_TOLERANCE, pace >= pace_at - _PACE_TOLERANCE)
+        # Grace period: nobody is behind on day 2, unless they are going the wrong way;
+        # nor before a phased KR is expected to move at all.
+        progressing = np.where(
+            (elapsed <= GRACE_DAYS) | (expected <= 0),
+            np.where(progress < 0, off_track, on_track),
+            paced,
+        )
+        codes = np.where(
+            table.maintains,
+            maintained,
+            np.where(score >= 1, achieved, np.where(table.milestone, milestone, progressing)),
+        )
+    codes = np.where(np.isnan(score) | np.isnan(progress), no_data, codes)
+    codes = np.where(table.unscored, baseline, codes)
+    return np.where(np.isnan(value), no_data, codes)
+
+
+def _kr_score_frame(
+    key_results: Sequence[KeyResultInput],
+    table: _KeyResultTable,
+    quarter: Quarter,
+    as_of_days: list[date],
+    offsets: np.ndarray,
+    scored: _Scored,
+) -> pd.DataFrame:
+    """The `KR_SCORE_COLUMNS` frame: KR by KR, each with its as-of days (`offsets`)."""
+    per_day = len(offsets)
+
+    def each_kr(values: list[Any]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=object), per_day)
+
+    def each_day(matrix: np.ndarray) -> np.ndarray:
+        return matrix[:, offsets].reshape(-1)
+
+    days = scored.days
+    quarter_dates = [_day(quarter, offset) for offset in range(quarter.days)]
+    # Index -1 (no observation yet) picks the None at the end.
+    observed_dates = np.array([*quarter_dates, None], dtype=object)
+    columns: dict[str, Any] = {
+        "quarter": each_kr([str(quarter)] * len(key_results)),
+        "objective_id": each_kr([kr.objective_id for kr in key_results]),
+        "kr_id": each_kr([kr.kr_id for kr in key_results]),
+        "kr_title": each_kr([kr.title for kr in key_results]),
+        "owner": each_kr([kr.owner for kr in key_results]),
+        "as_of": np.tile(np.array(as_of_days, dtype=object), len(key_results)),
+        "kr_type": each_kr([kr.kr_type for kr in key_results]),
+        "value": each_day(days.value),
+        "start": np.repeat(table.start[:, 0], per_day),
+        "target": np.repeat(table.target[:, 0], per_day),
+        "progress": each_day(scored.progress),
+        "score": each_day(scored.score),
+        "expected_progress": each_day(scored.expected),
+        "status": np.array(STATUSES, dtype=object)[each_day(scored.status)],
+        "stale": each_day(table.tracks_staleness & ~days.observed),
+        "last_observed": observed_dates[each_day(scored.last_observed)],
+        "forecast_value": each_day(days.forecast_value),
+        "forecast_score": each_day(scored.forecast_score),
+        "forecast_method": each_kr([forecast_method(kr) for kr in key_results]),
+        "forecast_low": each_day(days.forecast_low),
+        "forecast_high": each_day(days.forecast_high),
+        "p_achieve": each_day(days.p_achieve),
+        "definition_hash": each_kr([kr.definition_hash for kr in key_results]),
+        "commitment": each_kr([kr.commitment for kr in key_results]),
+        "low": np.repeat(table.low[:, 0], per_day),
+        "high": np.repeat(table.high[:, 0], per_day),
+        "carried": np.repeat(table.carried[:, 0], per_day),
+    }
+    # The arrays are new: the frame takes them as they are (no copy, no consolidation).
+    return pd.DataFrame(columns, columns=KR_SCORE_COLUMNS, copy=False)
+
+
+def _day_codes(kr_scores: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, Any]]]:
+    """Each row's (quarter, as_of) as an index into the sorted list of those pairs."""
+    grouped = kr_scores.groupby(["quarter", "as_of"], sort=True)
+    return grouped.ngroup().to_numpy(), list(grouped.size().index)
+
+
+def _objective_slots(
+    objectives: Sequence[ObjectiveInput], key_results: Sequence[KeyResultInput], absent: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, weights), `(objectives, most KRs of one objective)`: each objective's
+    KRs' positions in `key_results` in definition order and their weights; unused
+    slots point at `absent` with weight 0."""
+    positions: dict[str, list[int]] = {}
+    for index, key_result in enumerate(key_results):
+        if key_result.kr_type in UNSCORED_TYPES:
+            continue  # measured, never rolled up: not in the score nor the coverage
+        positions.setdefault(key_result.objective_id, []).append(index)
+    width = max([len(rows) for rows in positions.values()] + [1])
+    slots = np.full((len(objectives), width), absent)
+    weights = np.zeros((len(objectives), width))
+    for row, objective in enumerate(objectives):
+        for slot, index in enumerate(positions.get(objective.objective_id, [])):
+            slots[row, slot] = index
+            weights[row, slot] = key_results[index].weight
+    return slots, weights
+
+
+class _RolledUp(NamedTuple):
+    """Each objective's roll-up per day: `(days, objectives)` arrays."""
+
+    score: np.ndarray
+    coverage: np.ndarray
+    status: np.ndarray  # str
 
 
 def _roll_up(
-    weighted: Sequence[tuple[float, tuple[float, float, str] | None]],
-) -> tuple[float | None, float, str]:
-    """(score, coverage, status) of an objective from (weight, (value, score, status) or None)."""
-    total_weight = sum(weight for weight, _ in weighted)
-    with_data = [
-        (weight, kr_score)
-        for weight, kr_score in weighted
-        if kr_score is not None and not pd.isna(kr_score[0])
-    ]
-    if not with_data:
-        return None, 0.0, "no_data"
-    data_weight = sum(weight for weight, _ in with_data)
-    score = (
-        sum(weight * kr_score[1] for weight, kr_score in with_data) / data_weight
-        if data_weight
-        else None
-    )
-    coverage = data_weight / total_weight if total_weight else 0.0
-    status = min((kr_score[2] for _, kr_score in with_data), key=STATUS_ORDER.index)
-    return score, coverage, status
+    has_data: np.ndarray, score: np.ndarray, rank: np.ndarray, weights: np.ndarray
+) -> _RolledUp:
+    """Objectives' score, coverage and status from their KRs' slots.
+
+    `has_data`, `score`, `rank` (index into STATUS_ORDER): `(days, objectives, slots)`;
+    `weights`: `(objectives, slots)`. The sums run slot by slot, in definition order.
+    """
+    days, objectives, slots = has_data.shape
+    total_weight = np.zeros(objectives)
+    data_weight = np.zeros((days, objectives))
+    weighted = np.zeros((days, objectives))
+    for slot in range(slots):
+        weight, with_data = weights[:, slot], has_data[..., slot]
+        total_weight = total_weight + weight
+        data_weight = data_weight + np.where(with_data, weight, 0.0)
+        weighted = weighted + np.where(with_data, weight * score[..., slot], 0.0)
+    any_data = has_data.any(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rolled_score = np.where(any_data & (data_weight != 0), weighted / data_weight, np.nan)
+        coverage = np.where(any_data & (total_weight != 0), data_weight / total_weight, 0.0)
+    worst = np.where(has_data, rank, len(STATUS_ORDER) - 1).min(axis=-1)
+    status = np.where(any_data, np.array(STATUS_ORDER, dtype=object)[worst], "no_data")
+    return _RolledUp(rolled_score, coverage, status.astype(object))
 
 
-def _series_by_key(observations: pd.DataFrame, quarter: Quarter) -> dict[str, np.ndarray]:
-    """Each metric key's daily values over the quarter (NaN: no observation that day)."""
+def _objective_score_frame(
+    objectives: Sequence[ObjectiveInput], day_keys: list[tuple[str, Any]], rolled: _RolledUp
+) -> pd.DataFrame:
+    """The `OBJECTIVE_SCORE_COLUMNS` frame: day by day, each with every objective."""
+    count = len(objectives)
+
+    def each_day(values: list[Any]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=object), count)
+
+    def each_objective(values: list[Any]) -> np.ndarray:
+        return np.tile(np.array(values, dtype=object), len(day_keys))
+
+    columns = {
+        "quarter": each_day([quarter for quarter, _ in day_keys]),
+        "objective_id": each_objective([objective.objective_id for objective in objectives]),
+        "title": each_objective([objective.title for objective in objectives]),
+        "owner": each_objective([objective.owner for objective in objectives]),
+        "aligns_to": each_objective([objective.aligns_to for objective in objectives]),
+        "as_of": each_day([as_of for _, as_of in day_keys]),
+        "score": rolled.score.reshape(-1),
+        "coverage": rolled.coverage.reshape(-1),
+        "status": rolled.status.reshape(-1),
+    }
+    return pd.DataFrame(columns, columns=OBJECTIVE_SCORE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------
+# Internals: running values over a quarter's days. Arrays are `(days,)` for one
+# series or `(krs, days)` for many; index `i` of the last axis is the i-th day.
+
+
+def _series_matrix(observations: pd.DataFrame, quarter: Quarter) -> _Series:
+    """The stored series as one `(keys + 1, days)` matrix (NaN: no observation that day)."""
+    days = quarter.days
     if observations.empty:
-        return {}
-    frame = observations.loc[observations["value"].notna(), ["metric_key", "date", "value"]]
-    offsets = (pd.to_datetime(frame["date"]) - pd.Timestamp(quarter.start)).dt.days.to_numpy()
-    in_quarter = (offsets >= 0) & (offsets < quarter.days)
-    frame = pd.DataFrame(
-        {
-            "metric_key": frame["metric_key"].to_numpy()[in_quarter],
-            "offset": offsets[in_quarter],
-            "value": frame["value"].to_numpy(dtype=float)[in_quarter],
-        }
-    )
-    duplicated = frame.duplicated(["metric_key", "offset"])
-    if duplicated.any():
-        first = frame[duplicated].iloc[0]
+        return _Series(np.full((1, days), np.nan), {})
+    values = observations["value"].to_numpy(dtype=float)
+    offsets = _day_offsets(observations["date"], quarter)
+    kept = ~np.isnan(values) & (offsets >= 0) & (offsets < days)
+    keys, key_codes = _key_codes(observations["metric_key"].to_numpy()[kept])
+    values, offsets = values[kept], offsets[kept]
+    cells = key_codes * days + offsets
+    if len(cells) and np.bincount(cells).max() > 1:
+        first = int(np.flatnonzero(pd.Series(cells).duplicated().to_numpy())[0])
         raise ValueError(
-            f"more than one observation for {first.metric_key!r} on "
-            f"{_day(quarter, int(first.offset))}: a double-counted series"
+            f"more than one observation for {keys[key_codes[first]]!r} on "
+            f"{_day(quarter, int(offsets[first]))}: a double-counted series"
         )
-    series_by_key = {}
-    offsets = frame["offset"].to_numpy()
-    values = frame["value"].to_numpy()
-    for key, positions in frame.groupby("metric_key", sort=False).indices.items():
-        daily = np.full(quarter.days, np.nan)
-        daily[offsets[positions]] = values[positions]
-        series_by_key[key] = daily
-    return series_by_key
+    matrix = np.full((len(keys) + 1, days), np.nan)
+    matrix.reshape(-1)[cells] = values
+    return _Series(matrix, {key: row for row, key in enumerate(keys)})
+
+
+def _day_offsets(dates: pd.Series, quarter: Quarter) -> np.ndarray:
+    """Each date's day index in the quarter (dates, datetimes or timestamps)."""
+    if pd.api.types.is_datetime64_any_dtype(dates):
+        return (dates - pd.Timestamp(quarter.start)).dt.days.to_numpy()
+    try:
+        first = quarter.start.toordinal()
+        return np.fromiter(
+            (day.toordinal() - first for day in dates.to_numpy()), dtype=int, count=len(dates)
+        )
+    except AttributeError:  # text dates
+        return (pd.to_datetime(dates) - pd.Timestamp(quarter.start)).dt.days.to_numpy()
+
+
+def _key_codes(metric_keys: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(distinct keys, each row's index into them). The store returns rows sorted by
+    key, so the keys are read per run of equal keys, not per row."""
+    if not len(metric_keys):
+        return [], np.zeros(0, dtype=int)
+    run_starts = np.flatnonzero(np.concatenate([[True], metric_keys[1:] != metric_keys[:-1]]))
+    row_of_key: dict[str, int] = {}
+    run_codes = [row_of_key.setdefault(key, len(row_of_key)) for key in metric_keys[run_starts]]
+    run_lengths = np.diff(np.append(run_starts, len(metric_keys)))
+    return list(row_of_key), np.repeat(np.array(run_codes, dtype=int), run_lengths)
 
 
 def _running_aggregate(daily: np.ndarray, aggregate: str) -> np.ndarray:
@@ -649,18 +965,19 @@ def _running_aggregate(daily: np.ndarray, aggregate: str) -> np.ndarray:
         sums = _trailing_sum(filled, MEAN_WINDOW_DAYS)
         counts = _trailing_sum(has_data.astype(float), MEAN_WINDOW_DAYS)
         return _divide(sums, counts)
-    days_with_data = np.cumsum(has_data)
+    days_with_data = np.cumsum(has_data, axis=-1)
     if aggregate == "sum":
-        running = np.cumsum(filled)
+        running = np.cumsum(filled, axis=-1)
     elif aggregate == "mean":
-        running = np.cumsum(filled) / np.maximum(days_with_data, 1)
+        running = np.cumsum(filled, axis=-1) / np.maximum(days_with_data, 1)
     elif aggregate == "latest":
-        latest_day = np.maximum.accumulate(np.where(has_data, np.arange(len(daily)), 0))
-        running = daily[latest_day]
+        day_index = np.arange(daily.shape[-1])
+        latest_day = np.maximum.accumulate(np.where(has_data, day_index, 0), axis=-1)
+        running = np.take_along_axis(daily, latest_day, axis=-1)
     elif aggregate == "min":
-        running = np.fmin.accumulate(daily)  # fmin skips NaN
+        running = np.fmin.accumulate(daily, axis=-1)  # fmin skips NaN
     elif aggregate == "max":
-        running = np.fmax.accumulate(daily)
+        running = np.fmax.accumulate(daily, axis=-1)
     else:
         raise ValueError(f"unknown aggregate {aggregate!r}")
     return np.where(days_with_data > 0, running, np.nan)
@@ -673,7 +990,7 @@ def _running_ratio(numerator: np.ndarray, denominator: np.ndarray, aggregate: st
     numerator = np.where(paired, numerator, 0.0)
     denominator = np.where(paired, denominator, 0.0)
     if aggregate == "sum":
-        return _divide(np.cumsum(numerator), np.cumsum(denominator))
+        return _divide(np.cumsum(numerator, axis=-1), np.cumsum(denominator, axis=-1))
     if aggregate == "mean_7d":
         return _divide(
             _trailing_sum(numerator, MEAN_WINDOW_DAYS), _trailing_sum(denominator, MEAN_WINDOW_DAYS)
@@ -687,112 +1004,131 @@ def _daily_ratio_array(numerator: np.ndarray, denominator: np.ndarray) -> np.nda
 
 
 def _held(
-    daily: np.ndarray,
-    kr_type: str,
-    target: float | None,
-    low: float | None = None,
-    high: float | None = None,
+    daily: np.ndarray, hold: np.ndarray, target: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> np.ndarray:
-    """Whether each day's value held (NaN, no data: False), inclusive bounds."""
-    if kr_type == "maintain_above":
-        return daily >= target
-    if kr_type == "maintain_below":
-        return daily <= target
-    if kr_type == "maintain_between":
-        return (daily >= low) & (daily <= high)
-    raise ValueError(f"{kr_type!r} is not a maintain KR")
+    """Whether each day's value held, inclusive bounds (NaN, no data: no). `hold` is
+    the KR's `_HOLD_CODES` entry: at or above `target`, at or below it, or inside
+    `[low, high]`; `hold`, `target`, `low`, `high` broadcast against `daily`: `(krs, 1)`."""
+    with np.errstate(invalid="ignore"):
+        return np.where(
+            hold == _HOLD_CODES["maintain_above"],
+            daily >= target,
+            np.where(
+                hold == _HOLD_CODES["maintain_below"],
+                daily <= target,
+                (daily >= low) & (daily <= high),
+            ),
+        )
 
 
 def _running_share_held(
-    daily: np.ndarray,
-    kr_type: str,
-    target: float | None,
-    low: float | None = None,
-    high: float | None = None,
+    daily: np.ndarray, hold: np.ndarray, target: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> np.ndarray:
-    """Share of days with data so far whose value held on the right side of `target`
-    (maintain_between: inside `[low, high]`)."""
-    held = _held(daily, kr_type, target, low, high)
+    """Share of days with data so far whose value held (see `_held`)."""
     has_data = ~np.isnan(daily)
-    return _divide(np.cumsum(held).astype(float), np.cumsum(has_data).astype(float))
+    return _divide(
+        np.cumsum(_held(daily, hold, target, low, high), axis=-1).astype(float),
+        np.cumsum(has_data, axis=-1).astype(float),
+    )
+
+
+def _method(aggregate: str, is_ratio: bool) -> str:
+    return "run_rate" if aggregate == "sum" and not is_ratio else "linear"
 
 
 def _carry(
-    carried: float, values_as_of: np.ndarray, forecasts: np.ndarray, spread: Spread
+    carried: np.ndarray, values_as_of: np.ndarray, forecasts: np.ndarray, spread: Spread
 ) -> tuple[np.ndarray, np.ndarray, Spread]:
-    """A running total's value, forecast and distribution: the quarter's own plus `carried`."""
+    """Running totals' value, forecast and distribution: the quarter's own plus `carried`
+    (`(krs, 1)`; the KRs whose `carried` is 0 are left as they are)."""
+
+    def shifted(values: np.ndarray) -> np.ndarray:
+        return np.where(carried != 0, values + carried, values)
+
     return (
-        values_as_of + carried,
-        forecasts + carried,
+        shifted(values_as_of),
+        shifted(forecasts),
         spread._replace(
-            centre=spread.centre + carried,
-            lower=spread.lower + carried,
-            upper=spread.upper + carried,
+            centre=shifted(spread.centre),
+            lower=shifted(spread.lower),
+            upper=shifted(spread.upper),
         ),
     )
 
 
 def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
-    """The forecast for the quarter's last day as of every day (NaN where there is no value)."""
-    days = len(values_as_of)
+    """The forecast for the quarter's last day as of every day (NaN where there is no value).
+
+    `linear`: the least-squares line through the trailing window's points, from centred
+    sums (no cancellation with values in the millions) over `(krs, days, window)` views.
+    """
+    days = values_as_of.shape[-1]
     if method == "run_rate":
         return values_as_of / np.arange(1, days + 1) * days
-    points_y = _trailing_windows(values_as_of, FORECAST_WINDOW_DAYS)
+    points_y = _trailing_windows(values_as_of, FORECAST_WINDOW_DAYS)  # (..., days, window)
     points_x = _trailing_windows(np.arange(days, dtype=float), FORECAST_WINDOW_DAYS)
-    has_point = ~np.isnan(points_y)
-    points = has_point.sum(axis=1)
+    no_point = np.isnan(points_y)
+    # Counts and sums of day numbers are whole numbers: exact from running sums.
+    has_value = ~np.isnan(values_as_of)
+    points = _trailing_sum(has_value.astype(float), FORECAST_WINDOW_DAYS)
+    day_numbers = np.where(has_value, np.arange(days, dtype=float), 0.0)
     safe_points = np.maximum(points, 1)
-    mean_x = np.where(has_point, points_x, 0.0).sum(axis=1) / safe_points
-    mean_y = np.where(has_point, points_y, 0.0).sum(axis=1) / safe_points
-    # Centred sums: no cancellation with large values (revenue in the millions).
-    dx = np.where(has_point, points_x - mean_x[:, None], 0.0)
-    dy = np.where(has_point, points_y - mean_y[:, None], 0.0)
-    slope = _divide((dx * dy).sum(axis=1), (dx * dx).sum(axis=1))
+    mean_x = _trailing_sum(day_numbers, FORECAST_WINDOW_DAYS) / safe_points
+    dy = np.where(no_point, 0.0, points_y)
+    mean_y = dy.sum(axis=-1) / safe_points
+    # In place: dy = y - mean_y, dx = x - mean_x, both 0 where there is no point.
+    np.subtract(dy, mean_y[..., None], out=dy)
+    np.copyto(dy, 0.0, where=no_point)
+    dx = points_x - mean_x[..., None]
+    np.copyto(dx, 0.0, where=no_point)
+    dy *= dx
+    dx *= dx
+    slope = _divide(dy.sum(axis=-1), dx.sum(axis=-1))
     fitted = mean_y + slope * (days - 1 - mean_x)
     forecasts = np.where(points >= 2, fitted, values_as_of)
-    return np.where(np.isnan(values_as_of), np.nan, forecasts)
+    return np.where(has_value, forecasts, np.nan)
 
 
-def _uncertainty(
-    key_result: KeyResultInput,
+def _spread(
+    table: _KeyResultTable,
     daily_values: np.ndarray,
     values_as_of: np.ndarray,
     forecasts: np.ndarray,
-) -> tuple[Spread, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The quarter-end value's distribution each day, the target, whether achieving
-    means ending at or above it, and (maintain KRs) the chance of holding the share."""
-    days = len(values_as_of)
-    target_value = np.nan if key_result.target is None else key_result.target
-    target = np.full(days, target_value, dtype=float)
-    if key_result.kr_type in PROGRESS_TYPES:
-        start = float(key_result.start)  # type: ignore[arg-type]
-        span = np.full(days, abs(target_value - start))
-        at_least = np.full(days, target_value > start)
-    else:
+    aggregate: str,
+    is_ratio: bool,
+) -> Spread:
+    """The quarter-end value's distribution, `(krs, days)`, of KRs that share an aggregate."""
+    with np.errstate(invalid="ignore"):
         # No baseline: the target's own size (a band's widest bound), or the value's,
         # stands for the span.
-        bounds = [b for b in (key_result.target, key_result.low, key_result.high) if b is not None]
-        span = np.fmax(np.abs(values_as_of), max(map(abs, bounds), default=0.0))
-        span = np.where(span > 0, span, 1.0)
-        at_least = np.ones(days, dtype=bool)
-    spread = value_spread(
-        daily_values,
-        values_as_of,
-        forecasts,
-        key_result.aggregate,
-        key_result.is_ratio,
-        span,
-    )
-    maintained = None
-    if key_result.kr_type in MAINTAIN_TYPES:
-        held = _held(
-            daily_values, key_result.kr_type, key_result.target, key_result.low, key_result.high
+        unanchored = np.fmax(np.abs(values_as_of), table.bound_size)
+        span = np.where(
+            table.progresses,
+            np.abs(table.target - table.start),
+            np.where(unanchored > 0, unanchored, 1.0),
         )
-        maintained = p_maintained(held, ~np.isnan(daily_values))
-        maintained = np.where(np.isnan(values_as_of), np.nan, maintained)
-    elif key_result.kr_type in UNSCORED_TYPES:
-        maintained = np.full(days, np.nan)  # nothing to achieve: no p_achieve
-    return spread, target, at_least, maintained
+    return value_spread(daily_values, values_as_of, forecasts, aggregate, is_ratio, span)
+
+
+def _chances(
+    table: _KeyResultTable, spread: Spread, daily_values: np.ndarray, values_as_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forecast_low, forecast_high, p_achieve), `(krs, days)`: the 80% interval of
+    `spread` and the chance of ending achieved (maintain KRs: of holding the share of
+    days; baseline KRs: none)."""
+    low, high = interval(spread)
+    with np.errstate(invalid="ignore"):
+        at_least = np.where(table.progresses, table.target > table.start, True)
+    p_achieve = p_beyond(spread, table.target, at_least)
+    maintains = table.maintains[:, 0]
+    if maintains.any():
+        daily = daily_values[maintains]
+        part = table.take(maintains)
+        held = _held(daily, part.hold, part.target, part.low, part.high)
+        maintained = p_maintained(held, ~np.isnan(daily))
+        p_achieve[maintains] = np.where(np.isnan(values_as_of[maintains]), np.nan, maintained)
+    p_achieve[table.unscored[:, 0]] = np.nan  # nothing to achieve
+    return low, high, p_achieve
 
 
 def _forecast_score(
@@ -807,22 +1143,35 @@ def _forecast_score(
 
 
 def _trailing_windows(values: np.ndarray, width: int) -> np.ndarray:
-    """Row i: the `width` days ending on day i, NaN before the quarter's first day."""
-    padded = np.concatenate([np.full(width - 1, np.nan), values])
-    return sliding_window_view(padded, width)
+    """`[..., i, :]`: the `width` days ending on day i, NaN before the quarter's first day."""
+    padding = np.full((*values.shape[:-1], width - 1), np.nan)
+    return sliding_window_view(np.concatenate([padding, values], axis=-1), width, axis=-1)
 
 
 def _trailing_sum(values: np.ndarray, width: int) -> np.ndarray:
-    """Sum over the `width` days ending on each day, clipped to the quarter's first day."""
-    padded = np.concatenate([np.zeros(width - 1), values])
-    return sliding_window_view(padded, width).sum(axis=1)
+    """Sum over the `width` days ending on each day, clipped to the quarter's first day.
+
+    Added window day by window day, oldest first (the order of a sum over each window).
+    """
+    days = values.shape[-1]
+    padded = np.concatenate([np.zeros((*values.shape[:-1], width - 1)), values], axis=-1)
+    total = padded[..., 0:days].copy()
+    for shift in range(1, width):
+        total += padded[..., shift : shift + days]
+    return total
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """Elementwise numerator / denominator, NaN where the denominator is 0 or NaN."""
+    numerator, denominator = np.broadcast_arrays(numerator, denominator)
     out = np.full(np.shape(numerator), np.nan)
     np.divide(numerator, denominator, out=out, where=(denominator != 0) & ~np.isnan(denominator))
     return out
+
+
+def _clamp_array(numbers: np.ndarray) -> np.ndarray:
+    """Clamped to 0..1 as `_clamp` does (NaN stays NaN, -0.0 stays -0.0)."""
+    return np.where(numbers < 0, 0.0, np.where(numbers > 1, 1.0, numbers))
 
 
 def _daily_array(daily_series: Mapping[date, float | None], quarter: Quarter) -> np.ndarray:

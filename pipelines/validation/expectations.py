@@ -214,14 +214,61 @@ def _to_number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def validate_series(
-    raw: pd.DataFrame,
-    kind: str,
-    start: date,
-    end: date,
-    declared: Sequence[DeclaredExpectation] = (),
-) -> ValidationReport:
-    """Split `raw` (columns date, value, as the connector gave them) into valid and rejected rows."""
+# Expectations that judge each row by itself: the rows of several series checked together
+# get the verdicts each series' rows would get alone.
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+    }
+)
+UNIQUE = "expect_column_values_to_be_unique"
+
+
+@dataclass(frozen=True)
+class SeriesToValidate:
+    """One series of a run to validate: `validate_series`'s arguments."""
+
+    raw: pd.DataFrame
+    kind: str
+    start: date
+    end: date
+    declared: Sequence[DeclaredExpectation] = ()
+
+
+@dataclass
+class _Prepared:
+    """A series ready for Great Expectations: its frame, the texts its rows came as, and
+    its rules as (words, GX name, arguments)."""
+
+    frame: pd.DataFrame
+    raw_dates: list[str]
+    raw_values: list[str]
+    rules: list[tuple[str, str, dict]]
+
+    def signature(self, index: int) -> str:
+        """What a series shares with those validated beside it: the same rules, all of
+        them row-wise (the date's uniqueness is checked within each series); else its own."""
+        if any(
+            name not in ROW_WISE
+            and not (name == UNIQUE and args == {"column": "date"})
+            or "mostly" in args
+            for _, name, args in self.rules
+        ):
+            return f"alone:{index}"
+        return repr(
+            [(words, name, sorted(args.items(), key=str)) for words, name, args in self.rules]
+        )
+
+
+def _prepare(item: SeriesToValidate) -> _Prepared | ValidationReport:
+    """The series' frame and rules, or its report when no validation is needed or possible."""
+    raw = item.raw
     missing = {"date", "value"} - set(raw.columns)
     if missing:
         return ValidationReport(
@@ -241,52 +288,162 @@ def validate_series(
     frame["value_fraction"] = (frame["value"] - frame["value"].round()).abs()
     raw_dates = [str(v.isoformat() if isinstance(v, date) else v) for v in raw["date"]]
     raw_values = ["" if v is None else str(v) for v in raw["value"]]
+    _gx_batch_definition()  # GX is imported here first, with its analytics and bars off
+    rules = default_expectations(item.kind, item.start, item.end)
+    rules += [(_describe(d), d.name, dict(d.kwargs)) for d in item.declared]
+    try:
+        for words, name, arguments in rules:
+            _build(name, arguments, words)
+    except ValueError as error:
+        return ValidationReport(_empty_valid(), _empty_rejected(), error=str(error))
+    return _Prepared(frame, raw_dates, raw_values, rules)
 
-    rules = default_expectations(kind, start, end)
+
+def validate_series(
+    raw: pd.DataFrame,
+    kind: str,
+    start: date,
+    end: date,
+    declared: Sequence[DeclaredExpectation] = (),
+) -> ValidationReport:
+    """Split `raw` (columns date, value, as the connector gave them) into valid and rejected rows."""
+    (report,) = validate_many([SeriesToValidate(raw, kind, start, end, declared)])
+    return report
+
+
+def validate_many(items: Sequence[SeriesToValidate]) -> list[ValidationReport]:
+    """`validate_series` of each item, in order, with as few Great Expectations runs as
+    the rules allow.
+
+    Series with the same rules, all of them judging a row by itself (the defaults of a
+    kind and window, `min`/`max`), are validated as one frame with the series as a column:
+    one suite run for all of them, each row getting the verdict it would get alone. A
+    series with a rule over the whole series (a mean, `mostly`) is validated by itself.
+    Call it from one thread at a time: Great Expectations is not thread-safe.
+    """
+    reports: list[ValidationReport | None] = [None] * len(items)
+    groups: dict[str, list[tuple[int, _Prepared]]] = {}
+    for index, item in enumerate(items):
+        prepared = _prepare(item)
+        if isinstance(prepared, ValidationReport):
+            reports[index] = prepared
+        else:
+            groups.setdefault(prepared.signature(index), []).append((index, prepared))
+    for members in groups.values():
+        found = _validate_together([prepared for _, prepared in members])
+        if found is None:  # an expectation failed to evaluate: each series by itself
+            found = [_validate_alone(prepared) for _, prepared in members]
+        for (index, _), report in zip(members, found, strict=True):
+            reports[index] = report
+    return [report for report in reports if report is not None]
+
+
+def _validate_alone(member: _Prepared) -> ValidationReport:
+    found = _validate_together([member])
+    assert found is not None  # a series by itself always has its report
+    return found[0]
+
+
+def _validate_together(members: list[_Prepared]) -> list[ValidationReport] | None:
+    """One suite run over the members' rows (members share their rules); None when an
+    expectation could not be evaluated on a frame of several series."""
+    rules = members[0].rules
+    together = len(members) > 1
+    frame = pd.concat([member.frame for member in members], ignore_index=True)
+    owner: list[tuple[int, int]] = [
+        (number, row) for number, member in enumerate(members) for row in range(len(member.frame))
+    ]
+    if together:
+        # One row per date within each series: unique (series, date), nulls left out as
+        # the uniqueness of the date column alone leaves them out.
+        frame["series_date"] = [
+            None if pd.isna(day) else f"{number}|{day.isoformat()}"
+            for (number, _), day in zip(owner, frame["date"], strict=True)
+        ]
     batch_definition = _gx_batch_definition()  # creates the context the suite needs
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name="daily_series")
-    try:
-        for words, name, arguments in rules:
-            suite.add_expectation(_build(name, arguments, words))
-        for item in declared:
-            suite.add_expectation(_build(item.name, item.kwargs, _describe(item)))
-    except ValueError as error:
-        return ValidationReport(_empty_valid(), _empty_rejected(), error=str(error))
-
+    # GX evaluates a suite column by column, in the order the columns first appear; the
+    # results are read in the order a series by itself gets them, so that a row failing
+    # two expectations is blamed on the same one.
+    columns: dict[str, int] = {}  # a column's place among the columns, as first named
+    rank: list[tuple[int, int]] = []  # each rule's place in the order of the results
+    for number, (words, name, arguments) in enumerate(rules):
+        meta = {"okr_rule": number}
+        expectation = _build(name, {**arguments, "meta": meta}, words)
+        column = getattr(expectation, "column", None)
+        column = column if isinstance(column, str) else ""
+        rank.append((columns.setdefault(column, len(columns)), number))
+        if together and name == UNIQUE:
+            expectation = _build(name, {**arguments, "column": "series_date", "meta": meta}, words)
+        suite.add_expectation(expectation)
     result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
         suite, result_format={"result_format": "COMPLETE"}
     )
-    reasons: dict[int, tuple[str, str]] = {}
-    outcomes = []
-    for item in result.results:
+    results = sorted(
+        result.results, key=lambda found: rank[found.expectation_config.meta["okr_rule"]]
+    )
+    reasons: list[dict[int, tuple[str, str]]] = [{} for _ in members]
+    outcomes: list[list[ExpectationOutcome]] = [[] for _ in members]
+    for item in results:
         words = (item.expectation_config.meta or {}).get("okr_label", item.expectation_config.type)
+        gx_type = item.expectation_config.type
         details = item.result or {}
         if item.exception_info and item.exception_info.get("raised_exception"):
+            if together:
+                return None
             message = (item.exception_info.get("exception_message") or "").splitlines()[0]
-            return ValidationReport(
-                _empty_valid(),
-                _empty_rejected(),
-                error=f"{words}: could not be evaluated: {message}",
-            )
+            return [
+                ValidationReport(
+                    _empty_valid(),
+                    _empty_rejected(),
+                    error=f"{words}: could not be evaluated: {message}",
+                )
+            ]
         indexes = details.get("unexpected_index_list")
         if item.success:
-            outcomes.append(ExpectationOutcome(words, item.expectation_config.type, True))
+            for number in range(len(members)):
+                outcomes[number].append(ExpectationOutcome(words, gx_type, True))
             continue
         if indexes is None:
-            # A whole-series expectation (a mean, a row count): no single row to blame.
-            indexes = list(range(len(frame)))
+            # A whole-series expectation (a mean, a row count): no single row to blame
+            # (only ever of a series validated by itself).
+            member = members[0]
+            rows = list(range(len(member.frame)))
             observed = details.get("observed_value")
-            examples = [f"observed {observed}"]
-        else:
-            examples = [f"{raw_dates[i]}: {raw_values[i]!r}" for i in indexes[:MAX_EXAMPLES]]
+            for row in rows:
+                reasons[0].setdefault(row, (words, gx_type))
+            outcomes[0].append(
+                ExpectationOutcome(words, gx_type, False, len(rows), [f"observed {observed}"])
+            )
+            continue
+        by_member: list[list[int]] = [[] for _ in members]
         for index in indexes:
-            reasons.setdefault(index, (words, item.expectation_config.type))
-        outcomes.append(
-            ExpectationOutcome(words, item.expectation_config.type, False, len(indexes), examples)
-        )
+            number, row = owner[index]
+            by_member[number].append(row)
+        for number, rows in enumerate(by_member):
+            if not rows:
+                outcomes[number].append(ExpectationOutcome(words, gx_type, True))
+                continue
+            member = members[number]
+            examples = [
+                f"{member.raw_dates[i]}: {member.raw_values[i]!r}" for i in rows[:MAX_EXAMPLES]
+            ]
+            for row in rows:
+                reasons[number].setdefault(row, (words, gx_type))
+            outcomes[number].append(ExpectationOutcome(words, gx_type, False, len(rows), examples))
+    return [
+        _report(member, member_reasons, member_outcomes)
+        for member, member_reasons, member_outcomes in zip(members, reasons, outcomes, strict=True)
+    ]
 
+
+def _report(
+    member: _Prepared, reasons: dict[int, tuple[str, str]], outcomes: list[ExpectationOutcome]
+) -> ValidationReport:
+    """The series' valid and rejected rows, from the rows' first failed expectation."""
+    frame, raw_dates, raw_values = member.frame, member.raw_dates, member.raw_values
     rejected_rows = [
         {
             "date": raw_dates[index],

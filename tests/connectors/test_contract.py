@@ -255,8 +255,10 @@ def response_of(answer: dict) -> Response:
 
 
 def expect(server: HTTPServer, exchange: dict, answer: dict | None = None, *, once=True) -> None:
-    """Expect the exchange's request (next in order, or with `once=False` any number of
-    times) and answer it with its response, or with `answer`."""
+    """Expect the exchange's request (once, or with `once=False` any number of times) and
+    answer it with its response, or with `answer`. Pages numbered in advance are fetched
+    side by side, so the requests may arrive in any order; the same request expected
+    several times is answered in the order expected."""
     request = exchange["request"]
     matcher: dict[str, Any] = {
         "method": request["method"].upper(),
@@ -265,7 +267,7 @@ def expect(server: HTTPServer, exchange: dict, answer: dict | None = None, *, on
     if "body" in request:
         matcher["json"] = request["body"]
     if once:
-        handler = server.expect_ordered_request(request["path"], **matcher)
+        handler = server.expect_oneshot_request(request["path"], **matcher)
     else:
         handler = server.expect_request(request["path"], **matcher)
     handler.respond_with_response(response_of(answer or exchange.get("response", {})))
@@ -283,7 +285,7 @@ def serve(
 
 
 def assert_all_sent(server: HTTPServer, exchanges: list[dict], extra: int = 0) -> None:
-    unsent = [h.matcher for h in server.ordered_handlers]
+    unsent = [h.matcher for h in server.oneshot_handlers]
     assert not unsent, f"the connector never sent these scripted requests: {unsent}"
     assert len(server.log) == len(exchanges) + extra
 

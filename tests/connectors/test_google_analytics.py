@@ -17,7 +17,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector, cast_value
+from okr_metrics.connectors.google_analytics.client import (
+    PAGE_SIZE,
+    GoogleAnalyticsConnector,
+    cast_value,
+)
 from okr_metrics.connectors.google_analytics.params import GoogleAnalyticsMetric
 from okr_metrics.connectors.kit import SeriesRequest
 from okr_metrics.connectors.sandbox import google_analytics as ga_sandbox
@@ -178,9 +182,10 @@ def test_replay_two_pages_and_a_missing_day(httpserver, monkeypatch, caplog):
     assert not any("timezone" in message for message in caplog.messages)
 
 
-def test_replay_fractional_seconds_and_an_and_group(httpserver, caplog):
+def test_replay_fractional_seconds_and_an_and_group(httpserver, monkeypatch, caplog):
     fixture = load("run-report-session-duration.json")
     serve_report(httpserver, fixture)
+    monkeypatch.setattr(GoogleAnalyticsConnector, "page_size", 10_000)  # the recording's limit
     connector = connect(httpserver.url_for("/"))
 
     series = connector.daily_series(
@@ -354,7 +359,7 @@ def test_the_exact_request_body(sandbox, ga, tiny):
                 }
             },
             "offset": 0,
-            "limit": 10000,
+            "limit": PAGE_SIZE,
         }
     ]
 

@@ -8,11 +8,15 @@ import email.utils
 import json
 import logging
 import socket
+import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -21,10 +25,12 @@ from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceEnv, SourceError, SourceSettings
 from okr_metrics.connectors.http import (
+    DEFAULT_LIMITS,
     ApiError,
     Basic,
     Bearer,
     HeaderAuth,
+    HostLimits,
     HttpClient,
     HttpConnector,
     LinkHeaderPaginator,
@@ -33,7 +39,9 @@ from okr_metrics.connectors.http import (
     OffsetPaginator,
     Paginator,
     Query,
+    numbered_pages,
     said_in,
+    vendor_limits,
 )
 from okr_metrics.connectors.kit import Record, SeriesRequest, daily_counts
 from okr_metrics.connectors.params import MetricParams
@@ -610,3 +618,303 @@ def test_an_unreadable_record_is_one_line_naming_record_field_and_value(httpserv
     with pytest.raises(SourceError) as failure:
         connector.daily_series(request)
     assert str(failure.value) == "paged: item 9: at 'yesterday' is not a timestamp"
+
+
+# --- several requests at once: the per-host limiter and page fan-out ----------------------------
+
+
+class Gauge:
+    """Counts the requests a server is answering at once (each held `seconds`)."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+        self.starts: list[float] = []
+
+    def __call__(self, respond):
+        def handler(request: Request) -> Response:
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+                self.starts.append(time.monotonic())
+            try:
+                time.sleep(self.seconds)
+                return respond(request)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return handler
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[Callable[[], HTTPServer]]:
+    """Fresh servers answering requests on threads of their own (each its own host:port,
+    so its own limiter)."""
+    started: list[HTTPServer] = []
+
+    def start() -> HTTPServer:
+        server = HTTPServer(threaded=True)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.clear()
+        server.stop()
+
+
+def run_at_once(calls: list[Callable[[], object]]) -> list[object]:
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+def test_clients_of_one_host_share_its_limit_of_requests_in_flight(threaded_server):
+    server = threaded_server()
+    gauge = Gauge(0.1)
+    server.expect_request("/items").respond_with_handler(gauge(lambda r: json_response([1])))
+    limits = HostLimits(max_in_flight=3)
+    # Two clients of the same host, on six threads: never more than three requests out.
+    first = HttpClient("github", server.url_for("/"), limits=limits, max_attempts=1)
+    second = HttpClient("jira", server.url_for("/"), max_attempts=1)
+    assert second.limiter is first.limiter
+    calls = [lambda c=client: c.request_json("GET", "/items") for client in [first, second] * 6]
+    assert run_at_once(calls) == [[1]] * 12
+    assert gauge.most == 3  # side by side, and within the host's limit
+    assert first.limiter.most_in_flight == 3 and first.limiter.in_flight == 0
+
+
+def test_a_per_second_budget_spaces_the_requests(threaded_server):
+    server = threaded_server()
+    gauge = Gauge(0.0)
+    server.expect_request("/search").respond_with_handler(gauge(lambda r: json_response({})))
+    client = HttpClient(
+        "hubspot",
+        server.url_for("/"),
+        limits=HostLimits(max_in_flight=8, per_second=20),
+        max_attempts=1,
+    )
+    began = time.monotonic()
+    run_at_once([lambda: client.request_json("POST", "/search")] * 8)
+    # 20 a second, spaced evenly: the k-th request to arrive came k / 20 s after the start
+    # or later, not in a burst of eight.
+    arrived = sorted(start - began for start in gauge.starts)
+    assert len(arrived) == 8
+    assert all(at >= k / 20 - 0.002 for k, at in enumerate(arrived)), arrived
+
+
+def test_a_per_hour_budget_waits_for_the_oldest_request_to_age(threaded_server):
+    server = threaded_server()
+    server.expect_request("/items").respond_with_json([])
+    sleeps = Sleeps()
+    client = HttpClient(
+        "github",
+        server.url_for("/"),
+        limits=HostLimits(max_in_flight=1, per_hour=2),
+        sleep=sleeps,
+        max_attempts=1,
+    )
+    for _ in range(3):
+        client.request_json("GET", "/items")
+    # The third request of the hour waits until the first is an hour old.
+    assert len(sleeps) == 1 and 3590 < sleeps[0] <= 3600
+
+
+def test_a_rate_limit_holds_its_own_host_and_never_another(threaded_server):
+    limited, other = threaded_server(), threaded_server()
+    limited.expect_request("/slow").respond_with_handler(
+        sequence(
+            json_response({"message": "slow down"}, 429, {"Retry-After": "1"}), json_response(1)
+        )
+    )
+    limited.expect_request("/later").respond_with_json(2)
+    other_gauge = Gauge(0.0)
+    other.expect_request("/fast").respond_with_handler(other_gauge(lambda r: json_response(3)))
+    waiting = HttpClient("github", limited.url_for("/"))
+    beside = HttpClient("github", limited.url_for("/"))
+    elsewhere = HttpClient("jira", other.url_for("/"))
+    began = time.monotonic()
+    finished: dict[str, float] = {}
+
+    def timed(name: str, call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            value = call()
+            finished[name] = time.monotonic() - began
+            return value
+
+        return run
+
+    def later() -> object:
+        time.sleep(0.3)  # once the first request is sleeping out the 429
+        return beside.request_json("GET", "/later")
+
+    results = run_at_once(
+        [
+            timed("limited", lambda: waiting.request_json("GET", "/slow")),
+            timed("beside", later),
+            timed("elsewhere", lambda: [elsewhere.request_json("GET", "/fast") for _ in range(5)]),
+        ]
+    )
+    assert results == [1, 2, [3] * 5]
+    assert finished["limited"] >= 1.0
+    # The other request to the limited host waited for the hold; the other host did not.
+    assert finished["beside"] >= 1.0
+    assert finished["elsewhere"] < 0.9 and len(other_gauge.starts) == 5
+
+
+def github_list(server: HTTPServer, items: list[int], per_page: int, *, last: bool = True):
+    """A GitHub-shaped list endpoint: `page`/`per_page`, next and last links (rewritten
+    to /repositories/7/...), each answer held a little so pages overlap."""
+    gauge = Gauge(0.05)
+
+    def respond(request: Request) -> Response:
+        page = int(request.args.get("page", 1))
+        pages = max(1, -(-len(items) // per_page))
+        links = []
+
+        def url(number: int) -> str:
+            return server.url_for(f"/repositories/7/issues?per_page={per_page}&page={number}")
+
+        if page < pages:
+            links.append(f'<{url(page + 1)}>; rel="next"')
+            if last:
+                links.append(f'<{url(pages)}>; rel="last"')
+        headers = {"Link": ", ".join(links)} if links else {}
+        return json_response(items[(page - 1) * per_page : page * per_page], 200, headers)
+
+    server.expect_request("/repos/a/b/issues").respond_with_handler(gauge(respond))
+    server.expect_request("/repositories/7/issues").respond_with_handler(gauge(respond))
+    return gauge
+
+
+def listing(per_page: int) -> Query:
+    return Query("GET", "/repos/a/b/issues", LinkHeaderPaginator(), params={"per_page": per_page})
+
+
+def test_numbered_pages_are_fetched_side_by_side_and_give_what_page_by_page_gives(
+    threaded_server,
+):
+    items = list(range(1, 48))
+    numbered, chained = threaded_server(), threaded_server()
+    fanned = github_list(numbered, items, per_page=5)
+    followed = github_list(chained, items, per_page=5, last=False)  # no rel="last": one by one
+    limits = HostLimits(max_in_flight=4)
+    pages = list(HttpClient("github", numbered.url_for("/"), limits=limits).paginate(listing(5)))
+    one_by_one = list(
+        HttpClient("github", chained.url_for("/"), limits=limits).paginate(listing(5))
+    )
+    assert pages == one_by_one == [items[i : i + 5] for i in range(0, 47, 5)]
+    assert len(numbered.log) == len(chained.log) == 10
+    assert followed.most == 1
+    assert fanned.most == 4  # pages 2..10 side by side, four at a time
+    queries = sorted(request.query_string.decode() for request, _ in numbered.log[1:])
+    assert queries == sorted(f"per_page=5&page={page}" for page in range(2, 11))
+
+
+def test_a_list_that_grew_while_read_is_read_to_its_new_end(threaded_server):
+    server = threaded_server()
+    items = list(range(1, 12))
+    # The first page names page 3 as the last; page 3 then names a fourth.
+    first = json_response(
+        items[:3],
+        headers={
+            "Link": f'<{server.url_for("/l?page=2")}>; rel="next", '
+            f'<{server.url_for("/l?page=3")}>; rel="last"'
+        },
+    )
+    server.expect_request("/l", query_string="").respond_with_response(first)
+    server.expect_request("/l", query_string="page=2").respond_with_json(items[3:6])
+    server.expect_request("/l", query_string="page=3").respond_with_response(
+        json_response(items[6:9], headers={"Link": f'<{server.url_for("/l?page=4")}>; rel="next"'})
+    )
+    server.expect_request("/l", query_string="page=4").respond_with_json(items[9:])
+    client = HttpClient("github", server.url_for("/"))
+    assert list(client.paginate(Query("GET", "/l", LinkHeaderPaginator()))) == [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7, 8, 9],
+        [10, 11],
+    ]
+
+
+def test_the_loop_guard_holds_across_numbered_pages(threaded_server):
+    server = threaded_server()
+    links = (
+        f'<{server.url_for("/l?page=2")}>; rel="next", <{server.url_for("/l?page=3")}>; rel="last"'
+    )
+    server.expect_request("/l", query_string="").respond_with_json([1], headers={"Link": links})
+    server.expect_request("/l", query_string="page=2").respond_with_json([2])
+    # The last page points back to page 2, already read.
+    server.expect_request("/l", query_string="page=3").respond_with_json(
+        [3], headers={"Link": f'<{server.url_for("/l?page=2")}>; rel="next"'}
+    )
+    client = HttpClient("github", server.url_for("/"))
+    pages = client.paginate(Query("GET", "/l", LinkHeaderPaginator()))
+    assert [next(pages), next(pages), next(pages)] == [[1], [2], [3]]
+    with pytest.raises(SourceError, match="pagination loop"):
+        next(pages)
+
+
+def test_a_numbered_page_that_fails_fails_the_query_after_the_pages_before_it(
+    threaded_server, sleeps
+):
+    server = threaded_server()
+    links = (
+        f'<{server.url_for("/l?page=2")}>; rel="next", <{server.url_for("/l?page=4")}>; rel="last"'
+    )
+    server.expect_request("/l", query_string="").respond_with_json([1], headers={"Link": links})
+    server.expect_request("/l", query_string="page=2").respond_with_json([2])
+    server.expect_request("/l", query_string="page=3").respond_with_json({"message": "gone"}, 404)
+    server.expect_request("/l", query_string="page=4").respond_with_json([4])
+    client = HttpClient("github", server.url_for("/"), sleep=sleeps)
+    pages = client.paginate(Query("GET", "/l", LinkHeaderPaginator()))
+    assert [next(pages), next(pages)] == [[1], [2]]
+    with pytest.raises(SourceError, match=r"not found \(HTTP 404\): /l \(the API says: gone\)"):
+        next(pages)
+
+
+@pytest.mark.parametrize(
+    "following, last, expected",
+    [
+        ("https://h/r?per_page=5&page=2", "https://h/r?per_page=5&page=4", [2, 3, 4]),
+        ("https://h/r?page=2&q=a%3Ab", "https://h/r?page=3&q=a%3Ab", [2, 3]),
+        ("https://h/r?page=2", "https://h/other?page=4", None),  # another path
+        ("https://h/r?page=2&after=x", "https://h/r?page=4&after=y", None),  # two differ
+        ("https://h/r?cursor=ab", "https://h/r?cursor=cd", None),  # not numbers
+        ("https://h/r?page=3", "https://h/r?page=3", None),  # nothing between
+    ],
+)
+def test_numbered_pages_only_from_links_that_differ_in_one_number(following, last, expected):
+    found = numbered_pages(following, last)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and found[0] == following and found[-1] == last
+        assert [int(parse_qs(urlsplit(url).query)["page"][0]) for url in found] == expected
+
+
+@pytest.mark.parametrize(
+    "url, limits",
+    [
+        ("https://api.github.com", HostLimits(max_in_flight=8)),
+        ("https://analyticsdata.googleapis.com", HostLimits(max_in_flight=10)),
+        ("https://api.hubapi.com", HostLimits(max_in_flight=4, per_second=4)),
+        ("https://acme.atlassian.net", HostLimits(max_in_flight=4)),
+        ("https://acme.my.salesforce.com", HostLimits(max_in_flight=5)),
+        ("https://github.example.com/api/v3", DEFAULT_LIMITS),
+    ],
+)
+def test_each_vendor_host_gets_its_published_limits(url, limits):
+    assert vendor_limits(url) == limits
+
+
+def test_a_connector_may_declare_its_hosts_limits(threaded_server):
+    class Throttled(PagedConnector):
+        host_limits = HostLimits(max_in_flight=2, per_second=3)
+
+    declared = Throttled.http_client(SourceSettings(base_url=threaded_server().url_for("/")))
+    assert declared.limiter.limits == HostLimits(max_in_flight=2, per_second=3)
+    plain = PagedConnector.http_client(SourceSettings(base_url=threaded_server().url_for("/")))
+    assert plain.limiter.limits == DEFAULT_LIMITS

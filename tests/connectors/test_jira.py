@@ -17,7 +17,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
-from okr_metrics.connectors.jira.client import JiraConnector, search_jql, without_order_by
+from okr_metrics.connectors.jira.client import (
+    PAGE_SIZE,
+    JiraConnector,
+    search_jql,
+    without_order_by,
+)
 from okr_metrics.connectors.jira.params import JiraMetric
 from okr_metrics.connectors.kit import SeriesRequest, parse_timestamp
 
@@ -153,8 +158,9 @@ def serve_pages(httpserver: HTTPServer) -> list[dict]:
 
 
 @pytest.fixture
-def replay(httpserver) -> tuple[JiraConnector, list[dict]]:
+def replay(httpserver, monkeypatch) -> tuple[JiraConnector, list[dict]]:
     received = serve_pages(httpserver)
+    monkeypatch.setattr(JiraConnector, "page_size", 100)  # the recording's maxResults
     connector = JiraConnector.from_settings(
         SourceSettings(base_url=httpserver.url_for("/"), token=TOKEN, user=EMAIL)
     )
@@ -310,7 +316,7 @@ def test_the_sandbox_received_the_exact_query(sandbox, jira, tiny):
             "jql": '(project = TINY AND issuetype = "Support Ticket") '
             'AND resolved >= "2026-09-29" AND resolved < "2026-10-06"',
             "fields": ["created", "resolutiondate"],
-            "maxResults": 100,
+            "maxResults": PAGE_SIZE,
         }
     ]
 
@@ -497,7 +503,7 @@ def test_sandbox_refuses_missing_or_bad_credentials(sandbox, auth):
 @pytest.mark.parametrize(
     ("jql", "said"),
     [
-        ("project = SUP OR project = OPS", "does not support 'OR'"),
+        ("project = SUP AND NOT status = Done", "does not support 'NOT'"),
         ("priority = High", "Field 'priority' does not exist"),
         ('created >= "-5d"', "Date value '-5d' for field 'created' is invalid"),
         ("ORDER BY created", "Unbounded JQL queries are not allowed here"),
@@ -513,8 +519,10 @@ def test_sandbox_answers_400_to_jql_it_cannot_run(sandbox, jql, said):
 
 def test_the_connector_reports_what_the_sandbox_cannot_run(jira):
     with pytest.raises(SourceError) as failure:
-        jira.daily_series(SeriesRequest.of(created("project = SUP OR project = OPS"), OCT_1, OCT_3))
-    assert "(HTTP 400)" in str(failure.value) and "does not support 'OR'" in str(failure.value)
+        jira.daily_series(
+            SeriesRequest.of(created("project = SUP AND NOT status = Done"), OCT_1, OCT_3)
+        )
+    assert "(HTTP 400)" in str(failure.value) and "does not support 'NOT'" in str(failure.value)
 
 
 # --- (e) faults --------------------------------------------------------------------------------------

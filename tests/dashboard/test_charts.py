@@ -115,3 +115,36 @@ def test_sparkline_by_hand():
     # 32 days in 16 characters: each pair drawn at its second day.
     assert sparkline(list(range(32)), width=16) == sparkline(list(range(1, 32, 2)), width=16)
     assert len(sparkline(list(range(92)))) == 16
+
+
+def test_a_maintain_between_kr_gets_its_band_not_an_expected_line():
+    # Band 10..20 over values 5..25: domain 5..25 padded by 1.6 (8% of 20) each side.
+    series = Series(days(5.0, 25.0), Q4, date(2026, 10, 2), "maintain_between", low=10.0, high=20.0)
+    for svg in (str(trend_chart(series)), str(history_chart(series))):
+        assert 'data-band="maintain"' in svg and 'data-line="expected"' not in svg
+    svg = str(history_chart(series))
+
+    def y(value):  # history frame: top 18, height 320 - 18 - 30 = 272
+        return 18 + (1 - (value - 3.4) / 23.2) * 272
+
+    assert float(attribute(svg, 'data-band="maintain"', "y")) == round(y(20), 1)
+    assert float(attribute(svg, 'data-band="maintain"', "height")) == round(y(10) - y(20), 1)
+    assert ">low 10</text>" in svg and ">high 20</text>" in svg
+
+
+def test_checkpoints_bend_the_expected_line():
+    # increase 0 -> 100, 10 by Oct 31 (day 31), 40 by Nov 30 (day 61).
+    checkpoints = [(date(2026, 10, 31), 10.0), (date(2026, 11, 30), 40.0)]
+    series = Series(
+        days(1.0, 2.0), Q4, date(2026, 10, 2), "increase", start=0.0, target=100.0,
+        checkpoints=checkpoints,
+    )  # fmt: skip
+    assert series.expected_value(date(2026, 10, 15)) == 10 * 15 / 31
+    assert series.expected_value(date(2026, 11, 15)) == 10 + 30 * 15 / 30
+    assert series.expected_value(Q4.end) == 100
+    svg = str(history_chart(series))
+    corners = re.findall(r"[ML]([\d.]+),", attribute(svg, 'data-line="expected"', "d"))
+    assert len(corners) == 4  # the quarter's first day, both checkpoints, its last day
+    assert svg.count('data-mark="checkpoint"') == 2
+    straight = str(history_chart(Series(**{**series.__dict__, "checkpoints": ()})))
+    assert '<line data-line="expected"' in straight and 'data-mark="checkpoint"' not in straight

@@ -103,6 +103,25 @@ def test_scores_and_grades_follow_the_0_1_convention():
     ]
 
 
+def test_a_committed_kr_is_green_only_at_1():
+    scores = (1.0, 0.9999, 0.7, 0.6999, 0.4, None)
+    assert [grade(s, "committed") for s in scores] == [
+        "green",
+        "yellow",
+        "yellow",
+        "red",
+        "red",
+        "none",
+    ]
+    assert [grade(s, "aspirational") for s in scores] == [grade(s) for s in scores]
+
+
+def test_a_band_of_shares_is_written_as_shares():
+    band = value_format("maintain_between", None, None, {"low": 0.2, "high": 0.45})
+    assert (band(0.2), band(0.45)) == ("20%", "45%")
+    assert value_format("maintain_between", 150, 300)(239.8) == "239.8"
+
+
 def test_deltas_carry_their_sign():
     assert format_delta("1,200", 1200) == "+1,200"
     assert format_delta("0", 0) == "±0"

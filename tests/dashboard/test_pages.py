@@ -70,14 +70,15 @@ def test_the_overview_shows_every_objective_and_kr_as_the_warehouse_has_them(das
         assert element.field("owner") == objective["owner"]
         assert element.field("coverage") == f"{objective['coverage'] * 100:.0f}%"
     krs = kr_rows(db, "2026-Q4", day)
-    assert len(page.find_all(data_kr_id=True)) == len(krs) == 16
+    assert len(page.find_all(data_kr_id=True)) == len(krs) == 19
     for kr in krs:
         objective = page.one(data_objective_id=kr["objective_id"])
         element = objective.one(data_kr_id=kr["kr_id"])  # under its own objective
         assert same_score(element.attrs["data-score"], kr["score"])
         assert element.attrs["data-status"] == kr["status"]
         assert element.attrs["data-owner"] == kr["owner"]
-        assert element.field("score") == f"{kr['score']:.2f}"
+        # A baseline KR is never scored: a dash.
+        assert element.field("score") == ("–" if kr["score"] is None else f"{kr['score']:.2f}")
         (definition,) = db.execute(
             "SELECT definition FROM kr_definitions WHERE quarter = '2026-Q4' AND kr_id = ? "
             "AND definition_hash = ?",
@@ -207,13 +208,56 @@ def test_the_kr_page_charts_the_quarter_and_lists_each_day(dashboard_url, db):
     assert len(definitions) == len({day["definition_hash"] for day in days}) == 1
 
 
+def test_the_kr_kinds_show_as_the_warehouse_has_them(dashboard_url, db):
+    overview = parse(get(dashboard_url + "/").text)
+    committed = {
+        e.parent.parent.parent.attrs["data-kr-id"]
+        for e in overview.find_all(data_field="committed")
+    }
+    assert (
+        committed
+        == {
+            row["kr_id"]
+            for row in rows(
+                db,
+                "SELECT kr_id FROM kr_scores WHERE as_of = ? AND commitment = 'committed'",
+                LAST_DAY.isoformat(),
+            )
+        }
+        == {"tickets-within-2h", "uptime"}
+    )
+    baseline = overview.one(data_kr_id="web-active-users")
+    assert baseline.field("status") == "baseline — not scored"
+    assert (baseline.field("score"), baseline.field("target")) == ("–", "not scored")
+    band_target = overview.one(data_kr_id="web-session-length").field("target")
+    assert band_target == "2m 30s to 5m"  # seconds
+    (carried,) = db.execute(
+        "SELECT SUM(value) FROM metric_observations WHERE date < '2026-10-01' "
+        "AND metric_key = 'github:count=releases;repo=acme/analytics-dashboard'"
+    ).fetchone()
+    assert carried > 0  # the backfill started in 2026-Q3
+    releases = overview.one(data_kr_id="dashboard-releases")
+    assert releases.field("carried") == f"{carried:.0f} carried"
+
+    band = parse(get(dashboard_url + "/kr/2026-Q4/web-session-length").text)
+    assert band.one("svg", data_chart="history").find_all(data_band="maintain")
+    phased = parse(get(dashboard_url + "/kr/2026-Q4/dashboard-paying-customers").text)
+    assert [e.text for e in phased.find_all(data_field="checkpoint")] == [
+        "checkpoint 2026-10-3110",
+        "checkpoint 2026-11-3045",
+    ]
+    history = phased.one("svg", data_chart="history")
+    assert len(history.find_all(data_mark="checkpoint")) == 2
+    assert path_points(history.one("path", data_line="expected").attrs["d"]) == 4
+
+
 def test_the_weekly_view_is_kr_weekly_per_team(dashboard_url, db):
     page = parse(get(dashboard_url + "/weekly").text)
     assert page.one(data_field="week-start").text == "2026-10-19"  # the Monday before Oct 20
     week = rows(
         db, "SELECT * FROM kr_weekly WHERE quarter = '2026-Q4' AND week_start = '2026-10-19'"
     )
-    assert len(week) == 16
+    assert len(week) == 19
     by_kr = {row["kr_id"]: row for row in week}
     teams = {e.attrs["data-team"]: e for e in page.find_all("section", data_team=True)}
     assert set(teams) == {row["owner"] for row in week}
@@ -223,8 +267,11 @@ def test_the_weekly_view_is_kr_weekly_per_team(dashboard_url, db):
         for kr_id in in_table:
             row = by_kr[kr_id]
             cells = [c.text.strip() for c in section.one("tr", data_kr_id=kr_id).find_all("td")]
-            assert cells[3] == f"{row['score']:.2f}"
             change = row["score_change"]
+            if row["score"] is None:  # a baseline KR: never scored
+                assert cells[3] == cells[4] == "–"
+                continue
+            assert cells[3] == f"{row['score']:.2f}"
             expected = (
                 "±0.00"
                 if round(change, 2) == 0
@@ -234,7 +281,7 @@ def test_the_weekly_view_is_kr_weekly_per_team(dashboard_url, db):
         # Progress made: exactly the KRs whose score went up (by more than rounding).
         progress = section.one(data_question="progress")
         assert {e.attrs["data-kr-id"] for e in progress.find_all("li", data_kr_id=True)} == {
-            kr_id for kr_id in in_table if by_kr[kr_id]["score_change"] > 0.005
+            kr_id for kr_id in in_table if (by_kr[kr_id]["score_change"] or 0) > 0.005
         }
         help_needed = section.one(data_question="help")
         assert {e.attrs["data-kr-id"] for e in help_needed.find_all("li", data_kr_id=True)} == {

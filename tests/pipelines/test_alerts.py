@@ -269,7 +269,10 @@ def test_a_route_for_an_owner_nobody_is_is_a_warning(tmp_path):
     definitions = load_definitions(path)
     assert [str(problem) for problem in definitions.warnings] == [
         f"{path}:3: warning: alert_routes.mobil: no objective or key result is owned by "
-        "'mobil' (owners: mobile, web)"
+        "'mobil' (owners: mobile, web)",
+        f"{path}:4: warning: objectives: every KR of 2026-Q4 is a manual check-in; measure at "
+        "least one from a source that reports by itself (github, google_analytics, hubspot, "
+        "jira, salesforce)",
     ]
 
 

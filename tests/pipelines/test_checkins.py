@@ -151,11 +151,19 @@ def test_bad_check_in_rows_are_rejected_and_the_kr_is_scored_from_the_rest(check
     assert scores_on(warehouse, date(2026, 8, 20))["nps"]["value"] == 40
 
 
+MANUAL_ONLY = (
+    "{defs}/2026-Q3.yaml:2: warning: objectives: every KR of 2026-Q3 is a manual check-in; "
+    "measure at least one from a source that reports by itself (github, google_analytics, "
+    "hubspot, jira, salesforce)"
+)
+
+
 def test_okr_lint_names_the_bad_check_in_rows(checkins_file, capsys):
     path = checkins_file
     assert main(["lint"]) == EXIT_FAILED
     out = capsys.readouterr().out.splitlines()
     assert out == [
+        MANUAL_ONLY.format(defs=path.parents[1]),
         f"{path}:4: date 2026-10-02 is not in 2026-Q3 (2026-07-01..2026-09-30)",
         f"{path}:5: value 'forty' is not a number",
         f"{path}:6: a second check-in of nps on 2026-08-03 (the first, at line 3, is kept)",
@@ -167,7 +175,8 @@ def test_a_clean_check_in_file_lints_clean(checkins_file, capsys):
     path = checkins_file
     path.write_text("kr_id,date,value,note\nnps,2026-07-06,32,\n", encoding="utf-8")
     assert main(["lint"]) == 0
-    assert capsys.readouterr().out == ""
+    # A check-ins-only quarter: the linter's coaching, and nothing about the file.
+    assert capsys.readouterr().out.splitlines() == [MANUAL_ONLY.format(defs=path.parents[1])]
 
 
 def checkin_rows(warehouse: Warehouse) -> list[tuple]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from okr_metrics.pipelines.cli.scorecard import render_scorecard
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.scoring.rules import (
@@ -310,3 +311,161 @@ class TestRunningTotal:
             compute_objective_scores(definitions, warehouse, day(1), day(1), "run-1")
             (row,) = warehouse.read_kr_scores(day(1), day(1)).to_dict("records")
         assert row["value"] == 3 and missing(row["carried"])
+
+
+class TestDefinitions:
+    """The YAML of the kinds: what `okr lint` accepts and the file:line errors it gives."""
+
+    def lint(self, tmp_path: Path, key_results: str) -> list[str]:
+        write_definitions(tmp_path, key_results)
+        problems = load_definitions(tmp_path).errors
+        return [str(problem).removeprefix(f"{tmp_path}/") for problem in problems]
+
+    def test_the_example_in_docs_scoring_loads(self, tmp_path):
+        docs = (Path(__file__).resolve().parents[2] / "docs" / "scoring.md").read_text()
+        example = docs.split("## Key result kinds", 1)[1].split("```yaml\n", 1)[1]
+        example = example.split("```", 1)[0]
+        indented = "".join(f"      {line}\n" for line in example.splitlines())
+        assert self.lint(tmp_path, indented) == []
+        okr_file = load_definitions(tmp_path).for_quarter(Q4)
+        band, phased = (kr for _, kr in okr_file.key_results)
+        assert (band.low, band.high) == (150, 300)
+        assert phased.commitment == "committed"
+        assert [c.target for c in phased.checkpoints] == [10, 45]
+
+    @pytest.mark.parametrize(
+        ("yaml", "problem"),
+        [
+            (
+                "type: maintain_between\nlow: 5\nhigh: 3",
+                "2026-Q4.yaml:6: objectives[launch].key_results[k]: `low` (5) is above `high` (3)",
+            ),
+            (
+                "type: maintain_between\nlow: 5",
+                "key_results[k]: `low` and `high` are both required for a maintain_between KR",
+            ),
+            (
+                "type: maintain_above\ntarget: 1\nlow: 0",
+                "`low` and `high` are for maintain_between KRs, not maintain_above",
+            ),
+            ("type: baseline\ntarget: 4", "a baseline KR is measured, not scored"),
+            ("type: baseline\ncommitment: committed", "it cannot be committed"),
+            (
+                "type: increase\nstart: 0\ntarget: 1\ncommitment: firm",
+                "key_results[k].commitment: Input should be 'aspirational' or 'committed'",
+            ),
+            (
+                "type: milestone\ncheckpoints: [{date: 2026-11-01, target: 1}]",
+                "`checkpoints` are for increase and decrease KRs, not milestone",
+            ),
+            (
+                "type: increase\nstart: 0\ntarget: 1\nreset_each_quarter: false\n"
+                "metric: {source: manual, aggregate: latest}",
+                "reset_each_quarter: false carries a running total",
+            ),
+            (
+                "type: increase\nstart: 0\ntarget: 1\nreset_each_quarter: false\n"
+                "metric: {source: manual, aggregate: sum}",
+                "check-ins belong to one quarter, so there is no earlier total to carry",
+            ),
+        ],
+    )
+    def test_errors_name_the_line_and_key(self, tmp_path, yaml, problem):
+        lines = ["- id: k", "  title: K"] + [f"  {line}" for line in yaml.splitlines()]
+        if "metric:" not in yaml:
+            lines.append("  metric: {source: github, repo: a/b, count: releases}")
+        problems = self.lint(tmp_path, "".join(f"      {line}\n" for line in lines))
+        assert len(problems) == 1 and problem in problems[0], problems
+
+    def test_checkpoint_errors_point_at_the_checkpoint(self, tmp_path):
+        problems = self.lint(
+            tmp_path,
+            "      - id: k\n"
+            "        title: K\n"
+            "        type: increase\n"
+            "        start: 0\n"
+            "        target: 100\n"
+            "        checkpoints:\n"
+            "          - {date: 2026-11-01, target: 50}\n"
+            "          - {date: 2026-10-15, target: 40}\n"
+            "        metric: {source: github, repo: a/b, count: releases}\n",
+        )
+        assert problems == [
+            "2026-Q4.yaml:13: objectives[launch].key_results[k].checkpoints[1].date: "
+            "2026-10-15 is not after 2026-11-01",
+            "2026-Q4.yaml:13: objectives[launch].key_results[k].checkpoints[1].target: "
+            "40: checkpoint targets rise from `start` (0) to `target` (100), never back",
+        ]
+        outside = self.lint(
+            tmp_path,
+            "      - id: k\n"
+            "        title: K\n"
+            "        type: decrease\n"
+            "        start: 10\n"
+            "        target: 0\n"
+            "        checkpoints: [{date: 2026-12-31, target: 1}]\n"
+            "        metric: {source: github, repo: a/b, count: releases}\n",
+        )
+        assert outside == [
+            "2026-Q4.yaml:11: objectives[launch].key_results[k].checkpoints[0].date: "
+            "2026-12-31 is not inside 2026-Q4 before its last day (2026-10-01..2026-12-30)"
+        ]
+
+    def test_new_keys_at_their_default_keep_the_definition_hash(self, tmp_path):
+        plain = "      - id: k\n        title: K\n        type: increase\n        start: 0\n"
+        plain += "        target: 5\n        metric: {source: github, repo: a/b, count: releases}\n"
+        write_definitions(tmp_path / "a", plain)
+        explicit = plain.replace(
+            "        target: 5\n",
+            "        target: 5\n        commitment: aspirational\n        reset_each_quarter: true\n",
+        )
+        write_definitions(tmp_path / "b", explicit)
+        committed = plain.replace(
+            "        target: 5\n", "        target: 5\n        commitment: committed\n"
+        )
+        write_definitions(tmp_path / "c", committed)
+        hashes = []
+        for name in "abc":
+            okr_file = load_definitions(tmp_path / name).for_quarter(Q4)
+            ((_, kr),) = okr_file.key_results
+            hashes.append(okr_file.definition_hash(kr))
+        assert hashes[0] == hashes[1] != hashes[2]
+
+
+class TestScorecard:
+    def test_the_table_marks_each_kind(self, tmp_path):
+        write_definitions(
+            tmp_path / "defs",
+            RUNNING_TOTAL.replace("type: increase", "type: increase\n        commitment: committed")
+            + "      - id: band\n"
+            "        title: Releases a day kept between 1 and 4\n"
+            "        type: maintain_between\n"
+            "        low: 1\n"
+            "        high: 4\n"
+            "        metric: {source: github, repo: acme/app, count: releases, aggregate: latest}\n"
+            "      - id: measured\n"
+            "        title: Releases, measured\n"
+            "        type: baseline\n"
+            "        metric: {source: github, repo: acme/app, count: releases}\n",
+        )
+        definitions = load_definitions(tmp_path / "defs")
+        keys = list(definitions.for_quarter(Q4).series_by_key())
+        with Warehouse(f"sqlite:///{tmp_path / 'w.db'}") as warehouse:
+            series = pd.concat(
+                [observations({date(2026, 9, 30): 5}, keys[0]), observations(daily(3), keys[0])]
+            )
+            warehouse.replace_observations(
+                "github", series, keys, date(2026, 9, 30), day(1), "run-1"
+            )
+            compute_kr_scores(definitions, warehouse, day(1), day(1), "run-1")
+            compute_objective_scores(definitions, warehouse, day(1), day(1), "run-1")
+            table = render_scorecard(warehouse, "2026-Q4", day(1), order=["customers"])
+        lines = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ")}
+        assert "committed" in lines["customers"].split("  ")[-1]
+        assert "5 carried from earlier quarters" in lines["customers"]
+        assert lines["band"].split()[1:5] == ["3", "1–4", "1.00", "on_track"]
+        assert lines["measured"].split()[1:5] == ["3", "–", "-", "baseline"]
+        assert "baseline — not scored" in lines["measured"]
+        # The objective: customers (3 + 5 = 8 of 100 -> 500: progress -0.23, score 0) and the
+        # band (score 1) at weight 1 each; the baseline counts for nothing.
+        assert "[score 0.50, " in table

@@ -14,6 +14,7 @@ from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.definitions.model import definition_hash
 from okr_metrics.pipelines.jobs.score import scoring_inputs
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
+from okr_metrics.pipelines.vocabulary.terms import KR_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,13 +44,11 @@ def test_sample_definitions_are_clean_and_cover_the_spec():
     q4 = definitions.for_quarter(Quarter(2026, 4))
     assert q4 is not None and definitions.for_quarter(Quarter(2026, 3)) is not None
     key_results = [kr for _, kr in q4.key_results]
-    assert {kr.type for kr in key_results} == {
-        "increase",
-        "decrease",
-        "maintain_above",
-        "maintain_below",
-        "milestone",
-    }
+    assert {kr.type for kr in key_results} == set(KR_TYPES)
+    # ... and every kind's option: phased targets, both commitments, a running total
+    assert any(kr.checkpoints for kr in key_results)
+    assert {kr.commitment for kr in key_results} == {"committed", "aspirational"}
+    assert not all(kr.reset_each_quarter for kr in key_results)
     assert {kr.aggregate for kr in key_results} == {
         "sum",
         "latest",
@@ -189,7 +188,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def test_quarter_must_match_file_name(tmp_path):
     path = write(
         tmp_path,
-        "quarter: 2026-Q3\nobjectives:\n  - id: o\n    title: O\n    key_results:\n"
+        "quarter: 2026-Q3\nobjectives:\n  - id: o\n    title: O\n    owner: o\n    key_results:\n"
         + VALID_KR.format(id="a")
         + VALID_KR.format(id="b"),
     )
@@ -200,7 +199,8 @@ def test_quarter_must_match_file_name(tmp_path):
 
 def test_best_practice_breaches_are_warnings(tmp_path, capsys):
     objectives = "".join(
-        f"  - id: o{n}\n    title: O{n}\n    key_results:\n" + VALID_KR.format(id=f"k{n}")
+        f"  - id: o{n}\n    title: O{n}\n    owner: t\n    key_results:\n"
+        + VALID_KR.format(id=f"k{n}")
         for n in range(6)
     )
     path = write(tmp_path, "quarter: 2026-Q4\nobjectives:\n" + objectives)
@@ -274,6 +274,7 @@ quarter: 2026-Q4
 objectives:
   - id: platform
     title: Platform
+    owner: platform
     key_results:
       - id: releases
         title: Ship releases
@@ -305,7 +306,7 @@ def test_kris_sharing_a_series_apply_every_expect_block_and_lint_warns(tmp_path)
     path = write(tmp_path, SHARED_SERIES)
     definitions = load_definitions(path)
     assert [str(p) for p in definitions.problems] == [
-        f"{path}:20: warning: objectives[platform].key_results[releases-bounded].metric: "
+        f"{path}:21: warning: objectives[platform].key_results[releases-bounded].metric: "
         "KRs releases, releases-bounded read the same series "
         "(github:count=releases;repo=acme/app) but declare different expect blocks; all of "
         'them apply to it (releases: {"max": 3.0}; releases-bounded: {"max": 5.0, "min": 0.0})'

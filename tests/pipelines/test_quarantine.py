@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
+from okr_metrics.connectors.base import Connector
 from okr_metrics.connectors.github.client import GitHubConnector
 from okr_metrics.connectors.google_analytics.client import GoogleAnalyticsConnector
 from okr_metrics.pipelines.cli.main import EXIT_SOURCE_FAILED, run_window
@@ -141,8 +142,13 @@ def quarantine(tmp_path, sandbox, monkeypatch, warehouse_url):
 
     def script(bad: bool) -> None:
         github, google_analytics = scripted(bad)
-        monkeypatch.setattr(GitHubConnector, "daily_series", github)
-        monkeypatch.setattr(GoogleAnalyticsConnector, "daily_series", google_analytics)
+        for connector, answer in (
+            (GitHubConnector, github),
+            (GoogleAnalyticsConnector, google_analytics),
+        ):
+            monkeypatch.setattr(connector, "daily_series", answer)
+            # The base class's `fetch_shared` asks `daily_series` for each series of a query.
+            monkeypatch.setattr(connector, "fetch_shared", Connector.fetch_shared)
 
     return script, Warehouse(warehouse_url)
 

@@ -13,6 +13,7 @@ from okr_metrics.connectors.github.client import GitHubConnector
 from okr_metrics.connectors.http import HttpClient
 from okr_metrics.connectors.manual.client import ManualConnector
 from okr_metrics.connectors.registry import connected_sources
+from okr_metrics.pipelines import settings as settings_module
 from okr_metrics.pipelines.cli.main import EXIT_USAGE, main
 from okr_metrics.pipelines.orchestration.definitions import build_definitions
 from okr_metrics.pipelines.orchestration.resources import (
@@ -79,7 +80,9 @@ def test_every_connected_source_gets_its_settings_by_default():
     assert set(Settings.from_env({}).sources) == set(connected_sources())
 
 
-def test_empty_values_count_as_unset():
+def test_empty_values_count_as_unset(monkeypatch):
+    # The suite moves the reports' default folder out of the checkout (tests/conftest.py).
+    monkeypatch.setattr(settings_module, "DEFAULT_REPORTS_DIR", ".okr/reports")
     environ = dict.fromkeys(
         ["OKR_WAREHOUSE_URL", "OKR_DEFS", "OKR_TRAILING_DAYS", "OKR_HTTP_MAX_ATTEMPTS"], ""
     )

@@ -7,7 +7,12 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from okr_metrics.pipelines.validation.expectations import DeclaredExpectation, validate_series
+from okr_metrics.pipelines.validation.expectations import (
+    DeclaredExpectation,
+    SeriesToValidate,
+    validate_many,
+    validate_series,
+)
 
 START, END = date(2026, 10, 1), date(2026, 10, 31)
 
@@ -130,3 +135,108 @@ def test_an_unexpected_shape_is_an_error_not_a_number():
     )
     assert report.error == "unexpected shape: columns ['count', 'day'], expected date and value"
     assert report.valid.empty
+
+
+# --- a run's series validated together ------------------------------------------------------
+
+
+def same_report(together, alone) -> None:
+    pd.testing.assert_frame_equal(together.valid, alone.valid)
+    pd.testing.assert_frame_equal(together.rejected, alone.rejected)
+    assert together.outcomes == alone.outcomes
+    assert together.error == alone.error
+
+
+BETWEEN = DeclaredExpectation("expect_column_values_to_be_between", {"max_value": 5})
+MEAN = DeclaredExpectation("expect_column_mean_to_be_between", {"max_value": 2})
+
+
+def run_of_series() -> list[SeriesToValidate]:
+    october = [date(2026, 10, day) for day in range(1, 8)]
+    return [
+        # A duplicated date whose second row is also negative: blamed on the date first,
+        # as it is alone.
+        SeriesToValidate(
+            series(*zip(october, [1, -2, 2.5, 4, 5, 6, 7], strict=True), (october[0], -1)),
+            "count",
+            START,
+            END,
+        ),
+        # The same dates as the first series: no duplicates across series.
+        SeriesToValidate(series(*zip(october, range(7), strict=True)), "count", START, END),
+        SeriesToValidate(
+            series(*zip(october, [0.1, 1.5, None, 0.3, "x", 0.2, 0.9], strict=True)),
+            "share",
+            START,
+            END,
+        ),
+        # Another window: its own rules.
+        SeriesToValidate(
+            series((date(2026, 10, 20), 3), (date(2026, 11, 2), 1)),
+            "count",
+            date(2026, 10, 15),
+            date(2026, 11, 30),
+        ),
+        SeriesToValidate(
+            series(*zip(october, [0, 1, 2, 3, 4, 5, 5], strict=True)),
+            "count",
+            START,
+            END,
+            [BETWEEN],
+        ),
+        SeriesToValidate(
+            series(*zip(october, [9, 1, 1, 1, 1, 1, 1], strict=True)),
+            "count",
+            START,
+            END,
+            [BETWEEN],
+        ),
+        # A whole-series expectation: validated by itself.
+        SeriesToValidate(series(*zip(october, range(7), strict=True)), "count", START, END, [MEAN]),
+        SeriesToValidate(
+            series((date(2026, 10, 1), 1)),
+            "count",
+            START,
+            END,
+            [DeclaredExpectation("expect_values_to_be_nice")],
+        ),
+        SeriesToValidate(series(), "count", START, END),
+        SeriesToValidate(pd.DataFrame({"day": [date(2026, 10, 1)]}), "count", START, END),
+        SeriesToValidate(
+            series(("not-a-date", 1), (None, 2), (date(2026, 10, 9), 2)), "value", START, END
+        ),
+    ]
+
+
+def test_series_validated_together_get_the_reports_they_get_alone():
+    items = run_of_series()
+    together = validate_many(items)
+    assert len(together) == len(items)
+    for item, report in zip(items, together, strict=True):
+        same_report(
+            report, validate_series(item.raw, item.kind, item.start, item.end, item.declared)
+        )
+
+
+def test_series_validated_together_by_hand():
+    first, second, share, window, capped, too_high, mean, bad, empty, shape, dates = validate_many(
+        run_of_series()
+    )
+    assert reasons(first) == {
+        "2026-10-01=1.0": "one row per date: got '1.0' on 2026-10-01",
+        "2026-10-01=-1.0": "one row per date: got '-1.0' on 2026-10-01",
+        "2026-10-02=-2.0": "value >= 0 (a count): got '-2.0' on 2026-10-02",
+        "2026-10-03=2.5": "value is a whole number (a count): got '2.5' on 2026-10-03",
+    }
+    assert second.passed and second.valid["value"].tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert sorted(reasons(share)) == ["2026-10-02=1.5", "2026-10-03=", "2026-10-05=x"]
+    assert reasons(window) == {}  # 2 November is inside its own window
+    assert capped.passed
+    assert reasons(too_high) == {
+        "2026-10-01=9": "expect_column_values_to_be_between(max_value=5): got '9' on 2026-10-01"
+    }
+    assert len(mean.rejected) == 7  # mean 3 > 2: the whole series, with no row to blame
+    assert bad.error == "unknown Great Expectations expectation 'expect_values_to_be_nice'"
+    assert empty.passed and empty.valid.empty
+    assert shape.error.startswith("unexpected shape")
+    assert sorted(reasons(dates)) == ["None=2", "not-a-date=1"]

@@ -36,7 +36,13 @@ from okr_metrics.pipelines.scoring.rules import (
     score_key_results,
 )
 from okr_metrics.pipelines.vocabulary.quarters import Quarter
-from okr_metrics.pipelines.vocabulary.terms import AGGREGATES, RATIO_AGGREGATES, STATUSES
+from okr_metrics.pipelines.vocabulary.terms import (
+    AGGREGATES,
+    COMMITMENTS,
+    KR_TYPES,
+    RATIO_AGGREGATES,
+    STATUSES,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BOUNDED = settings(
@@ -210,9 +216,7 @@ numbers = st.integers(-(10**9), 10**9).map(lambda n: n / 1000)
 
 @st.composite
 def key_results(draw: st.DrawFn) -> KeyResultInput:
-    kr_type = draw(
-        st.sampled_from(["increase", "decrease", "maintain_above", "maintain_below", "milestone"])
-    )
+    kr_type = draw(st.sampled_from(KR_TYPES))
     is_ratio = draw(st.booleans())
     aggregate = draw(st.sampled_from(RATIO_AGGREGATES if is_ratio else AGGREGATES))
     start = draw(numbers)
@@ -220,17 +224,27 @@ def key_results(draw: st.DrawFn) -> KeyResultInput:
     if kr_type == "increase" and target < start or kr_type == "decrease" and target > start:
         start, target = target, start
     keys = {"numerator_key": "n", "denominator_key": "d"} if is_ratio else {"metric_key": "m"}
+    paced = kr_type in ("increase", "decrease")
+    checkpoints: tuple[tuple[date, float], ...] = ()
+    if paced and draw(st.booleans()):
+        offset = draw(st.integers(0, QUARTER.days - 2))
+        share = draw(st.integers(0, 100)) / 100
+        checkpoints = ((QUARTER.start + timedelta(days=offset), start + (target - start) * share),)
     return KeyResultInput(
         kr_id="k",
         objective_id="o",
         title="K",
         owner=None,
         kr_type=kr_type,
-        start=start if kr_type in ("increase", "decrease") else None,
-        target=target,
+        start=start if paced else None,
+        target=None if kr_type in ("maintain_between", "baseline") else target,
         weight=1.0,
         aggregate=aggregate,
         tracks_staleness=draw(st.booleans()),
+        low=min(start, target) if kr_type == "maintain_between" else None,
+        high=max(start, target) if kr_type == "maintain_between" else None,
+        commitment=draw(st.sampled_from(COMMITMENTS)),
+        checkpoints=checkpoints,
         **keys,
     )
 

@@ -289,6 +289,26 @@ def check_confidence_disagrees(rows):
     ]  # fmt: skip
 
 
+def check_committed_and_aspirational(rows):
+    got = [
+        (
+            r["objective_id"],
+            r["committed_krs"],
+            r["committed_success_share"],
+            r["aspirational_krs"],
+            r["aspirational_success_share"],
+        )
+        for r in rows
+    ]
+    # Q3's final scores: grow-usage 1 and 1; reliability uptime 0.9 (aspirational, a
+    # success) and p95-latency 0.3 (committed, a miss); support-speed 0.8 and 0.5.
+    assert got == [
+        ("grow-usage", 0, None, 2, approx(1.0)),
+        ("reliability", 1, approx(0.0), 1, approx(1.0)),
+        ("support-speed", 0, None, 2, approx(0.5)),
+    ]
+
+
 CHECKS = {
     name.removeprefix("check_"): function
     for name, function in globals().items()
