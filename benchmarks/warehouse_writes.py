@@ -4,7 +4,10 @@ Not a test: it prints rows per second. For each database it writes 365 days x 1,
 (365,000 `kr_scores` rows) the way a backfill does, one window per quarter through
 `Warehouse.replace_kr_scores` (bulk: COPY on PostgreSQL, executemany elsewhere), then
 rewrites the same windows (the idempotent delete-then-insert of a re-run), and compares
-with a baseline in the same process: the same rows inserted one INSERT at a time.
+with baselines in the same process: the same rows inserted one INSERT at a time, and
+the same rows through the database's own bulk path with no layer above the driver
+(`executemany` of plain tuples on sqlite3, `COPY ... FROM STDIN` of CSV on psycopg2).
+`benchmarks/pipeline_runs.py` reports the latter ratio (`bulk_against_native`).
 
     python benchmarks/warehouse_writes.py                      # SQLite, and PostgreSQL if set
     python benchmarks/warehouse_writes.py --postgres-url postgresql+psycopg2://okr@127.0.0.1:5432/okr
@@ -17,6 +20,8 @@ the benchmark works in a schema of its own and drops it afterwards.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import sys
 import tempfile
@@ -105,6 +110,59 @@ def row_by_row(warehouse: Warehouse, frame: pd.DataFrame) -> int:
     return len(records)
 
 
+def native_bulk(warehouse: Warehouse, frames: dict[str, pd.DataFrame]) -> int:
+    """The database's own bulk path: the driver alone, no SQLAlchemy, no window logic."""
+    names = [column.name for column in kr_scores.columns]
+    columns = ", ".join(names)
+    postgres = warehouse.engine.dialect.driver == "psycopg2"
+    rows = 0
+    raw = warehouse.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if not postgres:
+            cursor.execute("BEGIN")  # the warehouse's connections leave sqlite3 in autocommit
+        cursor.execute("DELETE FROM kr_scores")
+        computed_at = datetime.now(UTC)
+        for quarter, _first, _last in QUARTERS:
+            frame = frames[quarter].assign(run_id="native", computed_at=computed_at)
+            records = list(zip(*(column_values(frame[name]) for name in names), strict=True))
+            if postgres:
+                buffer = io.StringIO()
+                csv.writer(buffer).writerows(records)
+                buffer.seek(0)
+                cursor.copy_expert(
+                    f"COPY kr_scores ({columns}) FROM STDIN WITH (FORMAT csv)", buffer
+                )
+            else:
+                marks = ", ".join("?" for _ in names)
+                cursor.executemany(f"INSERT INTO kr_scores ({columns}) VALUES ({marks})", records)
+            rows += len(records)
+        raw.commit()
+    finally:
+        raw.close()
+    return rows
+
+
+def bulk_against_native(
+    database: str, url: str | None, frames: dict[str, pd.DataFrame]
+) -> tuple[float, float]:
+    """Rows a second of `Warehouse.replace_kr_scores` and of the database's own bulk path,
+    over the same year of rows (on a fresh SQLite file when `url` is None)."""
+    with tempfile.TemporaryDirectory() as folder:
+        if url is None:
+            return _rates(f"sqlite:///{Path(folder) / 'warehouse.db'}", frames)
+        with postgres_schema(url) as scratch:
+            return _rates(scratch, frames)
+
+
+def _rates(url: str, frames: dict[str, pd.DataFrame]) -> tuple[float, float]:
+    with Warehouse(url) as warehouse:
+        warehouse.ensure_schema()
+        native_rows, native_seconds = timed(native_bulk, warehouse, frames)
+        rows, seconds = timed(write_year, warehouse, frames, "ours")
+    return rows / seconds, native_rows / native_seconds
+
+
 def timed(function, *args) -> tuple[int, float]:
     started = time.perf_counter()
     rows = function(*args)
@@ -147,6 +205,11 @@ def bench(database: str, url: str, frames: dict[str, pd.DataFrame], baseline_row
         rows, seconds = timed(row_by_row, warehouse, sample)
         baseline = report(database, "baseline: one INSERT per row", rows, seconds)
         print(f"{database:<11} {'bulk / baseline':<34} {first / baseline:>32.1f}x", flush=True)
+        rows, seconds = timed(native_bulk, warehouse, frames)
+        native = report(database, "the driver's own bulk path", rows, seconds)
+        print(
+            f"{database:<11} {'bulk / driver bulk path':<34} {first / native:>32.2f}x", flush=True
+        )
 
 
 def main() -> int:

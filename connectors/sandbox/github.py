@@ -32,7 +32,7 @@ from okr_metrics.connectors.sandbox.api import (
     timestamp,
     token_problem,
 )
-from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.data import SandboxData, scaled
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 API_ROOT = "https://api.github.com"  # replaced by the sandbox's own URL when served
@@ -359,7 +359,7 @@ class GitHubSandboxData(ApiData):
         not happened yet, so two sandboxes agree on every day both have seen.
         """
         rng = random.Random(f"github:{full_name.lower()}")
-        now = self.now
+        now, volume = self.now, self.data.volume(self.name)
         pulls: list[dict[str, Any]] = []
         issues: list[dict[str, Any]] = []
         day = datetime.combine(self.first_day, datetime.min.time(), tzinfo=timezone.utc)
@@ -368,8 +368,11 @@ class GitHubSandboxData(ApiData):
         number = 0
         while day.date() <= now.date():
             created_today = sorted(
-                [(rng.randrange(86400), "pull") for _ in range(rng.randint(0, 6))]
-                + [(rng.randrange(86400), "issue") for _ in range(rng.randint(0, 5))]
+                [(rng.randrange(86400), "pull") for _ in range(scaled(rng.randint(0, 6), volume))]
+                + [
+                    (rng.randrange(86400), "issue")
+                    for _ in range(scaled(rng.randint(0, 5), volume))
+                ]
             )
             for seconds, kind in created_today:
                 number += 1

@@ -44,7 +44,7 @@ from okr_metrics.connectors.sandbox.api import (
     timestamp,
     token_problem,
 )
-from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.data import SandboxData, scaled
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 RESULT_CAP = 10_000
@@ -158,19 +158,19 @@ class HubSpotSandboxData(ApiData):
 
     def _generate_deals(self) -> list[dict[str, Any]]:
         rng = random.Random("hubspot:deals")
-        now = self.now
+        now, volume = self.now, self.data.volume(self.name)
         specs: list[dict[str, Any]] = []
         day = datetime.combine(self.first_day, datetime.min.time(), tzinfo=timezone.utc)
         while day.date() <= now.date():
             mixes = (
-                [("closedwon", "smb")] * rng.randint(5, 8)
-                + [("closedwon", "mid_market")] * rng.randint(1, 3)
-                + [("closedwon", "enterprise")] * (rng.random() < 0.3)
-                + [("closedlost", "smb")] * rng.randint(2, 5)
-                + [("closedlost", "mid_market")] * rng.randint(0, 2)
+                [("closedwon", "smb")] * scaled(rng.randint(5, 8), volume)
+                + [("closedwon", "mid_market")] * scaled(rng.randint(1, 3), volume)
+                + [("closedwon", "enterprise")] * scaled(int(rng.random() < 0.3), volume)
+                + [("closedlost", "smb")] * scaled(rng.randint(2, 5), volume)
+                + [("closedlost", "mid_market")] * scaled(rng.randint(0, 2), volume)
                 + [
                     (rng.choice(_OPEN_STAGES), rng.choice(["smb", "mid_market", "enterprise"]))
-                    for _ in range(rng.randint(3, 6))
+                    for _ in range(scaled(rng.randint(3, 6), volume))
                 ]
             )
             for stage, segment in mixes:

@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from okr_metrics.connectors.sandbox import api
-from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.data import SandboxData, scaled
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 SITE = "https://your-domain.atlassian.net"  # replaced by the sandbox's own URL when served
@@ -170,7 +170,7 @@ class JiraSandboxData(api.ApiData):
         happened yet, so two sandboxes agree on every day both have seen.
         """
         rng = random.Random(f"jira:{project}")
-        now = self.now
+        now, volume = self.now, self.data.volume(self.name)
         issues: list[JiraIssue] = []
         day = datetime.combine(self.first_day, time.min, tzinfo=timezone.utc)
         base_id, number = _project_base_id(project), 0
@@ -178,8 +178,9 @@ class JiraSandboxData(api.ApiData):
             # The share resolved within 2 hours improves slowly, from about 80% to 95%.
             elapsed = (day.date() - self.first_day).days / 730
             within_share = min(0.95, max(0.8, 0.8 + 0.12 * elapsed + rng.uniform(-0.02, 0.03)))
-            kinds = ["Support Ticket"] * rng.randint(20, 50) + [
-                rng.choice(["Bug", "Task", "Story"]) for _ in range(rng.randint(2, 8))
+            kinds = ["Support Ticket"] * scaled(rng.randint(20, 50), volume) + [
+                rng.choice(["Bug", "Task", "Story"])
+                for _ in range(scaled(rng.randint(2, 8), volume))
             ]
             created_today = sorted((rng.randrange(86400), kind) for kind in kinds)
             for seconds, kind in created_today:

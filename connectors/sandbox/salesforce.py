@@ -43,7 +43,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from okr_metrics.connectors.sandbox import api
-from okr_metrics.connectors.sandbox.data import SandboxData
+from okr_metrics.connectors.sandbox.data import SandboxData, scaled
 from okr_metrics.connectors.sandbox.server import Router, SandboxRequest, SandboxResponse
 
 BATCH_SIZE = 2000  # Salesforce's default and maximum batch
@@ -246,13 +246,13 @@ class SalesforceSandboxData(api.ApiData):
         happened yet, so two sandboxes agree on every day both have seen.
         """
         rng = random.Random("salesforce:Opportunity")
-        now = self.now
+        now, volume = self.now, self.data.volume(self.name)
         sobject = SObject("Opportunity", "006", dict(OPPORTUNITY_FIELDS))
         day = self.first_day
         number = 0
         while day <= now.date():
             specs: list[dict[str, Any]] = []
-            for _ in range(rng.choice([0, 0, 1, 1, 1, 2, 2, 3])):
+            for _ in range(scaled(rng.choice([0, 0, 1, 1, 1, 2, 2, 3]), volume)):
                 specs.append(
                     {
                         "StageName": "Closed Won",
@@ -261,7 +261,7 @@ class SalesforceSandboxData(api.ApiData):
                         "Amount": round(rng.uniform(1200, 9000), 2),
                     }
                 )
-            for _ in range(rng.randint(4, 8)):
+            for _ in range(scaled(rng.randint(4, 8), volume)):
                 specs.append(
                     {
                         "StageName": "Closed Won",
@@ -270,7 +270,7 @@ class SalesforceSandboxData(api.ApiData):
                         "Amount": None if rng.random() < 0.08 else round(rng.uniform(200, 2000), 2),
                     }
                 )
-            for _ in range(rng.randint(4, 10)):
+            for _ in range(scaled(rng.randint(4, 10), volume)):
                 stage = rng.choice(
                     [
                         "Closed Lost",

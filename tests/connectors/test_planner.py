@@ -316,13 +316,14 @@ def answered(frozen: Sandbox, source: str, planning: bool) -> tuple[dict, int]:
 
 
 # Requests per source for the sample series over 2026-09-20..2026-11-15: planning off,
-# planning on. GA: 8 reports, or one for the mobile platforms (activeUsers and
-# averageSessionDuration) and one broken down by eventName (the 6 eventCount series).
+# planning on. GA: 10 reports, or one for the mobile platforms (activeUsers and
+# averageSessionDuration), one for web (the same two metrics) and one broken down by
+# eventName (the 6 eventCount series).
 # Salesforce: the describe call and 2 queries, or 1 (`StageName = 'Closed Won'`).
 # Jira: the created and the resolved search, or one search for both (fewer pages). GitHub
 # and HubSpot: nothing to share in the sample (5 listings, 1 search).
 EXPECTED_REQUESTS = {
-    "google_analytics": (8, 2),
+    "google_analytics": (10, 3),
     "salesforce": (3, 2),
     "hubspot": (2, 2),
 }

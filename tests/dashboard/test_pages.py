@@ -243,8 +243,8 @@ def test_the_kr_kinds_show_as_the_warehouse_has_them(dashboard_url, db):
     assert band.one("svg", data_chart="history").find_all(data_band="maintain")
     phased = parse(get(dashboard_url + "/kr/2026-Q4/dashboard-paying-customers").text)
     assert [e.text for e in phased.find_all(data_field="checkpoint")] == [
-        "checkpoint 2026-10-3110",
-        "checkpoint 2026-11-3045",
+        "checkpoint 2026-10-3110\xa0customers",
+        "checkpoint 2026-11-3045\xa0customers",
     ]
     history = phased.one("svg", data_chart="history")
     assert len(history.find_all(data_mark="checkpoint")) == 2
