@@ -341,6 +341,91 @@ def _v7_kr_kinds(connection: Connection) -> None:
     apply_comments(connection)
 
 
+# -- step 8: the end-of-quarter ritual ------------------------------------------------------
+
+
+def _v8_final_scores_and_confidence(connection: Connection) -> None:
+    """kr_final_scores, checkins.confidence (value nullable), the kr_confidence view."""
+    v8 = MetaData()
+    Table(
+        "kr_final_scores",
+        v8,
+        Column("quarter", String(7), nullable=False),
+        Column("kr_id", String(200), nullable=False),
+        Column("objective_id", String(200), nullable=False),
+        Column("kr_title", Text, nullable=False),
+        Column("owner", String(200)),
+        Column("kr_type", String(20), nullable=False),
+        Column("commitment", String(20)),
+        Column("as_of", Date, nullable=False),
+        Column("value", Float),
+        Column("start", Float),
+        Column("target", Float),
+        Column("progress", Float),
+        Column("score", Float),
+        Column("status", String(20), nullable=False),
+        Column("definition_hash", String(64), nullable=False),
+        Column("closed_on", Date, nullable=False),
+        Column("frozen_at", DateTime(timezone=True), nullable=False),
+        Column("run_id", String(64), nullable=False),
+        Column("override_grade", Float),
+        Column("override_note", Text),
+        Column("graded_by", String(200)),
+        Column("override_source", Text),
+        Column("override_recorded_at", DateTime(timezone=True)),
+        Column("grade", Float),
+        PrimaryKeyConstraint("quarter", "kr_id", name="kr_final_scores_pk"),
+    )
+    v8.create_all(connection, checkfirst=True)
+    existing = {column["name"] for column in inspect(connection).get_columns("checkins")}
+    if connection.dialect.name == "sqlite":
+        # SQLite cannot drop a NOT NULL: the table is rebuilt, its rows copied.
+        columns = ", ".join(sorted(existing, key=_CHECKINS_V5_ORDER.index))
+        connection.exec_driver_sql("DROP VIEW IF EXISTS kr_confidence")
+        connection.exec_driver_sql("ALTER TABLE checkins RENAME TO checkins_v5")
+        checkins = MetaData()
+        Table(
+            "checkins",
+            checkins,
+            Column("quarter", String(7), nullable=False),
+            Column("kr_id", String(200), nullable=False),
+            Column("date", Date, nullable=False),
+            Column("value", Float),
+            Column("note", Text),
+            Column("file", Text, nullable=False),
+            Column("line", Integer, nullable=False),
+            Column("run_id", String(64), nullable=False),
+            Column("recorded_at", DateTime(timezone=True), nullable=False),
+            Column("confidence", Integer),
+            PrimaryKeyConstraint("quarter", "kr_id", "date", name="checkins_pk"),
+        ).create(connection)
+        connection.exec_driver_sql(
+            f"INSERT INTO checkins ({columns}) SELECT {columns} FROM checkins_v5"
+        )
+        connection.exec_driver_sql("DROP TABLE checkins_v5")
+    else:
+        connection.exec_driver_sql("ALTER TABLE checkins ALTER COLUMN value DROP NOT NULL")
+        if "confidence" not in existing:
+            integer = Integer().compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE checkins ADD COLUMN confidence {integer}")
+    _create_views(connection, "008_kr_confidence.sql")
+    apply_comments(connection)
+
+
+_CHECKINS_V5_ORDER = (
+    "quarter",
+    "kr_id",
+    "date",
+    "value",
+    "note",
+    "file",
+    "line",
+    "run_id",
+    "recorded_at",
+    "confidence",
+)
+
+
 def apply_comments(connection: Connection) -> None:
     """Table and column comments from warehouse/schema.py, where the database keeps them.
 
@@ -371,6 +456,11 @@ STEPS: tuple[Step, ...] = (
     Step(6, "kr_alerts: transitions per KR and their delivery", _v6_kr_alerts),
     Step(
         7, "KR kinds: commitment, band, carried total; quarter_summary by commitment", _v7_kr_kinds
+    ),
+    Step(
+        8,
+        "kr_final_scores, check-in confidence, kr_confidence view",
+        _v8_final_scores_and_confidence,
     ),
 )
 LATEST = STEPS[-1].version

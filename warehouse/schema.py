@@ -263,13 +263,19 @@ checkins = Table(
     Column("quarter", String(7), nullable=False, comment="the quarter of the check-in file"),
     Column("kr_id", String(200), nullable=False, comment="the key result checked in"),
     Column("date", Date, nullable=False, comment="the day the check-in is for"),
-    Column("value", Float, nullable=False, comment="the value checked in"),
+    Column("value", Float, comment="the value checked in; null for a confidence-only check-in"),
     Column("note", Text, comment="what the owner wrote beside it"),
     Column("file", Text, nullable=False, comment="the check-in file"),
     Column("line", Integer, nullable=False, comment="the line of the file"),
     Column("run_id", String(64), nullable=False, comment="the Dagster run that read it"),
     Column(
         "recorded_at", DateTime(timezone=True), nullable=False, comment="when it was read (UTC)"
+    ),
+    # Added by migration step 8 (which also let `value` be null), so last.
+    Column(
+        "confidence",
+        Integer,
+        comment="the owner's confidence that the KR will be met, 0 to 10; null when not given",
     ),
     PrimaryKeyConstraint("quarter", "kr_id", "date", name="checkins_pk"),
     comment="The valid rows of the check-in files with their notes, replaced whole each run.",
@@ -325,6 +331,53 @@ kr_alerts = Table(
 Index("kr_alerts_as_of", kr_alerts.c.as_of)
 Index("kr_alerts_undelivered", kr_alerts.c.delivered_at, kr_alerts.c.attempts)
 
+kr_final_scores = Table(
+    "kr_final_scores",
+    metadata,
+    Column("quarter", String(7), nullable=False, comment="the quarter, e.g. 2026-Q3"),
+    Column("kr_id", String(200), nullable=False, comment="the key result"),
+    Column("objective_id", String(200), nullable=False, comment="the objective the KR belongs to"),
+    Column("kr_title", Text, nullable=False, comment="the key result's title"),
+    Column("owner", String(200), comment="team owning the KR (falls back to the objective owner)"),
+    Column("kr_type", String(20), nullable=False, comment="as in kr_scores"),
+    Column("commitment", String(20), comment="as in kr_scores"),
+    Column("as_of", Date, nullable=False, comment="the quarter's last day: the row frozen"),
+    Column("value", Float, comment="the KR's value on the quarter's last day"),
+    Column("start", Float, comment="the baseline"),
+    Column("target", Float, comment="the target value"),
+    Column("progress", Float, comment="as in kr_scores, frozen"),
+    Column("score", Float, comment="the computed grade: the last day's score, frozen"),
+    Column("status", String(20), nullable=False, comment="the last day's status, frozen"),
+    Column("definition_hash", String(64), nullable=False, comment="as in kr_scores"),
+    Column(
+        "closed_on",
+        Date,
+        nullable=False,
+        comment="the closing day: the quarter's last day plus close_offset_days",
+    ),
+    Column(
+        "frozen_at", DateTime(timezone=True), nullable=False, comment="when it was frozen (UTC)"
+    ),
+    Column("run_id", String(64), nullable=False, comment="the Dagster run that froze it"),
+    Column(
+        "override_grade",
+        Float,
+        comment="the owner's grade from okr_defs/grades/<quarter>.csv, 0 to 1; null when none",
+    ),
+    Column("override_note", Text, comment="why the owner graded it so"),
+    Column("graded_by", String(200), comment="who recorded the override"),
+    Column("override_source", Text, comment="file:line of the override"),
+    Column(
+        "override_recorded_at",
+        DateTime(timezone=True),
+        comment="when the override as it stands was first read (UTC)",
+    ),
+    Column("grade", Float, comment="the grade that counts: override_grade, else score"),
+    PrimaryKeyConstraint("quarter", "kr_id", name="kr_final_scores_pk"),
+    comment="The frozen grade of each key result once its quarter has closed, "
+    "with the owner's override beside it.",
+)
+
 schema_version = Table(
     "schema_version",
     metadata,
@@ -341,4 +394,10 @@ schema_version = Table(
 
 # The tables the pipeline writes, and the views over them (warehouse/sql/).
 DATA_TABLES = ("kr_scores", "objective_scores", "metric_observations")
-VIEW_NAMES = ("kr_scores_latest", "objective_scores_latest", "quarter_summary", "kr_weekly")
+VIEW_NAMES = (
+    "kr_scores_latest",
+    "objective_scores_latest",
+    "quarter_summary",
+    "kr_weekly",
+    "kr_confidence",
+)

@@ -3,12 +3,17 @@
 Check-ins live beside the definitions, one CSV file per quarter,
 `okr_defs/checkins/<quarter>.csv`:
 
-    kr_id,date,value,note
-    time-to-first-value,2026-10-05,70.5,median over the week (Amplitude funnel)
+    kr_id,date,value,note,confidence
+    time-to-first-value,2026-10-05,70.5,median over the week (Amplitude funnel),7
+    weekly-active-teams,2026-10-05,,the pilot slipped a month,3
 
-Only check-in days have data. Every row is checked: a bad date (or one outside the
+Only check-in days have data. `confidence` (optional, a whole number from 0 to 10) is the
+owner's confidence that the KR will be met; any KR of the quarter may carry one, also a KR
+measured by an API: a row with a confidence and no value is a confidence-only check-in,
+and adds nothing to the KR's series. Every row is checked: a bad date (or one outside the
 quarter), a value that is not a number (a spreadsheet formula such as `=1+1` is not),
-an unknown `kr_id`, a second check-in of a KR on the same day, a line longer than
+a confidence that is not a whole number from 0 to 10, a row with neither value nor
+confidence, an unknown `kr_id`, a second check-in of a KR on the same day, a line longer than
 `MAX_LINE_CHARS` or one holding a control character (NUL) or bytes that are not UTF-8
 is rejected with a one-line reason naming `file:line`. A bad row costs that row only:
 the KR is scored from its other rows, and the rejected rows go to
@@ -36,6 +41,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -47,7 +53,7 @@ from okr_metrics.pipelines.vocabulary.text import one_line
 
 log = logging.getLogger("okr_metrics.manual")
 
-COLUMNS = ("kr_id", "date", "value", "note")
+COLUMNS = ("kr_id", "date", "value", "note", "confidence")
 REQUIRED_COLUMNS = ("kr_id", "date", "value")
 # A file over the limit fails its KRs; a line over the limit, or holding a control
 # character (NUL) or bytes that are not UTF-8, costs that row only.
@@ -73,9 +79,10 @@ class CheckIn:
 
     kr_id: str
     date: date
-    value: float
+    value: float | None  # None: a confidence-only check-in
     note: str | None
     line: int
+    confidence: int | None = None
 
 
 @dataclass
@@ -111,37 +118,28 @@ def quarter_days(quarter: str) -> tuple[date, date] | None:
 
 
 def read_checkins(
-    path: Path, quarter: str | None = None, known_ids: tuple[str, ...] | None = None
+    path: Path,
+    quarter: str | None = None,
+    known_ids: tuple[str, ...] | None = None,
+    confidence_ids: tuple[str, ...] | None = None,
 ) -> CheckIns:
-    """Read and check a check-ins file (see the module docstring for the rules)."""
+    """Read and check a check-ins file (see the module docstring for the rules).
+
+    `known_ids` are the KRs whose check-ins carry values (the manual KRs); `confidence_ids`
+    every KR of the quarter, which may carry a confidence-only check-in. Without
+    `confidence_ids`, a confidence-only row of a KR not in `known_ids` is passed over: it
+    is not this reader's to judge (the quarter-wide reading checks it).
+    """
     shown = str(path)
     found = CheckIns(shown)
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
-            if len(data) > MAX_FILE_BYTES:
-                stream.seek(0, 2)
-                size = max(stream.tell(), len(data))
-                found.file_problem = (
-                    f"{shown}:1: the file is {size / 1_000_000:.1f} MB; "
-                    f"a check-in file is limited to {MAX_FILE_BYTES / 1_000_000:g} MB"
-                )
-                return found
-    except FileNotFoundError:
-        found.missing = True
+    lines = read_lines(path, found, "check-in")
+    if lines is None:
         return found
-    except OSError as error:
-        found.file_problem = f"{shown}:1: cannot read: {error.strerror or type(error).__name__}"
-        return found
-    # Bytes that are not UTF-8 stay in the text as surrogates, so that they cost their row only.
-    lines = _LINE_BREAK.split(data.decode("utf-8-sig", errors="surrogateescape"))
     header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in COLUMNS]
     if missing or unknown:
-        what = f"missing column {', '.join(missing)}" if missing else ""
-        what += ("; " if what else "") + (f"unknown column {', '.join(unknown)}" if unknown else "")
-        found.file_problem = one_line(f"{shown}:1: {what} (expected {','.join(COLUMNS)})")
+        found.file_problem = header_problem(shown, missing, unknown, COLUMNS)
         return found
     column = {name: header.index(name) for name in header}
     bounds = quarter_days(quarter) if quarter else None
@@ -152,6 +150,8 @@ def read_checkins(
             continue
         raw = [cell.strip() for cell in cells] + [""] * max(0, len(header) - len(cells))
         kr_id, day_text, value_text = (raw[column[n]] for n in REQUIRED_COLUMNS)
+        confidence_text = raw[column["confidence"]] if "confidence" in column else ""
+        confidence_only = not value_text and bool(confidence_text)
         owner: str | None = kr_id
         unreadable = _unreadable(text)
         if unreadable:
@@ -160,13 +160,19 @@ def read_checkins(
         elif len(cells) > len(header):
             owner = _owner(kr_id, known_ids)
             problem = f"{len(cells)} fields, expected {len(header)}"
-        elif known_ids is not None and kr_id not in known_ids:
+        elif (
+            confidence_only
+            and confidence_ids is None
+            and known_ids is not None
+            and kr_id not in known_ids
+        ):
+            continue
+        elif problem := _unknown_kr(kr_id, confidence_only, quarter, known_ids, confidence_ids):
             owner = _owner(kr_id, known_ids)
-            scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
-            problem = f"unknown kr_id {kr_id!r} (not one of {scope}: {', '.join(known_ids)})"
-            problem += f"; did you mean {owner!r}?" if owner else ""
+            if owner and owner != kr_id:
+                problem += f"; did you mean {owner!r}?"
         else:
-            checked = _check_values(day_text, value_text, quarter, bounds)
+            checked = _check_values(day_text, value_text, confidence_text, quarter, bounds)
             if isinstance(checked, str):
                 problem = checked
             elif (kr_id, checked[0]) in first_line:
@@ -176,17 +182,78 @@ def read_checkins(
                     f"(the first, at line {first_line[kr_id, day]}, is kept)"
                 )
             else:
-                day, value = checked
+                day, value, confidence = checked
                 first_line[kr_id, day] = line
-                found.values.setdefault(kr_id, {})[day] = value
+                if value is not None:
+                    found.values.setdefault(kr_id, {})[day] = value
                 note = raw[column["note"]] if "note" in column else ""
-                found.rows.append(CheckIn(kr_id, day, value, note or None, line))
+                found.rows.append(CheckIn(kr_id, day, value, note or None, line, confidence))
                 continue
         rejected = RejectedCheckIn(
             line, _storable(day_text), _storable(value_text), f"{shown}:{line}: {problem}"
         )
         found.rejected.setdefault(owner, []).append(rejected)
     return found
+
+
+def _unknown_kr(
+    kr_id: str,
+    confidence_only: bool,
+    quarter: str | None,
+    known_ids: tuple[str, ...] | None,
+    confidence_ids: tuple[str, ...] | None,
+) -> str | None:
+    """Why the row's `kr_id` cannot take this check-in, or None when it can."""
+    if known_ids is None or kr_id in known_ids:
+        return None
+    if confidence_ids is not None and kr_id in confidence_ids:
+        if confidence_only:
+            return None
+        return (
+            f"{kr_id} is measured by its source, not by check-ins: "
+            "give it a confidence and leave the value empty"
+        )
+    if confidence_ids is not None and confidence_only:
+        scope = f"the KRs of {quarter}" if quarter else "the KRs"
+        return f"unknown kr_id {kr_id!r} (not one of {scope})"
+    scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
+    return f"unknown kr_id {kr_id!r} (not one of {scope}: {', '.join(known_ids)})"
+
+
+def read_lines(path: Path, found: CheckIns | Any, kind: str) -> list[str] | None:
+    """The file's lines, or None with `found.file_problem` (or `found.missing`) set.
+
+    Shared by the check-in and grades files: the size limit, and bytes that are not
+    UTF-8 kept as surrogates so that they cost their row only.
+    """
+    shown = str(path)
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                stream.seek(0, 2)
+                size = max(stream.tell(), len(data))
+                found.file_problem = (
+                    f"{shown}:1: the file is {size / 1_000_000:.1f} MB; "
+                    f"a {kind} file is limited to {MAX_FILE_BYTES / 1_000_000:g} MB"
+                )
+                return None
+    except FileNotFoundError:
+        found.missing = True
+        return None
+    except OSError as error:
+        found.file_problem = f"{shown}:1: cannot read: {error.strerror or type(error).__name__}"
+        return None
+    return _LINE_BREAK.split(data.decode("utf-8-sig", errors="surrogateescape"))
+
+
+def header_problem(
+    shown: str, missing: list[str], unknown: list[str], columns: tuple[str, ...]
+) -> str:
+    """`file:1: missing column ...; unknown column ... (expected ...)`."""
+    what = f"missing column {', '.join(missing)}" if missing else ""
+    what += ("; " if what else "") + (f"unknown column {', '.join(unknown)}" if unknown else "")
+    return one_line(f"{shown}:1: {what} (expected {','.join(columns)})")
 
 
 def _unreadable(text: str) -> str | None:
@@ -209,22 +276,44 @@ def _storable(text: str) -> str:
 
 
 def _check_values(
-    day_text: str, value_text: str, quarter: str | None, bounds: tuple[date, date] | None
-) -> tuple[date, float] | str:
-    """The row's day and value, or what is wrong with them."""
+    day_text: str,
+    value_text: str,
+    confidence_text: str,
+    quarter: str | None,
+    bounds: tuple[date, date] | None,
+) -> tuple[date, float | None, int | None] | str:
+    """The row's day, value and confidence, or what is wrong with them."""
     try:
         day = parse_day(day_text)
     except ValueError:
         return f"date {day_text!r} is not a YYYY-MM-DD date"
     if bounds and not bounds[0] <= day <= bounds[1]:
         return f"date {day} is not in {quarter} ({bounds[0]}..{bounds[1]})"
+    confidence = None
+    if confidence_text:
+        confidence = parse_confidence(confidence_text)
+        if confidence is None:
+            return f"confidence {confidence_text!r} is not a whole number from 0 to 10"
+    if not value_text and confidence is not None:
+        return day, None, confidence
     try:
         value = float(value_text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
         return f"value {value_text!r} is not a number"
-    return day, value
+    return day, value, confidence
+
+
+def parse_confidence(text: str) -> int | None:
+    """A confidence, a whole number from 0 to 10 (`7` or `7.0`), or None when it is not one."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not (math.isfinite(number) and number.is_integer() and 0 <= number <= 10):
+        return None
+    return int(number)
 
 
 def _owner(kr_id: str, known_ids: tuple[str, ...] | None) -> str | None:

@@ -174,9 +174,11 @@ def _check_definitions(definitions, start: date, end: date) -> None:
 def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     from okr_metrics.pipelines.definitions import load_definitions
     from okr_metrics.pipelines.jobs.collect import lint_source_inputs
+    from okr_metrics.pipelines.jobs.grades import with_checkin_and_grade_problems
 
     definitions = load_definitions(settings.definitions_path)
     definitions.problems += lint_source_inputs(definitions)
+    definitions.problems = with_checkin_and_grade_problems(definitions)
     for problem in definitions.problems:
         print(problem)
     errors, warnings = len(definitions.errors), len(definitions.warnings)
@@ -344,7 +346,8 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Backfill this quarter with every source on the sandbox, then print its scorecard.
+    """Backfill this quarter (and the one before, when defined) with every source on the
+    sandbox, then print this quarter's scorecard.
 
     The sources reach the sandbox through resources built for it (`sandbox_resources`):
     the settings and the process environment stay as they are.
@@ -361,9 +364,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         # No definitions for this quarter yet: show the newest quarter that has them.
         quarter = max(defined)
         progress_log.info(f"demo: no definitions for {Quarter.containing(end)}; using {quarter}")
+    # The quarter before it too, when defined: the demo shows a closed quarter's grades.
+    first = max((q for q in defined if q < quarter), default=quarter).start
     with Sandbox() as sandbox:
         progress_log.info(f"demo: sandbox APIs on {sandbox.url}")
-        args.quarter, args.date_from, args.date_to = quarter, None, None
+        args.quarter, args.date_from = None, first
+        args.date_to = min(quarter.end, end)
         code = cmd_backfill(args, settings, sandbox_resources(settings, sandbox.url))
     if code == EXIT_FAILED:
         return code
@@ -448,13 +454,20 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = with_defs(
-        commands.add_parser("demo", help="backfill this quarter against the sandbox, print it")
+        commands.add_parser(
+            "demo", help="backfill this quarter and the last against the sandbox, print it"
+        )
     )
     demo.set_defaults(handler=cmd_demo)
 
     from okr_metrics.pipelines.cli.upkeep import add_commands
 
     add_commands(commands)  # health, purge-runs
+
+    from okr_metrics.pipelines.cli import checkin, plan
+
+    checkin.add_command(commands)
+    plan.add_command(commands)
     return parser
 
 

@@ -1,7 +1,9 @@
 """Render a quarter's scorecard, as of one day, from the warehouse (`okr scorecard`).
 
 Numbers are written as the dashboard writes them (`dashboard.formats`); in a terminal
-each KR also gets a Unicode sparkline of its quarter so far (`dashboard.charts`).
+each KR also gets a Unicode sparkline of its quarter so far (`dashboard.charts`). A KR's
+newest confidence check-in is noted beside it (with `doubtful` or `hopeful` where it
+disagrees with the status), and a closed quarter ends with its frozen final grades.
 """
 
 from __future__ import annotations
@@ -14,18 +16,32 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy import text as sql_text
 
 from okr_metrics.pipelines.dashboard.board import Attention, needs_attention
 from okr_metrics.pipelines.dashboard.charts import sparkline
 from okr_metrics.pipelines.dashboard.formats import ValueFormat, value_format
 from okr_metrics.pipelines.scoring.rules import KR_SCORE_COLUMNS
 from okr_metrics.pipelines.vocabulary.text import spreadsheet_cell
+from okr_metrics.warehouse.final_scores import read_final_scores
 from okr_metrics.warehouse.schema import kr_definitions
 from okr_metrics.warehouse.store import Warehouse
 
 # What the scorecard shows of a KR row: everything but the keys it is printed under.
 KR_COLUMNS = [c for c in KR_SCORE_COLUMNS if c not in ("quarter", "as_of", "definition_hash")]
 
+
+FINAL_GRADE_COLUMNS = [
+    "kr_id",
+    "value",
+    "score",
+    "status",
+    "override_grade",
+    "override_note",
+    "graded_by",
+    "grade",
+    "closed_on",
+]
 
 SOURCE_COLUMNS = [
     "source",
@@ -147,11 +163,57 @@ def render_scorecard(
         card["sources"] = [
             {key: _jsonable(row[key]) for key in SOURCE_COLUMNS} for _, row in sources.iterrows()
         ]
+        card["confidence"] = [
+            {key: _jsonable(value) for key, value in found.items()}
+            for found in confidences(warehouse, quarter, as_of).values()
+        ]
+        card["final_grades"] = [
+            {key: _jsonable(row[key]) for key in FINAL_GRADE_COLUMNS}
+            for _, row in read_final_scores(warehouse, quarter).iterrows()
+        ]
         return json.dumps(card, indent=2)
     trends = _trends(warehouse, quarter, as_of) if sparklines else None
     formats = _value_formats(warehouse, quarter, key_results)
-    table = _as_table(quarter, as_of, objectives, key_results, trends, formats)
-    return table + _attention_footer(attention) + _sources_footer(sources)
+    confidence = confidences(warehouse, quarter, as_of)
+    table = _as_table(quarter, as_of, objectives, key_results, trends, formats, confidence)
+    final = read_final_scores(warehouse, quarter)
+    grades = _grades_footer(_in_definition_order(pd.DataFrame(), final, order)[1])
+    return table + grades + _attention_footer(attention) + _sources_footer(sources)
+
+
+def confidences(warehouse: Warehouse, quarter: str, as_of: date) -> dict[str, dict[str, Any]]:
+    """Each KR's newest confidence on or before `as_of`, and whether it disagrees with its
+    status (the `kr_confidence` view: doubtful, hopeful or None)."""
+    query = sql_text(
+        "SELECT kr_id, confidence, confidence_date, disagreement FROM kr_confidence "
+        "WHERE quarter = :quarter AND as_of = :as_of AND confidence IS NOT NULL"
+    )
+    warehouse.ensure_schema()
+    with warehouse.engine.connect() as connection:
+        rows = connection.execute(query, {"quarter": quarter, "as_of": as_of}).mappings()
+        return {row["kr_id"]: dict(row) for row in rows}
+
+
+def _confidence_note(found: dict[str, Any] | None) -> str | None:
+    if not found:
+        return None
+    note = f"confidence {found['confidence']}/10"
+    return note + f" ({found['disagreement']})" if found["disagreement"] else note
+
+
+def _grades_footer(final: pd.DataFrame) -> str:
+    """The quarter's frozen grades, when it has closed: computed, override, the one that counts."""
+    if final.empty:
+        return ""
+    closed = final["closed_on"].iloc[0]
+    lines = ["", "", f"Final grades (frozen, closed on {closed}):"]
+    for _, row in final.iterrows():
+        text = f"  {row['kr_id']:<30} computed {_score(row['score']):>5}"
+        if not _missing(row["override_grade"]):
+            by = f" by {row['graded_by']}" if row["graded_by"] else ""
+            text += f"  override {_score(row['override_grade'])}{by}: {row['override_note']}"
+        lines.append(f"{text}  -> grade {_score(row['grade'])}")
+    return "\n".join(lines)
 
 
 def _value_formats(
@@ -228,6 +290,7 @@ def _as_table(
     key_results: pd.DataFrame,
     trends: dict[str, str] | None = None,
     formats: dict[str, ValueFormat] | None = None,
+    confidence: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     lines = [f"Scorecard {quarter} as of {as_of}", ""]
     trend_header = f" {'trend':<16}" if trends is not None else ""
@@ -277,6 +340,8 @@ def _as_table(
                 notes.append(forecast)
             if not _missing(kr.get("p_achieve")):
                 notes.append(f"p(achieve) {kr['p_achieve']:.0%}")
+            if said := _confidence_note((confidence or {}).get(kr["kr_id"])):
+                notes.append(said)
             trend = f" {trends.get(kr['kr_id'], ''):<16}" if trends is not None else ""
             target = (
                 f"{number(kr['low'])}–{number(kr['high'])}" if between else number(kr["target"])

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     select,
     table,
+    text,
     type_coerce,
 )
 
@@ -46,6 +47,7 @@ from okr_metrics.pipelines.vocabulary.quarters import Quarter
 from okr_metrics.warehouse.schema import (
     checkins,
     kr_definitions,
+    kr_final_scores,
     kr_scores,
     metric_observations,
     objective_scores,
@@ -482,6 +484,10 @@ class Overview:
     view: View
     objectives: list[ObjectiveCard]
     attention: list[Attention] = field(default_factory=list)
+    # KRs whose owners' confidence disagrees with their status (the kr_confidence view).
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    # The quarter's frozen grades (kr_final_scores), once it has closed.
+    final_grades: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key_results(self) -> list[KeyResultCard]:
@@ -598,7 +604,37 @@ def load_overview(
         objectives.append(ObjectiveCard(row=row, key_results=ranked))
     shown = {kr.kr_id for krs in by_objective.values() for kr in krs}
     attention = needs_attention(connection, quarter, view.as_of, shown)
-    return Overview(view, objectives, attention)
+    return Overview(
+        view,
+        objectives,
+        attention,
+        disagreements=[
+            row
+            for row in confidence_rows(connection, quarter, view.as_of)
+            if row["disagreement"] and row["kr_id"] in shown
+        ],
+        final_grades=[
+            row for row in final_grade_rows(connection, quarter) if row["kr_id"] in shown
+        ],
+    )
+
+
+def confidence_rows(connection: Connection, quarter: str, as_of: date) -> list[dict[str, Any]]:
+    """Each KR's newest confidence on or before `as_of` and its disagreement, by KR id."""
+    query = text(
+        "SELECT kr_id, kr_title, owner, status, confidence, confidence_date, confidence_note, "
+        "disagreement FROM kr_confidence WHERE quarter = :quarter AND as_of = :as_of "
+        "AND confidence IS NOT NULL ORDER BY kr_id"
+    )
+    rows = connection.execute(query, {"quarter": quarter, "as_of": as_of}).mappings()
+    return [dict(row) for row in rows]
+
+
+def final_grade_rows(connection: Connection, quarter: str) -> list[dict[str, Any]]:
+    """The quarter's frozen grades, computed and overridden, by KR id."""
+    query = select(kr_final_scores).where(kr_final_scores.c.quarter == quarter)
+    rows = connection.execute(query.order_by(kr_final_scores.c.kr_id)).mappings()
+    return [dict(row) for row in rows]
 
 
 def _attach_trends(
@@ -670,6 +706,8 @@ class KeyResultPage:
     rejected: list[dict[str, Any]]
     sources: list[dict[str, Any]]
     checkins: list[dict[str, Any]]
+    confidence: dict[str, Any] | None = None  # the newest, with its disagreement
+    final_grade: dict[str, Any] | None = None  # once the quarter has closed
 
     @property
     def sources_known(self) -> bool:
@@ -763,6 +801,7 @@ def load_key_result(
                     checkins.c.note,
                     checkins.c.file,
                     checkins.c.line,
+                    checkins.c.confidence,
                 )
                 .where(
                     checkins.c.quarter == quarter,
@@ -772,6 +811,17 @@ def load_key_result(
                 .order_by(checkins.c.date.desc())
             ).mappings()
         ],
+        confidence=next(
+            (
+                row
+                for row in confidence_rows(connection, quarter, latest["as_of"])
+                if row["kr_id"] == kr_id
+            ),
+            None,
+        ),
+        final_grade=next(
+            (row for row in final_grade_rows(connection, quarter) if row["kr_id"] == kr_id), None
+        ),
     )
 
 

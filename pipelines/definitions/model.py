@@ -346,6 +346,8 @@ class QuarterSettings(_Strict):
     alerts: AlertRules = AlertRules()
     # owner -> the variable holding that team's webhook URL (never the URL itself)
     alert_routes: dict[str, str] = Field(default_factory=dict)
+    # Days after the quarter's last day before its grades are frozen (data that settles late).
+    close_offset_days: int = Field(default=7, ge=0, le=92, strict=True)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -405,6 +407,11 @@ class OkrFile(QuarterSettings):
     def alert_route(self, owner: str | None) -> str:
         """The variable naming the webhook of `owner`'s alerts: its route, else the default."""
         return self.alert_routes.get(owner or "", ALERT_WEBHOOK_VARIABLE)
+
+    @property
+    def closing_day(self) -> date:
+        """The first day a run freezes the quarter's grades (docs/scoring.md)."""
+        return self.quarter.end + timedelta(days=self.close_offset_days)
 
     @property
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:

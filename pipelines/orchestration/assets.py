@@ -35,6 +35,7 @@ from dagster import (
 from okr_metrics.connectors.registry import Source
 from okr_metrics.pipelines.jobs.alerts import deliver_alerts, record_alerts
 from okr_metrics.pipelines.jobs.collect import CollectResult, collect_source, collect_sources
+from okr_metrics.pipelines.jobs.grades import close_quarters
 from okr_metrics.pipelines.jobs.score import compute_kr_scores, compute_objective_scores
 from okr_metrics.pipelines.orchestration.partitions import daily_partitions
 from okr_metrics.pipelines.orchestration.resources import source_resource_key
@@ -286,6 +287,14 @@ def build_score_assets(sources: list[Source]) -> list[AssetsDefinition]:
         )
         if result.unscored and not result.quarters:
             raise Failure("; ".join(result.unscored.values()))
+        # Freezes the grades of the quarters this window closes (docs/scoring.md).
+        close_quarters(
+            context.resources.okr_definitions.load(),
+            context.resources.warehouse.open(),
+            end,
+            context.run_id,
+            progress=_progress(context),
+        )
         for reason in result.unscored.values():
             context.log.warning(reason)
         return MaterializeResult(

@@ -210,7 +210,7 @@ def test_a_bad_header_fails_every_kr_of_the_file(tmp_path, header, problem):
         with pytest.raises(SourceError) as failure:
             fetch(kr_id, tmp_path)
         assert str(failure.value) == (
-            f"manual: {path}:1: {problem} (expected kr_id,date,value,note)"
+            f"manual: {path}:1: {problem} (expected kr_id,date,value,note,confidence)"
         )
 
 

@@ -202,7 +202,7 @@ def test_okr_demo_subprocess(tmp_path, warehouse_url):
     assert "sandbox-token" not in result.stdout + result.stderr
     # Only the project speaks: every line is one of the project's own progress lines.
     speakers = "|".join([*sorted(set().union(*sources.values())), "demo", "run", "source"])
-    own = re.compile(rf"^(({speakers})\b|(kr_scores|objective_scores|kr_alerts): )")
+    own = re.compile(rf"^(({speakers})\b|(kr_scores|objective_scores|kr_alerts|kr_final_scores): )")
     assert [line for line in result.stderr.splitlines() if not own.match(line)] == []
 
 

@@ -221,6 +221,26 @@ def fill(warehouse: Warehouse) -> None:
         "jira", observations(tickets, Q3_START, last_jira, 3.0), [tickets], Q3_START, last_jira, "r"
     )
     fill_alerts(warehouse)
+    fill_final_grades_and_confidence(warehouse)
+
+
+def fill_final_grades_and_confidence(warehouse: Warehouse) -> None:
+    """Q3 frozen on its closing day (10-07) with one override; Q4 confidence check-ins."""
+    from okr_metrics.warehouse.final_scores import Override, apply_overrides, freeze_quarter
+
+    q3_end = Q3_START + timedelta(days=DAYS_IN_QUARTER - 1)
+    freeze_quarter(warehouse, Q3, q3_end, date(2026, 10, 7), "nightly-2026-10-07")
+    override = Override(0.5, "the latency budget moved to the new CDN", "platform-lead", "g:2")
+    apply_overrides(warehouse, Q3, {"p95-latency": override})
+    checkins = pd.DataFrame(
+        [
+            (Q4, "signups", date(2026, 10, 16), None, "the campaign ends next week", "f", 2, 3),
+            (Q4, "activation", date(2026, 10, 19), None, None, "f", 3, 6),
+            (Q4, "p95-latency", date(2026, 10, 18), None, "the CDN lands in November", "f", 4, 8),
+        ],
+        columns=["quarter", "kr_id", "date", "value", "note", "file", "line", "confidence"],
+    ).astype({"confidence": object})
+    warehouse.replace_checkins(Q4, checkins, "nightly-2026-10-20")
 
 
 def fill_alerts(warehouse: Warehouse) -> None:

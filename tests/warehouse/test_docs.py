@@ -265,6 +265,30 @@ def check_alerts_and_delivery(rows):
     ]  # fmt: skip
 
 
+def check_final_grades(rows):
+    # Q3's last day is day 92 of 92: each KR's score is its pace, capped at 1.
+    got = [(r["kr_id"], r["computed_grade"], r["override_grade"], r["grade"]) for r in rows]
+    assert got == [
+        ("activation", approx(1.0), None, approx(1.0)),
+        ("signups", approx(1.0), None, approx(1.0)),
+        ("uptime", approx(0.9), None, approx(0.9)),
+        ("first-response", approx(0.8), None, approx(0.8)),
+        ("p95-latency", approx(0.3), 0.5, 0.5),
+        ("tickets-closed", approx(0.5), None, approx(0.5)),
+    ]
+    assert rows[4]["graded_by"] == "platform-lead"
+
+
+def check_confidence_disagrees(rows):
+    # On 10-20 signups is on_track (pace 1.38) and p95-latency off_track (pace 0.23);
+    # activation's 6 is no disagreement.
+    assert [(r["kr_id"], r["status"], r["confidence"], r["confidence_date"], r["disagreement"])
+            for r in rows] == [
+        ("p95-latency", "off_track", 8, "2026-10-18", "hopeful"),
+        ("signups", "on_track", 3, "2026-10-16", "doubtful"),
+    ]  # fmt: skip
+
+
 def check_committed_and_aspirational(rows):
     got = [
         (
