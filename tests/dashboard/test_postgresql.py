@@ -11,15 +11,8 @@ from okr_metrics.pipelines.dashboard.web import create_app
 from okr_metrics.warehouse.schema import metadata
 from okr_metrics.warehouse.store import Warehouse
 
-TABLES = (
-    "kr_scores",
-    "objective_scores",
-    "metric_observations",
-    "rejected_observations",
-    "source_runs",
-    "kr_definitions",
-    "checkins",
-)
+# Every table the pipeline writes, so a new one the pages read is copied too.
+TABLES = tuple(name for name in metadata.tables if name != "schema_version")
 
 
 def attributes(html: str) -> list[tuple]:

@@ -179,7 +179,9 @@ def test_okr_lint_names_each_hostile_row(tmp_path, capsys):
         tmp_path, HEADER + GOOD + b"nps,2026-10-12,=1+1,\nuptime,2026-10-05,1\x00,\n"
     )
     assert main(["lint", "--defs", str(tmp_path)]) == EXIT_FAILED
-    assert capsys.readouterr().out.splitlines() == [
+    printed = capsys.readouterr().out.splitlines()
+    # (The linter's coaching on a quarter of check-ins only is beside the point here.)
+    assert [line for line in printed if ": warning: " not in line] == [
         f"{path}:4: value '=1+1' is not a number",
         f"{path}:5: control character U+0000 at character 20",
     ]
