@@ -431,6 +431,8 @@ class Attention:
 
 ATTENTION_DAYS = 7
 ATTENTION_LIMIT = 5
+# A drop smaller than the shown precision (85% -> 85%) is no news.
+ATTENTION_MIN_DROP = 0.005
 
 
 def needs_attention(
@@ -443,7 +445,7 @@ def needs_attention(
     """The KRs whose `p_achieve` dropped most since the week before `as_of`.
 
     "The week before" is the newest scored day of the quarter at least 7 days before
-    `as_of`; only drops count, largest first, at most `limit` (`kr_ids`: only these).
+    `as_of`; only drops of at least `ATTENTION_MIN_DROP` count, largest first, at most `limit` (`kr_ids`: only these).
     """
     before_day = connection.execute(
         select(func.max(kr_scores.c.as_of)).where(
@@ -473,7 +475,7 @@ def needs_attention(
         if row.as_of == as_of
         and row.kr_id in before
         and (kr_ids is None or row.kr_id in kr_ids)
-        and before[row.kr_id] > row.p_achieve
+        and before[row.kr_id] - row.p_achieve >= ATTENTION_MIN_DROP
     ]
     found.sort(key=lambda item: (-item.drop, item.kr_id))
     return found[:limit]

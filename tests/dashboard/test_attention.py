@@ -16,13 +16,15 @@ from okr_metrics.warehouse.store import Warehouse
 
 DAYS = [date(2026, 10, 1), date(2026, 10, 8), date(2026, 10, 15)]
 # p_achieve on 10-01, 10-08 and 10-15. As of 10-15, "the week before" is 10-08:
-# falls fell 0.5, slips 0.1; rises rose; unknown has none; steady did not move.
+# falls fell 0.5, slips 0.1; rises rose; unknown has none; steady did not move;
+# flat fell 0.003, less than a shown percentage point's half (0.1% -> 0.1%: no news).
 P_ACHIEVE = {
     "falls": (0.9, 0.8, 0.3),
     "slips": (0.7, 0.6, 0.5),
     "rises": (0.1, 0.2, 0.9),
     "unknown": (None, None, None),
     "steady": (0.4, 0.4, 0.4),
+    "flat": (0.004, 0.004, 0.001),
 }
 
 
