@@ -38,6 +38,7 @@ import difflib
 import logging
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -132,23 +133,13 @@ def read_checkins(
     """
     shown = str(path)
     found = CheckIns(shown)
-    lines = read_lines(path, found, "check-in")
-    if lines is None:
+    table = read_table(path, found, "check-in", REQUIRED_COLUMNS, COLUMNS)
+    if table is None:
         return found
-    header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    unknown = [name for name in header if name not in COLUMNS]
-    if missing or unknown:
-        found.file_problem = header_problem(shown, missing, unknown, COLUMNS)
-        return found
-    column = {name: header.index(name) for name in header}
+    header, column, rows = table
     bounds = quarter_days(quarter) if quarter else None
     first_line: dict[tuple[str, date], int] = {}
-    for line, text in enumerate(lines[1:], start=2):
-        cells = next(csv.reader([text[:MAX_LINE_CHARS]]), [])
-        if not any(cell.strip() for cell in cells):
-            continue
-        raw = [cell.strip() for cell in cells] + [""] * max(0, len(header) - len(cells))
+    for line, text, cells, raw in rows:
         kr_id, day_text, value_text = (raw[column[n]] for n in REQUIRED_COLUMNS)
         confidence_text = raw[column["confidence"]] if "confidence" in column else ""
         confidence_only = not value_text and bool(confidence_text)
@@ -218,6 +209,39 @@ def _unknown_kr(
         return f"unknown kr_id {kr_id!r} (not one of {scope})"
     scope = f"the manual KRs of {quarter}" if quarter else "the manual KRs"
     return f"unknown kr_id {kr_id!r} (not one of {scope}: {', '.join(known_ids)})"
+
+
+def read_table(
+    path: Path,
+    found: CheckIns | Any,
+    kind: str,
+    required: tuple[str, ...],
+    allowed: tuple[str, ...],
+) -> tuple[list[str], dict[str, int], Iterator[tuple[int, str, list[str], list[str]]]] | None:
+    """The file's header, each column's index and its non-blank rows as (line, text, cells,
+    stripped cells padded to the header); or None with `found.file_problem` (or
+    `found.missing`) set when the file or its header cannot be read.
+
+    Shared by the check-in and grades files.
+    """
+    lines = read_lines(path, found, kind)
+    if lines is None:
+        return None
+    header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
+    missing = [name for name in required if name not in header]
+    unknown = [name for name in header if name not in allowed]
+    if missing or unknown:
+        found.file_problem = header_problem(str(path), missing, unknown, allowed)
+        return None
+
+    def rows() -> Iterator[tuple[int, str, list[str], list[str]]]:
+        for line, text in enumerate(lines[1:], start=2):
+            cells = next(csv.reader([text[:MAX_LINE_CHARS]]), [])
+            if any(cell.strip() for cell in cells):
+                padding = [""] * max(0, len(header) - len(cells))
+                yield line, text, cells, [cell.strip() for cell in cells] + padding
+
+    return header, {name: header.index(name) for name in header}, rows()
 
 
 def read_lines(path: Path, found: CheckIns | Any, kind: str) -> list[str] | None:

@@ -18,18 +18,11 @@ Read on every run by `pipelines/jobs/grades.py` (which applies the overrides to
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from okr_metrics.connectors.manual.client import (
-    MAX_LINE_CHARS,
-    _owner,
-    _unreadable,
-    header_problem,
-    read_lines,
-)
+from okr_metrics.connectors.manual.client import _owner, _unreadable, read_table
 
 GRADE_COLUMNS = ("kr_id", "grade", "note", "graded_by")
 REQUIRED_GRADE_COLUMNS = ("kr_id", "grade", "note")
@@ -68,21 +61,11 @@ def read_grades(path: Path, quarter: str, known_ids: tuple[str, ...] | None = No
     """Read and check a grades file; `known_ids` are the KRs of the quarter."""
     shown = str(path)
     found = Grades(shown)
-    lines = read_lines(path, found, "grades")
-    if lines is None:
+    table = read_table(path, found, "grades", REQUIRED_GRADE_COLUMNS, GRADE_COLUMNS)
+    if table is None:
         return found
-    header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
-    missing = [name for name in REQUIRED_GRADE_COLUMNS if name not in header]
-    unknown = [name for name in header if name not in GRADE_COLUMNS]
-    if missing or unknown:
-        found.file_problem = header_problem(shown, missing, unknown, GRADE_COLUMNS)
-        return found
-    column = {name: header.index(name) for name in header}
-    for line, text in enumerate(lines[1:], start=2):
-        cells = next(csv.reader([text[:MAX_LINE_CHARS]]), [])
-        if not any(cell.strip() for cell in cells):
-            continue
-        raw = [cell.strip() for cell in cells] + [""] * max(0, len(header) - len(cells))
+    header, column, rows = table
+    for line, text, cells, raw in rows:
         kr_id, grade_text, note = (raw[column[name]] for name in REQUIRED_GRADE_COLUMNS)
         graded_by = raw[column["graded_by"]] if "graded_by" in column else ""
         problem = _unreadable(text)
