@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import ClassVar, TypeAlias
 
@@ -105,6 +106,10 @@ class Connector(abc.ABC):
     # Whether `daily_series_many` merges requests into shared queries (`plan`); False
     # sends one query per request (the same numbers, more requests).
     plans_queries: bool = True
+    # Whether `fetch_shared` may run for several planned queries at once, on threads
+    # (`query_concurrency` says how many): a connector whose caches and client are
+    # thread-safe says True. The built-in HTTP sources do.
+    concurrent_queries: ClassVar[bool] = False
 
     @classmethod
     def missing_settings(cls, settings: SourceSettings) -> str | None:
@@ -150,13 +155,30 @@ class Connector(abc.ABC):
         for request in requests:
             self.check(request)
         plan = self.plan(requests) if self.plans_queries else Plan.separate(requests)
+        queries = list(plan.queries)
+        width = min(len(queries), self.query_concurrency()) if self.concurrent_queries else 1
         answers: dict[str, SeriesAnswer] = {}
-        for query in plan.queries:
-            try:
-                answers.update(self.fetch_shared(query))
-            except SourceError as error:
-                answers.update(dict.fromkeys(query.metric_keys, error))
+        if width <= 1:
+            for query in queries:
+                answers.update(self._answer(query))
+        else:
+            # Independent queries side by side; the HTTP client's per-host limiter still
+            # decides how many requests are out at once.
+            with ThreadPoolExecutor(width, thread_name_prefix=f"okr-{self.source}-q") as pool:
+                for answered in pool.map(self._answer, queries):
+                    answers.update(answered)
         return {key: answers[key] for key in keys}
+
+    def _answer(self, query: SharedQuery) -> Mapping[str, SeriesAnswer]:
+        try:
+            return self.fetch_shared(query)
+        except SourceError as error:
+            return dict.fromkeys(query.metric_keys, error)
+
+    def query_concurrency(self) -> int:
+        """How many planned queries `daily_series_many` runs at once when
+        `concurrent_queries` is True (HTTP sources: what their host may have in flight)."""
+        return 1
 
     def plan(self, requests: Sequence[SeriesRequest]) -> Plan:
         """Which requests share a query; by default none do (`Plan.separate`).

@@ -1010,6 +1010,9 @@ class HttpConnector(Connector):
     def __init__(self, client: HttpClient) -> None:
         self.client = client
 
+    def query_concurrency(self) -> int:
+        return self.client.limiter.limits.max_in_flight
+
     @classmethod
     def from_settings(cls: type[_C], settings: SourceSettings, **client_options: Any) -> _C:
         """Build from settings; `client_options` go to `HttpClient` (e.g. `sleep`, `max_attempts`)."""

@@ -124,6 +124,7 @@ class GitHubConnector(HttpConnector):
     """Counts per day, from the REST API's list endpoints (newest first, stopping early)."""
 
     source = "github"
+    concurrent_queries = True
     params_model = GitHubMetric
     env = SourceEnv(base_url="GITHUB_API_URL", default_base_url=API_URL, token="GITHUB_TOKEN")
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}

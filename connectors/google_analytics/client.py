@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -367,6 +368,7 @@ class GoogleAnalyticsConnector(HttpConnector):
         credentials_file="GOOGLE_APPLICATION_CREDENTIALS",
     )
     error_reason = staticmethod(error_reason)
+    concurrent_queries = True
     # Rows (days) a page asks for. The contract tests shrink it to cross pages.
     page_size: ClassVar[int] = PAGE_SIZE
 
@@ -383,6 +385,8 @@ class GoogleAnalyticsConnector(HttpConnector):
         self._client_options = dict(client_options or {})
         # Per property, since the last `finish()`: the last `propertyQuota` seen.
         self._quotas: dict[str, _QuotaSeen] = {}
+        # Reports run side by side: one builds the client, and quotas add up under it.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -396,15 +400,22 @@ class GoogleAnalyticsConnector(HttpConnector):
 
     @property
     def client(self) -> HttpClient:
-        if self._client is None:
-            token = access_token_from_file(self._settings.credentials_file)
-            self._client = self.http_client(
-                self._settings,
-                token=token,
-                token_env=self.env.credentials_file,
-                **self._client_options,
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                token = access_token_from_file(self._settings.credentials_file)
+                self._client = self.http_client(
+                    self._settings,
+                    token=token,
+                    token_env=self.env.credentials_file,
+                    **self._client_options,
+                )
+            return self._client
+
+    def query_concurrency(self) -> int:
+        try:
+            return super().query_concurrency()
+        except SourceError:  # no usable credentials: each report says so on its own
+            return 1
 
     def plan(
         self, requests: Sequence[SeriesRequest[GoogleAnalyticsMetric]]
@@ -556,12 +567,13 @@ class GoogleAnalyticsConnector(HttpConnector):
         quota = page.get("propertyQuota")
         if not isinstance(quota, Mapping):
             return
-        seen = self._quotas.setdefault(property_id, _QuotaSeen())
-        seen.quota = quota
-        seen.reports += new_report
-        daily = quota.get("tokensPerDay")
-        if isinstance(daily, Mapping):
-            seen.tokens += _quota_count(daily, "consumed")
+        with self._lock:
+            seen = self._quotas.setdefault(property_id, _QuotaSeen())
+            seen.quota = quota
+            seen.reports += new_report
+            daily = quota.get("tokensPerDay")
+            if isinstance(daily, Mapping):
+                seen.tokens += _quota_count(daily, "consumed")
 
     def finish(self) -> None:
         """Log each property's quota left after this run: one line per property.

@@ -146,6 +146,7 @@ class HubSpotConnector(HttpConnector):
     """Counts or sums per day from the CRM search API, splitting searches past 10,000 results."""
 
     source = "hubspot"
+    concurrent_queries = True
     params_model = HubSpotMetric
     env = SourceEnv(
         base_url="HUBSPOT_API_URL", default_base_url=API_URL, token="HUBSPOT_ACCESS_TOKEN"

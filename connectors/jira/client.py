@@ -161,6 +161,7 @@ class JiraConnector(HttpConnector):
     """Counts of a JQL query's issues per day, by `created` or `resolutiondate`."""
 
     source = "jira"
+    concurrent_queries = True
     params_model = JiraMetric
     env = SourceEnv(base_url="JIRA_BASE_URL", token="JIRA_API_TOKEN", user="JIRA_EMAIL")
     auth = Basic()

@@ -25,6 +25,7 @@ as in SOQL). Series with any other `where` share a query only with series of the
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -203,11 +204,14 @@ class SalesforceConnector(HttpConnector):
     env = SourceEnv(base_url="SALESFORCE_INSTANCE_URL", token=TOKEN_ENV)
     headers = {"Sforce-Query-Options": f"batchSize={BATCH_SIZE}"}
     error_reason = staticmethod(error_reason)
+    concurrent_queries = True
 
     def __init__(self, client: HttpClient) -> None:
         super().__init__(client)
         # object (lower case) -> its API name and {field (lower case): (API name, type)}
         self._describes: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {}
+        # Queries run side by side: the first to need an object describes it, once.
+        self._describing = threading.Lock()
 
     def plan(self, requests: Sequence[SeriesRequest[SalesforceMetric]]) -> Plan[SalesforceMetric]:
         """One query per object and date field (and stretch of days), where the `where`s allow."""
@@ -357,6 +361,10 @@ class SalesforceConnector(HttpConnector):
     def _describe(self, sobject: str) -> tuple[str, dict[str, tuple[str, str]]]:
         """The object's API name and fields, from its describe call (once per object and run)."""
         key = sobject.lower()
+        with self._describing:
+            return self._describe_once(sobject, key)
+
+    def _describe_once(self, sobject: str, key: str) -> tuple[str, dict[str, tuple[str, str]]]:
         if key not in self._describes:
             body = self.client.request_json("GET", DESCRIBE_PATH.format(object=sobject))
             described = body.get("fields") if isinstance(body, Mapping) else None

@@ -50,6 +50,7 @@ import base64
 import binascii
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any, ClassVar, Literal, TypeVar
@@ -248,6 +249,39 @@ class ApiData:
         with self._lock:
             self._items[key] = item
         return item
+
+
+class Listings:
+    """The matched, sorted items of a paged listing, worked out on its first page and
+    reused by the pages after it (a quarter's listing is thousands of items, read a
+    hundred at a time; filtering and sorting them for every page made the sandbox, not
+    the client, the slow side of a benchmark).
+
+    A first page always works them out again, so what a test changes between two
+    readings shows; `key` names the listing without its paging.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def items(
+        self, key: Hashable, first_page: bool, work_out: Callable[[], list[Any]]
+    ) -> list[Any]:
+        if not first_page:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None:
+                    self._items.move_to_end(key)
+                    return found
+        found = work_out()
+        with self._lock:
+            self._items[key] = found
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return found
 
 
 class Limits:

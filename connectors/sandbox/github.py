@@ -17,7 +17,7 @@ import copy
 import random
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +28,7 @@ from okr_metrics.connectors.sandbox.api import (
     Api,
     ApiData,
     ApiError,
+    Listings,
     parse_moment,
     timestamp,
     token_problem,
@@ -527,6 +528,7 @@ class _GitHubRoutes:
     def __init__(self, github: GitHubSandboxData) -> None:
         self.github = github
         self._lock = threading.Lock()
+        self._listings = Listings()
         self._used = 0
         self._reset = 0
 
@@ -535,34 +537,47 @@ class _GitHubRoutes:
         query = request.query
         sort = query.get("sort", "created")
         direction = query.get("direction", "desc" if sort == "created" else "asc")
-        items = [p for p in repo.pulls if state == "all" or p["state"] == state]
         key = "updated_at" if sort == "updated" else "created_at"
-        return self._page(request, repo, "pulls", items, key, direction)
+
+        def listed() -> list[dict[str, Any]]:
+            return [p for p in repo.pulls if state == "all" or p["state"] == state]
+
+        return self._page(request, repo, "pulls", listed, key, direction)
 
     def issues(self, request: SandboxRequest) -> SandboxResponse:
         repo, state = self._listed(request)
         query = request.query
-        items = [i for i in repo.issue_listing() if state == "all" or i["state"] == state]
+        since = None
         if query.get("since"):
             try:
                 since = timestamp(parse_moment(query["since"]))
             except ValueError:
                 raise self._invalid("since", query["since"]) from None
-            items = [i for i in items if i["updated_at"] >= since]
         wanted = {
             name.strip().casefold() for name in query.get("labels", "").split(",") if name.strip()
         }
-        if wanted:
-            items = [
-                i for i in items if wanted <= {label["name"].casefold() for label in i["labels"]}
-            ]
+
+        def listed() -> list[dict[str, Any]]:
+            items = [i for i in repo.issue_listing() if state == "all" or i["state"] == state]
+            if since is not None:
+                items = [i for i in items if i["updated_at"] >= since]
+            if wanted:
+                items = [
+                    i
+                    for i in items
+                    if wanted <= {label["name"].casefold() for label in i["labels"]}
+                ]
+            return items
+
         sort = query.get("sort", "created")
         key = {"updated": "updated_at", "comments": "comments"}.get(sort, "created_at")
-        return self._page(request, repo, "issues", items, key, query.get("direction", "desc"))
+        return self._page(request, repo, "issues", listed, key, query.get("direction", "desc"))
 
     def releases(self, request: SandboxRequest) -> SandboxResponse:
         repo = self._repo(request)
-        return self._page(request, repo, "releases", repo.releases, "created_at", "desc")
+        return self._page(
+            request, repo, "releases", lambda: list(repo.releases), "created_at", "desc"
+        )
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -594,15 +609,25 @@ class _GitHubRoutes:
         request: SandboxRequest,
         repo: GitHubRepo,
         kind: str,
-        items: list[dict[str, Any]],
+        listed: Callable[[], list[dict[str, Any]]],
         key: str,
         direction: str,
     ) -> SandboxResponse:
-        items = sorted(items, key=lambda item: (item[key], item.get("number", item["id"])))
-        if direction != "asc":
-            items.reverse()
+        def work_out() -> list[dict[str, Any]]:
+            items = sorted(listed(), key=lambda item: (item[key], item.get("number", item["id"])))
+            if direction != "asc":
+                items.reverse()
+            return items
+
         per_page = _int(request.query.get("per_page"), 30, 1, 100)
         page = _int(request.query.get("page"), 1, 1, 10**6)
+        listing = (
+            kind,
+            id(repo),
+            repo.id,
+            tuple(sorted((n, v) for n, v in request.query_items if n not in ("page", "per_page"))),
+        )
+        items = self._listings.items(listing, page == 1, work_out)
         last_page = max(1, -(-len(items) // per_page))
         chosen = items[(page - 1) * per_page : page * per_page]
         headers = self._rate_headers()

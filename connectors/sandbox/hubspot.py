@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import random
 import re
 import uuid
@@ -40,6 +41,7 @@ from okr_metrics.connectors.sandbox.api import (
     Api,
     ApiData,
     BadRequest,
+    Listings,
     parse_moment,
     timestamp,
     token_problem,
@@ -222,8 +224,11 @@ def _record(spec: Mapping[str, Any], index: int) -> dict[str, Any]:
 # A search HubSpot refuses raises `BadRequest`: 400 VALIDATION_ERROR.
 
 
-def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
-    """The search response of a request body (raises `BadRequest` for an invalid one)."""
+def search(
+    found: HubSpotObject, body: Any, base_url: str, listings: Listings | None = None
+) -> dict[str, Any]:
+    """The search response of a request body (raises `BadRequest` for an invalid one);
+    `listings` keeps a search's matches for the pages after its first."""
     if not isinstance(body, Mapping):
         raise BadRequest("Invalid input JSON on line 1, column 1: expected a search request")
     groups = body.get("filterGroups") or []
@@ -248,12 +253,20 @@ def search(found: HubSpotObject, body: Any, base_url: str) -> dict[str, Any]:
             "filters (after must be below the cap)."
         )
 
-    matched = [
-        record
-        for record in found.records
-        if not groups or any(_matches_group(record, g) for g in groups)
-    ]
-    matched = _sorted(matched, body.get("sorts") or [])
+    def work_out() -> list[dict[str, Any]]:
+        matched = [
+            record
+            for record in found.records
+            if not groups or any(_matches_group(record, g) for g in groups)
+        ]
+        return _sorted(matched, body.get("sorts") or [])
+
+    if listings is None:
+        matched = work_out()
+    else:
+        asked = {name: value for name, value in body.items() if name not in ("after", "limit")}
+        key = (found.name, id(found), json.dumps(asked, sort_keys=True, default=str))
+        matched = listings.items(key, after == 0, work_out)
     end = min(after + limit, found.result_cap, len(matched))
     wanted = body.get("properties") or DEFAULT_PROPERTIES.get(found.name, list(ALWAYS))
     response: dict[str, Any] = {
@@ -450,12 +463,13 @@ def check_auth(request: SandboxRequest) -> SandboxResponse | None:
 def register(router: Router, data: SandboxData) -> None:
     """Serve the CRM search from `data.hubspot` (what `okr sandbox` and the tests call)."""
     hubspot = HubSpotSandboxData.of(data)
+    listings = Listings()
 
     def handle(request: SandboxRequest) -> SandboxResponse:
         name = request.path_params["object"]
         custom = name.startswith(("2-", "p")) and ("_" in name or name[2:].isdigit())
         if name not in STANDARD_OBJECTS and not custom:
             raise BadRequest(f"Unable to infer object type from: {name}")
-        return HUBSPOT.reply(search(hubspot.object(name), request.body, request.base_url))
+        return HUBSPOT.reply(search(hubspot.object(name), request.body, request.base_url, listings))
 
     HUBSPOT.add(router, "POST", "/crm/v3/objects/{object}/search", handle, auth=check_auth)
