@@ -26,17 +26,18 @@ import base64
 import email.utils
 import json as jsonlib
 import logging
+import math
 import os
 import random
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -324,12 +325,74 @@ class OffsetPaginator(Paginator):
         return _with_value(request, self.where, self.offset_param, self.offset)
 
 
+# The pages of a newest-first list whose stamps set the pace of its estimate.
+PACE_PAGES = 4
+# The estimate of the pages still needed is cut by this share: a page asked past the end
+# is a request spent for nothing, one asked late only a round trip. (Over the sandbox's
+# quarters, 0.4 asks a page too many in 1 listing of 100 and costs 10% more round trips
+# than an exact guess would.)
+ESTIMATE_MARGIN = 0.4
+
+
+@dataclass(frozen=True)
+class NewestFirst:
+    """The end of a list sorted newest first by a stamp (GitHub's pull requests by
+    `updated_at`, its releases by `created_at`): the reading stops after the page whose
+    last stamped item is older than `since`, since every later item is older still (an
+    empty page stops it too). `stamp(item)` is an item's stamp, None when it has none or
+    it cannot be read: such items are passed over (a page of them only never stops it).
+
+    A `Query.stop` like any other, which also tells the client how far the pages read so
+    far reached (`pages_ahead`): a list whose first page names its last one then has the
+    pages it is expected to need fetched side by side (`HttpClient.paginate`).
+    """
+
+    stamp: Callable[[Any], datetime | None]
+    since: datetime
+
+    def __call__(self, page: list) -> bool:
+        oldest = self._first_stamp(reversed(page))
+        return oldest < self.since if oldest is not None else not page
+
+    def span(self, page: list) -> tuple[datetime, datetime] | None:
+        """The stamps of the first and the last stamped item of `page`: its newest and
+        its oldest (None: no item has one)."""
+        newest = self._first_stamp(page)
+        if newest is None:
+            return None
+        return newest, self._first_stamp(reversed(page)) or newest
+
+    def _first_stamp(self, items: Iterable[Any]) -> datetime | None:
+        return next((m for m in map(self.stamp, items) if m is not None), None)
+
+    def pages_ahead(self, spans: Sequence[tuple[datetime, datetime] | None]) -> int:
+        """How many more pages the reading is expected to need after the pages whose
+        `span`s are `spans` (in order, none of them the last): at least the next one;
+        more at the slower of two paces (time per page: all the pages' so far and the last
+        `PACE_PAGES`'), less `ESTIMATE_MARGIN`."""
+        newest = spans[0][0] if spans[0] else None
+        oldest = [span[1] if span else None for span in spans]
+        reached = oldest[-1]
+        if newest is None or reached is None or reached < self.since:
+            return 1
+        per_page = (newest - reached) / len(spans)
+        if len(spans) > PACE_PAGES:
+            began = oldest[-PACE_PAGES - 1]
+            if began is not None:
+                per_page = max(per_page, (began - reached) / PACE_PAGES)
+        if per_page <= timedelta(0):  # one moment on every page: no pace to go by
+            return 1
+        to_go = (reached - self.since) / per_page
+        return 1 + math.floor(to_go * (1 - ESTIMATE_MARGIN))
+
+
 @dataclass(frozen=True)
 class Query:
     """One paged call: the endpoint and its request, how its pages chain (a fresh
     `paginator` per query: it holds the paging state), where a page's records are
     (`records`, default the body itself) and, for lists sorted newest first, when to stop
-    reading (`stop(page)`, asked after each page)."""
+    reading (`stop(page)`, asked after each page; a `NewestFirst` also lets the pages
+    it expects to need be fetched side by side)."""
 
     method: str
     path: str
@@ -673,7 +736,8 @@ class HttpClient:
         return self._decode(self.request(method, path, **options))
 
     def paginate(self, query: Query) -> Iterator[list]:
-        """Yield each page's records (a list), fetching the next page only when asked.
+        """Yield each page's records (a list), in order, fetching the next page only when
+        asked, or a few ahead when the first page names the others.
 
         `query.records` picks the records out of a page's JSON body (default: the body,
         which must then be a list); `query.stop(page)` ends the reading after a page.
@@ -692,12 +756,16 @@ class HttpClient:
             yield page
             if query.stop is not None and query.stop(page):
                 return
-            if first and query.stop is None:
-                # A list read whole whose first page names the others: fetch them side by
-                # side, within the host's limits, and yield them in order.
+            if first and (query.stop is None or isinstance(query.stop, NewestFirst)):
+                # A first page that names the others: fetch them side by side, within the
+                # host's limits (a newest-first list: those it is expected to need), and
+                # yield them in order.
                 numbered = paginator.page_requests(response, data, page_request)
                 if numbered:
-                    response, data, page_request = yield from self._fan_out(query, numbered, read)
+                    found = yield from self._fan_out(query, numbered, read, page)
+                    if found is None:
+                        return
+                    response, data, page_request = found
             first = False
             # After the numbered pages, the last one's next link is still followed: pages
             # added while the list was read are not lost.
@@ -735,29 +803,43 @@ class HttpClient:
         return response, data, page
 
     def _fan_out(
-        self, query: Query, page_requests: list[PageRequest], read: set[str]
-    ) -> Generator[list, None, tuple[requests.Response, Any, PageRequest]]:
-        """Yield the records of each of `page_requests` in order, fetching a few ahead on
-        threads (the host's limiter decides how many are out at once); returns the last
-        page's response, body and request. A page that fails fails the query, as it would
-        one page after another."""
-        for page_request in page_requests:
-            self._mark_read(page_request, read)
+        self, query: Query, page_requests: list[PageRequest], read: set[str], first_page: list
+    ) -> Generator[list, None, tuple[requests.Response, Any, PageRequest] | None]:
+        """Yield the records of each of `page_requests` (the pages after `first_page`) in
+        order, fetching a few ahead on threads (the host's limiter decides how many are
+        out at once); returns the last page's response, body and request, or None when
+        `query.stop` ended the reading. A page that fails fails the query, as it would one
+        page after another.
+
+        A list read whole keeps twice the host's requests in flight asked ahead. A
+        `NewestFirst` list asks, after each page it yields, the pages its estimate says
+        the reading still needs (`NewestFirst.pages_ahead`, at most the host's requests in
+        flight): pages asked past its end are spent for nothing, so few are.
+        """
+        rule = query.stop if isinstance(query.stop, NewestFirst) else None
+        spans = [rule.span(first_page)] if rule else []
         width = self.limiter.limits.max_in_flight
-        waiting = iter(page_requests)
         pending: deque[tuple[PageRequest, Future]] = deque()
+        asked = 0
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"okr-{self.source}")
         try:
-            for page_request in islice(waiting, 2 * width):
-                pending.append((page_request, pool.submit(self._fetch_page, query, page_request)))
             while True:
+                ahead = min(width, rule.pages_ahead(spans)) if rule else 2 * width
+                while asked < len(page_requests) and len(pending) < ahead:
+                    page_request = page_requests[asked]
+                    self._mark_read(page_request, read)
+                    pending.append(
+                        (page_request, pool.submit(self._fetch_page, query, page_request))
+                    )
+                    asked += 1
                 page_request, future = pending.popleft()
                 response, data, page = future.result()
-                following = next(waiting, None)
-                if following is not None:
-                    pending.append((following, pool.submit(self._fetch_page, query, following)))
                 yield page
-                if not pending:
+                if query.stop is not None and query.stop(page):
+                    return None
+                if rule:
+                    spans.append(rule.span(page))
+                if not pending and asked == len(page_requests):
                     return response, data, page_request
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -3,7 +3,9 @@
 Built by the Dagster observation assets (through `connectors/registry.py`) from
 `GITHUB_API_URL` and `GITHUB_TOKEN`; works against api.github.com, GitHub Enterprise
 (`https://host/api/v3`) and the sandbox alike. Each count reads one list endpoint,
-newest first, and stops once a whole page predates the window.
+newest first, and stops after the page that reaches back past the window's start (the
+pages up to it are fetched side by side, as many as the stamps say it needs: `NewestFirst`
+in `connectors/http.py`).
 
 The counts of one repository that read one endpoint share its listing (`plan`): merged
 pull requests with any labels, opened and closed issues with any labels, releases. The
@@ -30,6 +32,7 @@ from okr_metrics.connectors.http import (
     ApiError,
     HttpConnector,
     LinkHeaderPaginator,
+    NewestFirst,
     Query,
     said_in,
 )
@@ -77,8 +80,8 @@ class Count:
     """One count: the list endpoint it reads and the field of each item it buckets.
 
     `required`: an item without the field is an error (otherwise it does not count);
-    `stop_field`: the list is sorted by it, newest first, so the reading stops after a
-    page wholly older than the window (`lookback` earlier still).
+    `stop_field`: the list is sorted by it, newest first, so the reading stops after the
+    page whose last item is older than the window (`lookback` earlier still).
     """
 
     endpoint: str
@@ -88,8 +91,10 @@ class Count:
     stop_field: str | None = None
     lookback: timedelta = timedelta(0)
 
-    def stop(self, start: datetime) -> Callable[[list], bool] | None:
-        return _all_before(self.stop_field, start - self.lookback) if self.stop_field else None
+    def stop(self, start: datetime) -> NewestFirst | None:
+        if not self.stop_field:
+            return None
+        return NewestFirst(_stamp_of(self.stop_field), start - self.lookback)
 
     def counts(self, item: Record, labels: tuple[str, ...]) -> bool:
         if self.endpoint == "releases":
@@ -228,17 +233,18 @@ def _has_labels(item: Record, labels: Iterable[str]) -> bool:
     return wanted <= names
 
 
-def _all_before(field: str, moment: datetime) -> Callable[[list], bool]:
-    """Whether every item of a page has `field` before `moment` (an empty page: yes)."""
+def _stamp_of(field: str) -> Callable[[Any], datetime | None]:
+    """An item's `field` as an instant; None when it has none or it cannot be read (the
+    item itself is checked where it is counted)."""
 
-    def stop(page: list) -> bool:
-        for item in page:
-            value = item.get(field) if isinstance(item, Mapping) else None
-            try:
-                if not value or not parse_timestamp(value) < moment:
-                    return False
-            except (ValueError, TypeError):
-                return False  # unreadable: keep reading (the item itself is checked)
-        return True
+    def stamp(item: Any) -> datetime | None:
+        value = item.get(field) if isinstance(item, Mapping) else None
+        if not value:
+            return None
+        try:
+            moment = parse_timestamp(value)
+        except (ValueError, TypeError):
+            return None
+        return moment if isinstance(moment, datetime) else None
 
-    return stop
+    return stamp

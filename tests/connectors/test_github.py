@@ -17,6 +17,7 @@ from okr_metrics.connectors.base import SourceError, SourceSettings
 from okr_metrics.connectors.github.client import GitHubConnector
 from okr_metrics.connectors.github.params import GitHubMetric
 from okr_metrics.connectors.kit import SeriesRequest
+from okr_metrics.connectors.sandbox import Sandbox, SandboxData
 from okr_metrics.connectors.sandbox.github import repository_id
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -328,6 +329,15 @@ def pages_requested(sandbox, repo: str, kind: str) -> int:
     return sandbox.request_count(f"/repos/{repo}/{kind}") + sandbox.request_count(by_id)
 
 
+def pages_down_to(items: list[dict], field: str, start: date) -> int:
+    """The pages of 100 a newest-first reading by `field` needs: through the page of the
+    first item older than `start` (its last item is older still)."""
+    listed = sorted(items, key=lambda item: (item[field], item["number"]), reverse=True)
+    moment = f"{start.isoformat()}T00:00:00Z"
+    first_older = next((i for i, item in enumerate(listed) if item[field] < moment), None)
+    return -(-len(listed) // 100) if first_older is None else first_older // 100 + 1
+
+
 def test_recent_window_reads_only_the_first_pages(sandbox, github):
     repo = "acme/long-lived"
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
@@ -342,7 +352,33 @@ def test_recent_window_reads_only_the_first_pages(sandbox, github):
 
     assert values(series) == expected_counts(pulls, "merged_at", start, yesterday)
     assert sum(values(series)) > 0
-    assert 1 <= pages_requested(sandbox, repo, "pulls") <= 2
+    needed = pages_down_to(closed, "updated_at", start)
+    assert needed <= 2
+    assert pages_requested(sandbox, repo, "pulls") == needed
+
+
+def test_a_quarter_of_pull_requests_is_read_side_by_side_down_to_its_start_and_no_further():
+    data = SandboxData(
+        now=datetime(2026, 10, 1, 1, tzinfo=timezone.utc),
+        volume={"github": 6},
+        first_day=date(2026, 5, 1),
+    )
+    repo, start, end = "acme/busy", date(2026, 7, 1), date(2026, 9, 30)
+    with Sandbox(data=data, sources=["okr_metrics.connectors.sandbox.github:register"]) as server:
+        server.latency_seconds = 0.02  # so that pages asked at once overlap
+        connector = GitHubConnector.from_settings(
+            SourceSettings(base_url=server.url, token="sandbox-token")
+        )
+        series = connector.daily_series(
+            SeriesRequest.of(metric(repo, "merged_pull_requests"), start, end)
+        )
+        asked = pages_requested(server, repo, "pulls")
+    pulls = data.github.pulls(repo)
+    assert values(series) == expected_counts(pulls, "merged_at", start, end)
+    needed = pages_down_to([p for p in pulls if p["state"] == "closed"], "updated_at", start)
+    assert needed > 10
+    assert asked == needed
+    assert connector.client.limiter.most_in_flight == 4  # the sandbox host's limit
 
 
 @pytest.mark.parametrize(

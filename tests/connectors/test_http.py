@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +34,7 @@ from okr_metrics.connectors.http import (
     HttpClient,
     HttpConnector,
     LinkHeaderPaginator,
+    NewestFirst,
     NextTokenPaginator,
     NextUrlPaginator,
     OffsetPaginator,
@@ -873,6 +874,193 @@ def test_a_numbered_page_that_fails_fails_the_query_after_the_pages_before_it(
     assert [next(pages), next(pages)] == [[1], [2]]
     with pytest.raises(SourceError, match=r"not found \(HTTP 404\): /l \(the API says: gone\)"):
         next(pages)
+
+
+# --- newest-first lists: the pages the stamps say they need, side by side -----------------------
+
+T0 = datetime(2026, 9, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def stamp(item) -> datetime | None:
+    value = item.get("updated_at")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def newest_first_list(
+    server: HTTPServer,
+    stamps: list[datetime],
+    per_page: int,
+    *,
+    last: bool = True,
+    hold: float = 0.05,
+    failing: int | None = None,
+) -> tuple[Gauge, list[int]]:
+    """A GitHub-shaped list of items stamped `stamps` (newest first): `page`/`per_page`,
+    next and last links to /repositories/7/pulls, each answer held `hold` s; page
+    `failing` answers 404. Returns the gauge of requests at once and the pages asked."""
+    gauge = Gauge(hold)
+    asked: list[int] = []
+    items = [
+        {"id": number, "updated_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for number, moment in enumerate(stamps, start=1)
+    ]
+    pages = max(1, -(-len(items) // per_page))
+
+    def respond(request: Request) -> Response:
+        page = int(request.args.get("page", 1))
+        asked.append(page)
+        if page == failing:
+            return json_response({"message": "gone"}, 404)
+
+        def url(number: int) -> str:
+            return server.url_for(f"/repositories/7/pulls?per_page={per_page}&page={number}")
+
+        links = []
+        if page < pages:
+            links.append(f'<{url(page + 1)}>; rel="next"')
+            if last:
+                links.append(f'<{url(pages)}>; rel="last"')
+        headers = {"Link": ", ".join(links)} if links else {}
+        return json_response(items[(page - 1) * per_page : page * per_page], 200, headers)
+
+    server.expect_request("/repos/a/b/pulls").respond_with_handler(gauge(respond))
+    server.expect_request("/repositories/7/pulls").respond_with_handler(gauge(respond))
+    return gauge, asked
+
+
+def newest_first(since: datetime, per_page: int = 5) -> Query:
+    return Query(
+        "GET",
+        "/repos/a/b/pulls",
+        LinkHeaderPaginator(),
+        params={"per_page": per_page},
+        stop=NewestFirst(stamp, since),
+    )
+
+
+# One item an hour, newest first: page p (of 5) holds the items T0 - 5(p-1)h .. T0 - (5p-1)h.
+HOURLY = [T0 - timedelta(hours=i) for i in range(100)]
+# Page 7 (T0-30h .. T0-34h) is the first to end before T0-32h30: pages 1 to 7 are needed.
+HOURLY_SINCE = T0 - timedelta(hours=32, minutes=30)
+
+
+def at(hours: float) -> dict:
+    """An item stamped `hours` after T0."""
+    return {"updated_at": (T0 + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def test_the_stop_rule_ends_after_the_page_that_reaches_since():
+    rule = NewestFirst(stamp, T0)
+    assert rule([at(2), at(1), at(0)]) is False  # T0 itself is not before T0
+    assert rule([at(2), at(1), at(-1)]) is True
+    assert rule([at(2), at(-1), {"updated_at": None}]) is True  # the last stamped item decides
+    assert rule([{"updated_at": None}]) is False  # nothing stamped: read on
+    assert rule([]) is True
+    assert rule.span([{}, at(2), at(1), at(-1), {}]) == (
+        T0 + timedelta(hours=2),
+        T0 - timedelta(hours=1),
+    )
+    assert rule.span([{}]) is None
+
+
+def test_the_estimate_goes_by_the_slower_pace_less_a_margin():
+    rule = NewestFirst(stamp, HOURLY_SINCE)
+    span = lambda page: (HOURLY[5 * (page - 1)], HOURLY[5 * page - 1])  # noqa: E731
+    # After page 1 (4 h a page so far), 28.5 h to go: 7.1 pages, less 40%: 4, and the next.
+    assert rule.pages_ahead([span(1)]) == 1 + 4
+    # After page 5: the last four pages took 5 h each (slower than the 4.8 h of all five);
+    # 8.5 h to go: 1.7 pages, less 40%: 1, and the next.
+    assert rule.pages_ahead([span(p) for p in range(1, 6)]) == 1 + 1
+    # After page 6, 3.5 h to go: less than a page, the next one only.
+    assert rule.pages_ahead([span(p) for p in range(1, 7)]) == 1
+    # No pace to go by (one moment on the whole page), or no stamp: the next page only.
+    assert rule.pages_ahead([(T0, T0)]) == 1
+    assert rule.pages_ahead([None]) == 1
+
+
+def test_a_newest_first_list_asks_side_by_side_exactly_the_pages_it_needs(threaded_server):
+    numbered, chained = threaded_server(), threaded_server()
+    fanned, asked = newest_first_list(numbered, HOURLY, per_page=5)
+    followed, asked_one_by_one = newest_first_list(chained, HOURLY, per_page=5, last=False)
+    limits = HostLimits(max_in_flight=4)
+    client = HttpClient("github", numbered.url_for("/"), limits=limits)
+    pages = list(client.paginate(newest_first(HOURLY_SINCE)))
+    one_by_one = list(
+        HttpClient("github", chained.url_for("/"), limits=limits).paginate(
+            newest_first(HOURLY_SINCE)
+        )
+    )
+    assert pages == one_by_one
+    assert [len(page) for page in pages] == [5] * 7
+    assert [item["id"] for page in pages for item in page] == list(range(1, 36))
+    # Pages 1 to 7 and none after: asked side by side (four at once after page 1), while
+    # the list without rel="last" is read one page after another.
+    assert sorted(asked) == sorted(asked_one_by_one) == list(range(1, 8))
+    assert fanned.most == 4 and followed.most == 1
+    assert client.limiter.most_in_flight == 4
+
+
+def test_a_burst_that_fools_the_estimate_loses_nothing_and_asks_a_bounded_few_more(
+    threaded_server,
+):
+    # Page 1 is a burst (a minute apart), then one item a day: page 1's pace promises
+    # thousands of pages to go, page 3 (days 6 to 10) already ends before day 7.5.
+    stamps = [T0 - timedelta(minutes=i) for i in range(5)]
+    stamps += [T0 - timedelta(days=day) for day in range(1, 50)]
+    since = T0 - timedelta(days=7, hours=12)
+    server = threaded_server()
+    gauge, asked = newest_first_list(server, stamps, per_page=5, hold=0.1)
+    client = HttpClient("github", server.url_for("/"), limits=HostLimits(max_in_flight=4))
+    pages = list(client.paginate(newest_first(since)))
+    assert [item["id"] for page in pages for item in page] == list(range(1, 16))
+    # After page 1, the next four at once (the host's limit); after page 2 (2.5 days a
+    # page), no more: pages 4 and 5 were asked for nothing, at most in-flight - 1.
+    assert sorted(asked) == [1, 2, 3, 4, 5]
+    assert gauge.most == 4
+
+
+def test_newest_first_lists_read_at_once_stay_within_the_hosts_limit(threaded_server):
+    server = threaded_server()
+    gauge, asked = newest_first_list(server, HOURLY, per_page=2, hold=0.02)
+    client = HttpClient("github", server.url_for("/"), limits=HostLimits(max_in_flight=3))
+    since = T0 - timedelta(hours=60, minutes=30)  # 31 pages of 2 a reading
+
+    def read() -> list:
+        return [item["id"] for page in client.paginate(newest_first(since, 2)) for item in page]
+
+    assert run_at_once([read, read]) == [list(range(1, 63))] * 2
+    assert sorted(asked) == sorted(list(range(1, 32)) * 2)
+    assert gauge.most == 3 and client.limiter.most_in_flight == 3
+
+
+def test_a_failing_page_fails_a_newest_first_list_after_the_pages_before_it(
+    threaded_server, sleeps
+):
+    server = threaded_server()
+    newest_first_list(server, HOURLY, per_page=5, failing=4)
+    client = HttpClient("github", server.url_for("/"), sleep=sleeps)
+    pages = client.paginate(newest_first(HOURLY_SINCE))
+    assert [len(next(pages)) for _ in range(3)] == [5, 5, 5]
+    with pytest.raises(SourceError) as failure:
+        next(pages)
+    assert str(failure.value) == (
+        "github: not found (HTTP 404): /repositories/7/pulls (the API says: gone)"
+    )
+
+
+def test_a_stop_rule_of_its_own_reads_one_page_after_another(threaded_server):
+    server = threaded_server()
+    gauge, asked = newest_first_list(server, HOURLY, per_page=5)
+    query = Query(
+        "GET",
+        "/repos/a/b/pulls",
+        LinkHeaderPaginator(),
+        params={"per_page": 5},
+        stop=lambda page: page[-1]["id"] >= 20,
+    )
+    pages = list(HttpClient("github", server.url_for("/")).paginate(query))
+    assert [item["id"] for page in pages for item in page] == list(range(1, 21))
+    assert asked == [1, 2, 3, 4] and gauge.most == 1
 
 
 @pytest.mark.parametrize(
