@@ -329,8 +329,9 @@ class OffsetPaginator(Paginator):
 PACE_PAGES = 4
 # The estimate of the pages still needed is cut by this share: a page asked past the end
 # is a request spent for nothing, one asked late only a round trip. (Over the sandbox's
-# quarters, 0.4 asks a page too many in 1 listing of 100 and costs 10% more round trips
-# than an exact guess would.)
+# pull requests, windows of 1 to 91 days: 0.4 asks one page too many in 1 listing of 100,
+# 0.1 in 1 of 4; 0.4 takes 14% more round trips than knowing the end would at 4 in
+# flight (38% at 8), and a third of those of one page after another (a quarter at 8).)
 ESTIMATE_MARGIN = 0.4
 
 
