@@ -28,6 +28,7 @@ from okr_metrics.pipelines.validation.expectations import (
     DeclaredExpectation,
     SeriesToValidate,
     ValidationReport,
+    prepare_in_background,
     validate_many,
 )
 from okr_metrics.pipelines.vocabulary.quarters import Quarter, quarters_between
@@ -209,8 +210,9 @@ def collect_sources(
     of them in one call (`daily_series_many`), at most `max_workers` sources at a time
     (default all; 0 fetches on the calling thread, one source after another); the HTTP
     client keeps each API host within its limits.
-    Once every fetch has ended, all the fetched series are validated together in one
-    Great Expectations batch on the calling thread (GX is not thread-safe), and stored
+    Great Expectations is imported and set up on a thread of its own while the sources
+    are fetched. Once every fetch has ended, all the fetched series are validated
+    together in one batch on the calling thread (GX is not thread-safe), and stored
     source by source, series by series, as `collect_source` always did: rejected rows
     quarantined, a failed series leaving its stored rows alone, the others going on.
 
@@ -225,6 +227,9 @@ def collect_sources(
             source, connector, skip_reason, definitions, start, end, warehouse, progress
         )
     fetching = [plan for plan in plans.values() if plan.fetch_needed]
+    if fetching:
+        # Seconds of imports and setup, done while the fetch waits on the network.
+        prepare_in_background()
     _fetch_all(fetching, max_workers)
     fetched = [
         (plan, outcome)
