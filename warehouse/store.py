@@ -15,6 +15,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -292,13 +293,30 @@ class Warehouse:
         frame["run_id"] = run_id
         table = metric_observations
         with write_transaction(self.engine, table.name) as connection:
-            kept = sorted(set(keep_dates))
-            for chunk in _chunks(keys, 500):
-                condition = [table.c.metric_key.in_(chunk), table.c.date.between(start, end)]
-                if kept:
-                    condition.append(table.c.date.not_in(kept))
-                connection.execute(delete(table).where(*condition))
+            _delete_observations(connection, keys, start, end, keep_dates)
             return insert_rows(connection, table, frame)
+
+    def replace_series(self, source: str, windows: Sequence[SeriesWindow], run_id: str) -> int:
+        """`replace_observations` of each window's series, all in one transaction and one
+        bulk insert (a source's series of a run: hundreds of them for a large company)."""
+        self.ensure_schema()
+        if not windows:
+            return 0
+        parts = [
+            w.observations[["date", "value"]].assign(metric_key=w.metric_key)
+            for w in windows
+            if not w.observations.empty
+        ]
+        with write_transaction(self.engine, metric_observations.name) as connection:
+            for w in windows:
+                _delete_observations(connection, [w.metric_key], w.start, w.end, w.keep_dates)
+            if not parts:
+                return 0
+            frame = pd.concat(parts, ignore_index=True)
+            frame["source"] = source
+            frame["collected_at"] = datetime.now(UTC)
+            frame["run_id"] = run_id
+            return insert_rows(connection, metric_observations, frame)
 
     def write_rejected(
         self,
@@ -735,6 +753,31 @@ def _rebuild_definitions(
     rows["run_id"] = run_id
     rows["computed_at"] = datetime.now(UTC)
     insert_rows(connection, kr_definitions, rows)
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    """One series' new rows (columns date, value) over its fetch window, for
+    `Warehouse.replace_series`; `keep_dates` keep their stored rows."""
+
+    metric_key: str
+    observations: pd.DataFrame
+    start: date
+    end: date
+    keep_dates: frozenset[date] = frozenset()
+
+
+def _delete_observations(
+    connection: Connection, keys: list[str], start: date, end: date, keep_dates: Iterable[date]
+) -> None:
+    """Delete the series `keys` from `start` through `end`, but for `keep_dates`."""
+    table = metric_observations
+    kept = sorted(set(keep_dates))
+    for chunk in _chunks(keys, 500):
+        condition = [table.c.metric_key.in_(chunk), table.c.date.between(start, end)]
+        if kept:
+            condition.append(table.c.date.not_in(kept))
+        connection.execute(delete(table).where(*condition))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
