@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 MAX_EXAMPLES = 5
@@ -492,11 +493,16 @@ def _report(
         }
         for index, (words, gx_type) in sorted(reasons.items())
     ]
-    keep = [index for index in range(len(frame)) if index not in reasons]
+    kept = frame
+    if reasons:
+        keep = np.ones(len(frame), dtype=bool)
+        keep[list(reasons)] = False
+        kept = frame[keep]
     valid = pd.DataFrame(
         {
-            "date": [frame["date"].iloc[i].date() for i in keep],
-            "value": [float(frame["value"].iloc[i]) for i in keep],
+            # Every kept row has a date: "date is a calendar date" rejects the others.
+            "date": kept["date"].dt.date.to_numpy(dtype=object),
+            "value": kept["value"].to_numpy(dtype=np.float64),
         }
     )
     if valid.empty:
