@@ -18,6 +18,7 @@ from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
 from okr_metrics.connectors.jira.client import (
+    BY_CREATED,
     PAGE_SIZE,
     JiraConnector,
     search_jql,
@@ -202,7 +203,7 @@ def test_replay_counts_created_issues(replay):
     assert series["value"].dtype == float
     assert received[0]["jql"] == (
         '(project = SUP AND issuetype = "Support Ticket") '
-        'AND created >= "2026-09-29" AND created < "2026-10-06"'
+        'AND created >= "2026-09-29" AND created < "2026-10-06" ORDER BY created ASC'
     )
 
 
@@ -314,7 +315,7 @@ def test_the_sandbox_received_the_exact_query(sandbox, jira, tiny):
     assert sandbox.request_bodies(SEARCH) == [
         {
             "jql": '(project = TINY AND issuetype = "Support Ticket") '
-            'AND resolved >= "2026-09-29" AND resolved < "2026-10-06"',
+            'AND resolved >= "2026-09-29" AND resolved < "2026-10-06" ORDER BY created ASC',
             "fields": ["created", "resolutiondate"],
             "maxResults": PAGE_SIZE,
         }
@@ -332,7 +333,9 @@ def test_one_search_serves_both_series_of_a_resolved_within_kr(sandbox, jira, ti
     bodies = sandbox.request_bodies(SEARCH)
     assert len(bodies) == 2
     assert "nextPageToken" not in bodies[0] and bodies[1]["nextPageToken"]
-    assert {body["jql"] for body in bodies} == {search_jql(tiny, "resolved", OCT_1, OCT_3)}
+    assert {body["jql"] for body in bodies} == {
+        search_jql(tiny, "resolved", OCT_1, OCT_3) + BY_CREATED
+    }
     # The created count is another search: five support tickets, three pages.
     jira.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))
     assert sandbox.request_count(SEARCH) == 2 + 3
