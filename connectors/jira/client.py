@@ -16,8 +16,9 @@ client-side. The connector also keeps the issues of each search it sent for the 
 series asked for one by one share a search all the same.
 
 A search of many pages is fetched in slices side by side (`slice_bounds`): its first
-page, asked `ORDER BY created ASC`, shows how much of the window 100 issues cover; when
-the pages left are enough for at least `MIN_SLICE_PAGES` each, the rest is split by
+page (or pages, past issues created before the window), asked `ORDER BY created ASC`,
+shows how much of the window 100 issues cover; when the pages left are enough for at
+least `MIN_SLICE_PAGES` each, the rest is split by
 `created` into up to as many slices as the host may have requests in flight (each
 slice the search's JQL AND `created >= "t1" AND created < "t2"`, disjoint and complete
 in any time zone), else the first page's chain goes on. Each slice ends on a partial
@@ -80,6 +81,8 @@ BY_CREATED = " ORDER BY created ASC"
 # A slice ends on a partial page: with at least this many pages a slice, the partial
 # pages cost at most 1/20 (5%) more requests than the one chain.
 MIN_SLICE_PAGES = 20
+# The fewest issues of the window on a first page to estimate the window's pace from.
+MIN_SAMPLE = 10
 # UTC offsets run from -12:00 to +14:00: a boundary written as a UTC time is, in the
 # user's time zone, at most 12 hours later than meant.
 LATEST_OFFSET = timedelta(hours=12)
@@ -165,39 +168,41 @@ def unsliced(jql: str) -> str:
 
 
 def slice_bounds(
-    first_page: Sequence[datetime],
+    read: Sequence[datetime],
     windows: Mapping[str, tuple[date, date]],
     width: int,
-) -> list[datetime]:
-    """Where to split the rest of a search whose first page (in `created` order) held
-    these `created` instants: the slices' lower bounds (UTC, to the minute), or [] to
-    read on page after page.
+    page_size: int,
+) -> list[datetime] | None:
+    """Where to split the rest of a search whose first pages (in `created` order, of
+    `page_size` issues) held these `created` instants: the slices' lower bounds (UTC, to
+    the minute); [] to read on page after page; None when those pages hold too few of
+    the window's issues to tell (read one more and ask again).
 
-    The issues of the window's days are taken to be spread evenly: the first page's
-    share of the time from the window's start to its last issue tells how many pages
-    are left until the window's end; one slice per `MIN_SLICE_PAGES` of them, at most
-    `width`. The first slice starts `LATEST_OFFSET` before the first page's last issue,
-    so that in any time zone the first page holds every issue before it (the few
-    issues on both sides are kept once, by key).
+    The issues are taken to be spread evenly over the window: the time the window's
+    first `MIN_SAMPLE` or more issues take tells how many pages are left until the
+    window's end (the issues before the window, found by their resolution, are few and
+    far apart: they say little of its pace); one slice per `MIN_SLICE_PAGES` of them,
+    at most `width`. The first slice starts `LATEST_OFFSET` before the last issue read,
+    so that in any time zone the pages read hold every issue before it (the issues on
+    both sides are kept once, by key).
     """
-    if not first_page or list(first_page) != sorted(first_page):
+    if list(read) != sorted(read):
         return []  # not in `created` order: nothing to estimate from
-    starts = [start for start, _ in windows.values()]
-    ends = [end for _, end in windows.values()]
-    opening = datetime.combine(min(starts) - JQL_MARGIN, time.min, UTC)
-    closing = datetime.combine(max(ends) + timedelta(days=1) + JQL_MARGIN, time.min, UTC)
-    last = first_page[-1]
-    begun = max(opening, first_page[0])
-    covered = (last - begun).total_seconds()
-    in_window = sum(1 for moment in first_page if moment >= begun)
-    if closing <= last:
-        return []
-    if covered <= 0:
-        pages_left = float("inf")  # a page within one instant: a great many pages
-    else:
-        left = in_window * (closing - last).total_seconds() / covered
-        pages_left = left / len(first_page)
-    slices = int(min(width, pages_left // MIN_SLICE_PAGES))
+    opening = datetime.combine(
+        min(start for start, _ in windows.values()) - JQL_MARGIN, time.min, UTC
+    )
+    closing = datetime.combine(
+        max(end for _, end in windows.values()) + timedelta(days=1) + JQL_MARGIN, time.min, UTC
+    )
+    sample = [moment for moment in read if moment >= opening]
+    if len(sample) < MIN_SAMPLE:
+        return None
+    last = sample[-1]
+    covered = (last - sample[0]).total_seconds()
+    if covered <= 0 or closing <= last:
+        return []  # issues of one instant (an import) or nothing left: no pace to go by
+    left = (len(sample) - 1) * (closing - last).total_seconds() / covered
+    slices = int(min(width, left / page_size // MIN_SLICE_PAGES))
     if slices < 2:
         return []
     low = (last - LATEST_OFFSET).replace(second=0, microsecond=0)
@@ -326,7 +331,7 @@ class JiraConnector(HttpConnector):
         )
 
     def _issues(self, sent: str, windows: Mapping[str, tuple[date, date]]) -> list[Any]:
-        """The issues of a search: its first page, then the rest of its chain or, when
+        """The issues of a search: its first pages, then the rest of its chain or, when
         the pages left are many, its slices side by side (`slice_bounds`)."""
         bodies: list[Any] = []
 
@@ -335,23 +340,27 @@ class JiraConnector(HttpConnector):
             return _issues_of(body)
 
         chain = self.client.paginate(self._query(sent + BY_CREATED, noted))
+        issues: list[Any] = []
+        created: list[datetime] = []  # of the pages read while the pace is not known
+        page_size, settled = 0, False
         try:
-            first = next(chain)
-            issues = list(first)
-            if len(first) >= 2 and _more_after(bodies[0]):
-                created = [
+            for page in chain:
+                issues.extend(page)
+                page_size = page_size or len(page)  # as many as Jira chose to send
+                if settled or not page or not _more_after(bodies[-1]):
+                    continue
+                created += [
                     Record(self.source, item, "issue", id_fields=("key", "id")).instant(
                         "fields.created"
                     )
-                    for item in first
+                    for item in page
                 ]
                 width = self.client.limiter.limits.max_in_flight
-                bounds = slice_bounds(created, windows, width)
+                bounds = slice_bounds(created, windows, width, page_size)
                 if bounds:
                     chain.close()
                     return issues + self._slices(sent, bounds)
-            for page in chain:
-                issues.extend(page)
+                settled = bounds is not None  # [] : read on, page after page
             return issues
         finally:
             chain.close()

@@ -23,7 +23,8 @@ Every project key gets deterministic sample data on first request (seeded by the
 a query without a `project` clause searches the projects seen so far):
 support tickets and a few bugs and tasks every day from 2025-01-01 up to the sandbox's
 horizon. Tests replace a project with hand-written issues through
-`sandbox.data.jira.set_issues(...)` and read what the sandbox was asked in
+`sandbox.data.jira.set_issues(...)`, make searches whose JQL holds some text fail with
+`sandbox.data.jira.refuse(...)`, and read what the sandbox was asked in
 `sandbox.data.jira.searches`.
 """
 
@@ -114,6 +115,7 @@ class JiraSandboxData(api.ApiData):
         self.searches: list[dict[str, Any]] = []  # every search request body, in order
         self._projects: dict[str, list[JiraIssue]] = {}
         self._versions: dict[str, int] = {}
+        self._refusals: list[tuple[str, int, str]] = []
 
     # -- for tests --------------------------------------------------------------------
 
@@ -143,6 +145,23 @@ class JiraSandboxData(api.ApiData):
         with self._lock:
             self._projects[key] = built
             self._versions[key] = self._versions.get(key, 0) + 1
+
+    def refuse(self, jql_part: str, message: str, status: int = 400) -> None:
+        """Answer every search whose JQL contains `jql_part` with `status` and Jira's
+        error body saying `message` (until `stop_refusing`)."""
+        with self._lock:
+            self._refusals.append((jql_part, status, message))
+
+    def stop_refusing(self) -> None:
+        with self._lock:
+            self._refusals.clear()
+
+    def refusal(self, jql: str) -> api.ApiError | None:
+        with self._lock:
+            for part, status, message in self._refusals:
+                if part in jql:
+                    return api.ApiError(message, status=status)
+        return None
 
     def set_max_results(self, size: int | None, project: str | None = None) -> None:
         """Cap the issues per page (of searches naming `project`, or of all); None: default."""
@@ -499,6 +518,9 @@ class _JiraRoutes:
         jql = body.get("jql")
         if not isinstance(jql, str) or not jql.strip():
             raise api.BadRequest(UNBOUNDED)
+        refused = self.jira.refusal(jql)
+        if refused is not None:
+            raise refused
         zone = ZoneInfo(self.jira.user_timezone)
         query = parse_jql(jql, zone)
         try:
