@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import random
@@ -273,6 +274,8 @@ class Query:
     # a query `(<base>) AND <rest>`: the base's text and the rest's predicate
     base: str | None = None
     rest: Predicate | None = None
+    # when the rest is only `created` comparisons: (operator, moment) each
+    rest_bounds: list[tuple[str, datetime]] | None = None
 
 
 def parse_jql(jql: str, zone: ZoneInfo) -> Query:
@@ -283,7 +286,7 @@ def parse_jql(jql: str, zone: ZoneInfo) -> Query:
     if parser.base is not None:
         first, last = parser.base
         query.base = jql[spans[first][1] : spans[last][0]]
-        query.rest = parser.rest
+        query.rest, query.rest_bounds = parser.rest, parser.rest_bounds
     return query
 
 
@@ -315,6 +318,8 @@ class _JqlParser:
         # `(<base>) AND <rest>` at the top: the tokens of the parentheses, the rest's terms
         self.base: tuple[int, int] | None = None
         self.rest: Predicate | None = None
+        self.created_bounds: dict[Predicate, tuple[str, datetime]] = {}  # by clause
+        self.rest_bounds: list[tuple[str, datetime]] | None = None
 
     def parse(self) -> Query:
         if not self.tokens or self._at_order_by():
@@ -355,7 +360,7 @@ class _JqlParser:
         while self._peek_word("or"):
             self.position += 1
             alternatives.append(self._conjunction())
-            self.base = self.rest = None  # not `(<base>) AND <rest>` after all
+            self.base = self.rest = self.rest_bounds = None  # not `(<base>) AND <rest>`
         if len(alternatives) == 1:
             return alternatives[0]
         return lambda issue: any(alternative(issue) for alternative in alternatives)
@@ -372,6 +377,8 @@ class _JqlParser:
             rest = terms[1:]
             self.base = (opening, closing)
             self.rest = rest[0] if len(rest) == 1 else lambda i: all(t(i) for t in rest)
+            if all(term in self.created_bounds for term in rest):
+                self.rest_bounds = [self.created_bounds[term] for term in rest]
         if len(terms) == 1:
             return terms[0]
         return lambda issue: all(term(issue) for term in terms)
@@ -445,6 +452,8 @@ class _JqlParser:
             stamp = issue.created if attribute == "created" else issue.resolved
             return stamp is not None and compare(stamp)  # type: ignore[misc]
 
+        if attribute == "created" and op in ("<", "<=", ">", ">="):
+            self.created_bounds[matches] = (op, moment)
         return matches
 
     # -- helpers ------------------------------------------------------------------------
@@ -501,6 +510,8 @@ class _JiraRoutes:
     def __init__(self, jira: JiraSandboxData) -> None:
         self.jira = jira
         self._cache: OrderedDict[tuple, list[JiraIssue]] = OrderedDict()
+        # a kept list of matches (by id) -> (it, its issues by `created`, their `created`)
+        self._by_created: OrderedDict[int, tuple[list, list, list]] = OrderedDict()
         self._lock = threading.Lock()
 
     def search(self, request: SandboxRequest) -> SandboxResponse:
@@ -566,8 +577,12 @@ class _JiraRoutes:
             for project in query.projects:
                 self.jira.issues(project)  # a base without a project clause sees these too
             base = parse_jql(query.base, ZoneInfo(self.jira.user_timezone))
-            rest = query.rest
-            found = [issue for issue in self._matched(query.base, base) if rest(issue)]
+            within = self._matched(query.base, base)
+            if query.rest_bounds is not None:
+                found = self._created_between(within, query.rest_bounds)
+            else:
+                rest = query.rest
+                found = [issue for issue in within if rest(issue)]
         else:
             found = [
                 issue
@@ -583,6 +598,33 @@ class _JiraRoutes:
             while len(self._cache) > 64:
                 self._cache.popitem(last=False)
         return found
+
+    def _created_between(
+        self, issues: list[JiraIssue], bounds: list[tuple[str, datetime]]
+    ) -> list[JiraIssue]:
+        """The issues whose `created` meets every bound, found by bisection in the
+        issues sorted by `created` (kept for the slices of one search)."""
+        with self._lock:
+            by_created = self._by_created.get(id(issues))
+        if by_created is None or by_created[0] is not issues:
+            ordered = sorted(issues, key=lambda issue: issue.created)
+            by_created = (issues, ordered, [issue.created for issue in ordered])
+            with self._lock:
+                self._by_created[id(issues)] = by_created
+                while len(self._by_created) > 16:
+                    self._by_created.popitem(last=False)
+        _, ordered, moments = by_created
+        low, high = 0, len(ordered)
+        for op, moment in bounds:
+            if op == ">=":
+                low = max(low, bisect.bisect_left(moments, moment))
+            elif op == ">":
+                low = max(low, bisect.bisect_right(moments, moment))
+            elif op == "<":
+                high = min(high, bisect.bisect_left(moments, moment))
+            else:
+                high = min(high, bisect.bisect_right(moments, moment))
+        return ordered[low:high]
 
 
 def _sort_key(attribute: str) -> Callable[[JiraIssue], tuple]:

@@ -488,6 +488,53 @@ def test_sandbox_pages_carry_a_token_until_the_last(sandbox, tiny):
     assert refused.status_code == 400
 
 
+def test_sandbox_sorts_by_created_when_asked(sandbox):
+    # Ids out of `created` order: without ORDER BY the sandbox sorts by id.
+    sandbox.data.jira.set_issues(
+        "ORD",
+        [
+            {"id": 3, "created": "2026-10-01T09:00:00.000+0000"},
+            {
+                "id": 1,
+                "created": "2026-10-03T09:00:00.000+0000",
+                "resolutiondate": "2026-10-04T09:00:00.000+0000",
+            },
+            {
+                "id": 2,
+                "created": "2026-10-02T09:00:00.000+0000",
+                "resolutiondate": "2026-10-02T10:00:00.000+0000",
+            },
+        ],
+    )
+
+    def ids(jql: str, size: int = 2) -> list[str]:
+        body = {"jql": jql, "fields": ["created"], "maxResults": size}
+        answer = search(sandbox, body).json()
+        found = [issue["id"] for issue in answer["issues"]]
+        while answer.get("nextPageToken"):
+            answer = search(sandbox, {**body, "nextPageToken": answer["nextPageToken"]}).json()
+            found += [issue["id"] for issue in answer["issues"]]
+        return found
+
+    assert ids("project = ORD") == ["1", "2", "3"]
+    assert ids("project = ORD ORDER BY created ASC") == ["3", "2", "1"]
+    assert ids("project = ORD ORDER BY created") == ["3", "2", "1"]
+    assert ids("project = ORD ORDER BY created DESC") == ["1", "2", "3"]
+    assert ids("project = ORD ORDER BY resolved ASC, id DESC") == ["2", "1", "3"]
+    # A slice of a search (its JQL in parentheses, AND `created` bounds) is its issues
+    # in those bounds.
+    assert ids('(project = ORD) AND created >= "2026-10-02 09:00"') == ["1", "2"]
+    assert ids(
+        '(project = ORD) AND created >= "2026-10-01 09:00" AND created < "2026-10-02 09:00"'
+    ) == ["3"]
+    assert ids('(project = ORD) AND created > "2026-10-02 09:00" ORDER BY created DESC') == ["1"]
+    assert ids('(project = ORD) AND created <= "2026-10-02 09:00" OR project = ORD') == [
+        "1",
+        "2",
+        "3",
+    ]
+
+
 def test_the_removed_search_endpoint_is_gone(sandbox):
     recorded = fixture("search-removed-410.json")["response"]
     for method, path in (("POST", "/rest/api/3/search"), ("GET", "/rest/api/3/search")):
@@ -515,6 +562,7 @@ def test_sandbox_refuses_missing_or_bad_credentials(sandbox, auth):
         ('created >= "-5d"', "Date value '-5d' for field 'created' is invalid"),
         ("ORDER BY created", "Unbounded JQL queries are not allowed here"),
         ("project IN (SUP, OPS)", "does not support 'IN'"),
+        ("project = SUP ORDER BY priority", "does not support 'ORDER BY priority'"),
     ],
 )
 def test_sandbox_answers_400_to_jql_it_cannot_run(sandbox, jql, said):
