@@ -16,20 +16,21 @@ client-side. The connector also keeps the issues of each search it sent for the 
 series asked for one by one share a search all the same.
 
 A search of many pages is fetched in slices side by side (`slice_bounds`): its first
-page (or pages, past issues created before the window), asked `ORDER BY created ASC`,
-shows how much of the window 100 issues cover; when the pages left are enough for at
-least `MIN_SLICE_PAGES` each, the rest is split by
-`created` into up to as many slices as the host may have requests in flight (each
-slice the search's JQL AND `created >= "t1" AND created < "t2"`, disjoint and complete
-in any time zone), else the first page's chain goes on. Each slice ends on a partial
-page, which is why a slice must be worth many pages.
+page (or pages, past the issues created before the window), asked `ORDER BY created
+ASC`, shows how much of the window a page covers; when the pages left are enough for
+at least `MIN_SLICE_PAGES` a slice, the rest is split by `created` into up to as many
+slices as the host may have requests in flight, each the search's JQL AND `created >=
+"t1" AND created < "t2"` (disjoint and complete in any time zone); otherwise the first
+page's chain goes on. Each slice ends on a partial page, which is why a slice must be
+worth many pages. `benchmarks/requests_floor.py` counts a search's slices as one query
+(`unsliced`).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
@@ -333,10 +334,10 @@ class JiraConnector(HttpConnector):
     def _issues(self, sent: str, windows: Mapping[str, tuple[date, date]]) -> list[Any]:
         """The issues of a search: its first pages, then the rest of its chain or, when
         the pages left are many, its slices side by side (`slice_bounds`)."""
-        bodies: list[Any] = []
+        last_body: list[Any] = [None]  # the body of the page just read
 
         def noted(body: Any) -> list | None:
-            bodies.append(body)
+            last_body[0] = body
             return _issues_of(body)
 
         chain = self.client.paginate(self._query(sent + BY_CREATED, noted))
@@ -347,7 +348,7 @@ class JiraConnector(HttpConnector):
             for page in chain:
                 issues.extend(page)
                 page_size = page_size or len(page)  # as many as Jira chose to send
-                if settled or not page or not _more_after(bodies[-1]):
+                if settled or not page or not _more_after(last_body[0]):
                     continue
                 created += [
                     Record(self.source, item, "issue", id_fields=("key", "id")).instant(
@@ -377,7 +378,7 @@ class JiraConnector(HttpConnector):
 
         def fetch(query: Query) -> list[Any]:
             found: list[Any] = []
-            pages: Iterator[list] = self.client.paginate(query)
+            pages = self.client.paginate(query)  # a generator: `close` stops its fetching
             try:
                 for page in pages:
                     found.extend(page)
