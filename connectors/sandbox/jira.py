@@ -12,8 +12,8 @@ The sandbox cannot run any JQL. It understands the subset the connector sends:
 comparisons of `created` and `resolved` (`resolutiondate`) with dates
 (`"yyyy-MM-dd"`, `"yyyy/MM/dd"`, optionally with ` HH:mm`, read in `user_timezone`),
 joined by `AND` and `OR`, with parentheses and a final `ORDER BY` of `created`,
-`resolved`, `key` or `id` (`ASC`, the default here, or `DESC`; ties by id). Anything
-else is a 400 with Jira's error body.
+`resolved`, `key` or `id` (the last two by id; `ASC`, the default here, or `DESC`;
+ties by id). Anything else is a 400 with Jira's error body.
 
 A query's matches are worked out once and kept for its later pages, and a query that
 starts `(...) AND` reuses the kept matches of its parenthesised part (a search sliced by
