@@ -9,6 +9,11 @@ API's largest page size; `latency_floor` is the slowest API's pages x latency / 
 requests it may have in flight. A query asked twice counts once, so a repeated request
 shows as requests above the minimum.
 
+A Jira search fetched in slices (its JQL ANDed with `created` bounds, after a first page
+asked `ORDER BY created ASC`) is one query: its distinct issues, counted once each by
+id, at 100 a page; the slices' partial last pages and the issues read twice where the
+first page and the first slice meet are requests above the minimum.
+
 Items needed: every item of an API that filters by the run's window itself (Jira,
 Salesforce, HubSpot, GA4); for GitHub's newest-first lists (pull requests by update,
 releases by creation) the items down to the oldest one the window needs, since the
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from okr_metrics.connectors.jira.client import unsliced
 from okr_metrics.connectors.sandbox import Sandbox, SandboxData, SandboxRequest, SandboxResponse
 from okr_metrics.connectors.sandbox.github import repository_id
 from okr_metrics.connectors.sandbox.google_analytics import MAX_ROWS
@@ -65,8 +71,9 @@ class Exchange:
     """One answered request: its API, its query (without paging), its page within the
     query (`page`: the page number or cursor, "" for the first; `order`: its place
     among the query's pages), the items it held, the items of them the run needed
-    (counted from the page's first item, through the last one needed) and, for GA4,
-    the metrics it asked for."""
+    (counted from the page's first item, through the last one needed), for GA4, the
+    metrics it asked for and, for Jira, the ids of the issues it held (a Jira query's
+    items are its distinct issues)."""
 
     api: str
     query: str
@@ -75,6 +82,7 @@ class Exchange:
     items: int
     needed: int
     metrics: frozenset[str] = frozenset()
+    ids: frozenset[str] | None = None
 
 
 def api_of(path: str) -> str | None:
@@ -124,9 +132,13 @@ def exchange_of(
         return Exchange(api, query, page, order, len(items), needed)
     if api == "jira":
         asked = request.body if isinstance(request.body, Mapping) else request.query
-        query = request.path + _canonical(_without(asked, "nextPageToken", "maxResults"))
-        count = len(body.get("issues") or []) if isinstance(body, Mapping) else 0
-        return Exchange(api, query, str(asked.get("nextPageToken") or ""), 0, count, count)
+        jql = str(asked.get("jql") or "")
+        search = {**_without(asked, "nextPageToken", "maxResults"), "jql": unsliced(jql)}
+        issues = (body.get("issues") or []) if isinstance(body, Mapping) else []
+        ids = frozenset(str(issue.get("id")) for issue in issues if isinstance(issue, Mapping))
+        page = f"{jql}#{asked.get('nextPageToken') or ''}"  # the slice and its page
+        count = len(issues)
+        return Exchange(api, request.path + _canonical(search), page, 0, count, count, ids=ids)
     if api == "google_analytics":
         asked = request.body if isinstance(request.body, Mapping) else {}
         query = request.path + _canonical(
@@ -173,7 +185,8 @@ def minimum_requests(
     exchanges: Iterable[Exchange], page_sizes: Mapping[str, int] = PAGE_SIZES
 ) -> dict[str, int]:
     """Per API, the pages its distinct queries need at its largest page size (at least
-    one a query: an empty answer is still a request)."""
+    one a query: an empty answer is still a request); a query whose pages name their
+    items' ids (Jira) needs its distinct items."""
     pages: dict[tuple[str, str], dict[tuple[frozenset[str], str], Exchange]] = defaultdict(dict)
     for exchange in exchanges:
         # A page asked again (a retry, a repeated query) is needed once.
@@ -184,6 +197,9 @@ def minimum_requests(
         for (metrics, _page), exchange in answered.items():
             by_metrics[metrics].append(exchange)
         needed = max(_needed(list_) for list_ in by_metrics.values())
+        if all(exchange.ids is not None for exchange in answered.values()):
+            # Jira: the distinct issues of all its slices
+            needed = len(frozenset().union(*(exchange.ids or () for exchange in answered.values())))
         reports = 1
         if api == "google_analytics":
             names = set().union(*by_metrics)

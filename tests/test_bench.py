@@ -141,3 +141,38 @@ def test_the_sandbox_volume_scales_each_days_items_and_first_day_starts_the_data
     finally:
         busy.stop()
         plain.stop()
+
+
+def test_the_slices_of_a_jira_search_are_one_query_of_its_distinct_issues():
+    from datetime import UTC, date, datetime
+
+    from okr_metrics.connectors.jira.client import BY_CREATED, search_jql, slice_jql
+
+    sent = search_jql("project = A", "created", date(2026, 7, 1), date(2026, 9, 30))
+    t1, t2 = datetime(2026, 7, 2, 3, 4, tzinfo=UTC), datetime(2026, 8, 15, tzinfo=UTC)
+
+    def answered(jql: str, ids: range, token: str | None = None) -> Exchange | None:
+        body = {"jql": jql, "fields": ["created"], "maxResults": 5000}
+        if token:
+            body["nextPageToken"] = token
+        served = {"issues": [{"id": str(i), "key": f"A-{i}"} for i in ids]}
+        return exchange_of(
+            _request("/rest/api/3/search/jql", {}, body), SandboxResponse(200, served), None, {}
+        )
+
+    exchanges = [
+        answered(sent + BY_CREATED, range(1, 101)),  # the first page, in created order
+        # The first slice starts before the first page's last issue: 90-100 come twice.
+        answered(slice_jql(sent, t1, t2), range(90, 190)),
+        answered(slice_jql(sent, t1, t2), range(190, 200), token="p2"),
+        answered(slice_jql(sent, t2, None), range(200, 250)),
+    ]
+    assert len({exchange.query for exchange in exchanges}) == 1
+    # 249 distinct issues: 3 pages of 100, where 4 requests were made.
+    assert minimum_requests(exchanges) == {"jira": 3}
+    assert requests_made(exchanges) == {"jira": 4}
+    # Another search is another query.
+    other = answered(
+        search_jql("project = B", "created", date(2026, 7, 1), date(2026, 9, 30)), range(0)
+    )
+    assert minimum_requests([*exchanges, other]) == {"jira": 4}

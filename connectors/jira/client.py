@@ -14,13 +14,25 @@ first's window or resolved in the second's (`... AND ((created >= ... AND create
 OR (resolved >= ... AND resolved < ...))`), each series keeping its own issues and days
 client-side. The connector also keeps the issues of each search it sent for the run, so
 series asked for one by one share a search all the same.
+
+A search of many pages is fetched in slices side by side (`slice_bounds`): its first
+page (or pages, past the issues created before the window), asked `ORDER BY created
+ASC`, shows how much of the window a page covers; when the pages left are enough for
+at least `MIN_SLICE_PAGES` a slice, the rest is split by `created` into up to as many
+slices as the host may have requests in flight, each the search's JQL AND `created >=
+"t1" AND created < "t2"` (disjoint and complete in any time zone); otherwise the first
+page's chain goes on. Each slice ends on a partial page, which is why a slice must be
+worth many pages. `benchmarks/requests_floor.py` counts a search's slices as one query
+(`unsliced`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -63,6 +75,24 @@ FIELDS = ["created", "resolutiondate"]
 JQL_MARGIN = timedelta(days=2)
 
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
+
+# The first page of a search is asked in `created` order: the part of the window it
+# covers tells how many pages are left.
+BY_CREATED = " ORDER BY created ASC"
+# A slice ends on a partial page: with at least this many pages a slice, the partial
+# pages cost at most 1/20 (5%) more requests than the one chain.
+MIN_SLICE_PAGES = 20
+# The fewest issues of the window on a first page to estimate the window's pace from.
+MIN_SAMPLE = 10
+# UTC offsets run from -12:00 to +14:00: a boundary written as a UTC time is, in the
+# user's time zone, at most 12 hours later than meant.
+LATEST_OFFSET = timedelta(hours=12)
+# A slice's bounds at the end of its JQL: minutes, where the window's are days.
+_MINUTE = r'"\d{4}-\d\d-\d\d \d\d:\d\d"'
+_SLICE = re.compile(
+    rf"^\((?P<search>.*)\) AND created >= {_MINUTE}(?: AND created < {_MINUTE})?$", re.DOTALL
+)
+_JQL_MINUTE = "%Y-%m-%d %H:%M"
 
 
 def error_reason(response: requests.Response) -> ApiError:
@@ -120,6 +150,68 @@ def shared_search_jql(jql: str, windows: Mapping[str, tuple[date, date]]) -> str
     return f"({condition}) AND ({alternatives})" if condition else alternatives
 
 
+def slice_jql(search: str, low: datetime, high: datetime | None) -> str:
+    """One slice of a search: its JQL AND `created` from `low` (included) to `high`
+    (excluded; None: no end). A boundary is the same text in the slices on both sides,
+    so whatever time zone Jira reads it in, every issue is in exactly one slice."""
+    bounds = f'created >= "{low.strftime(_JQL_MINUTE)}"'
+    if high is not None:
+        bounds += f' AND created < "{high.strftime(_JQL_MINUTE)}"'
+    return f"({search}) AND {bounds}"
+
+
+def unsliced(jql: str) -> str:
+    """The search a JQL the connector sent belongs to: without its trailing `ORDER BY`
+    and, for a slice, without the slice's `created` bounds."""
+    jql = without_order_by(jql)
+    found = _SLICE.match(jql)
+    return found.group("search") if found else jql
+
+
+def slice_bounds(
+    read: Sequence[datetime],
+    windows: Mapping[str, tuple[date, date]],
+    width: int,
+    page_size: int,
+) -> list[datetime] | None:
+    """Where to split the rest of a search whose first pages (in `created` order, of
+    `page_size` issues) held these `created` instants: the slices' lower bounds (UTC, to
+    the minute); [] to read on page after page; None when those pages hold too few of
+    the window's issues to tell (read one more and ask again).
+
+    The issues are taken to be spread evenly over the window: the time the window's
+    first `MIN_SAMPLE` or more issues take tells how many pages are left until the
+    window's end (the issues before the window, found by their resolution, are few and
+    far apart: they say little of its pace); one slice per `MIN_SLICE_PAGES` of them,
+    at most `width`. The first slice starts `LATEST_OFFSET` before the last issue read,
+    so that in any time zone the pages read hold every issue before it (the issues on
+    both sides are kept once, by key).
+    """
+    if list(read) != sorted(read):
+        return []  # not in `created` order: nothing to estimate from
+    opening = datetime.combine(
+        min(start for start, _ in windows.values()) - JQL_MARGIN, time.min, UTC
+    )
+    closing = datetime.combine(
+        max(end for _, end in windows.values()) + timedelta(days=1) + JQL_MARGIN, time.min, UTC
+    )
+    sample = [moment for moment in read if moment >= opening]
+    if len(sample) < MIN_SAMPLE:
+        return None
+    last = sample[-1]
+    covered = (last - sample[0]).total_seconds()
+    if covered <= 0 or closing <= last:
+        return []  # issues of one instant (an import) or nothing left: no pace to go by
+    left = (len(sample) - 1) * (closing - last).total_seconds() / covered
+    slices = int(min(width, left / page_size // MIN_SLICE_PAGES))
+    if slices < 2:
+        return []
+    low = (last - LATEST_OFFSET).replace(second=0, microsecond=0)
+    step = (closing - low) / slices
+    bounds = [(low + step * index).replace(second=0, microsecond=0) for index in range(slices)]
+    return sorted(set(bounds))
+
+
 def date_field(metric: JiraMetric) -> str:
     """The date field a series' search reads: `created`, or `resolved` for the rest."""
     return "created" if metric.count == "created" else "resolved"
@@ -137,6 +229,11 @@ class _JiraPaginator(NextTokenPaginator):
         if not _issues_of(data):
             return None
         return super()._next(response, data, request)
+
+
+def _more_after(body: Any) -> bool:
+    """Whether a page names one after it (as `_JiraPaginator` reads it)."""
+    return bool(body.get("nextPageToken")) and body.get("isLast") is not True
 
 
 def _issues_of(body: Any) -> list | None:
@@ -200,17 +297,11 @@ class JiraConnector(HttpConnector):
     def _search(self, jql: str, windows: Mapping[str, tuple[date, date]]) -> _Search:
         sent = shared_search_jql(jql, windows)
         if sent not in self._searches:
-            query = Query(
-                "POST",
-                SEARCH_PATH,
-                _JiraPaginator(),
-                json={"jql": sent, "fields": FIELDS, "maxResults": self.page_size},
-                records=_issues_of,
-            )
-            # An issue that moves while the search is paged may come twice: once each.
+            # An issue that moves while the search is paged may come twice, and the slices
+            # of a search overlap the first page: each issue once, by key.
             records = distinct(
                 Record(self.source, item, "issue", id_fields=("key", "id"))
-                for item in self.records(query)
+                for item in self._issues(sent, windows)
             )
             issues, problem = [], None
             for record in records:
@@ -230,6 +321,79 @@ class JiraConnector(HttpConnector):
                 issues.append((created, resolved))
             self._searches[sent] = _Search(issues, problem)
         return self._searches[sent]
+
+    def _query(self, jql: str, records: Any = _issues_of) -> Query:
+        return Query(
+            "POST",
+            SEARCH_PATH,
+            _JiraPaginator(),
+            json={"jql": jql, "fields": FIELDS, "maxResults": self.page_size},
+            records=records,
+        )
+
+    def _issues(self, sent: str, windows: Mapping[str, tuple[date, date]]) -> list[Any]:
+        """The issues of a search: its first pages, then the rest of its chain or, when
+        the pages left are many, its slices side by side (`slice_bounds`)."""
+        last_body: list[Any] = [None]  # the body of the page just read
+
+        def noted(body: Any) -> list | None:
+            last_body[0] = body
+            return _issues_of(body)
+
+        chain = self.client.paginate(self._query(sent + BY_CREATED, noted))
+        issues: list[Any] = []
+        created: list[datetime] = []  # of the pages read while the pace is not known
+        page_size, settled = 0, False
+        try:
+            for page in chain:
+                issues.extend(page)
+                page_size = page_size or len(page)  # as many as Jira chose to send
+                if settled or not page or not _more_after(last_body[0]):
+                    continue
+                created += [
+                    Record(self.source, item, "issue", id_fields=("key", "id")).instant(
+                        "fields.created"
+                    )
+                    for item in page
+                ]
+                width = self.client.limiter.limits.max_in_flight
+                bounds = slice_bounds(created, windows, width, page_size)
+                if bounds:
+                    chain.close()
+                    return issues + self._slices(sent, bounds)
+                settled = bounds is not None  # [] : read on, page after page
+            return issues
+        finally:
+            chain.close()
+
+    def _slices(self, sent: str, bounds: list[datetime]) -> list[Any]:
+        """Every slice's issues, fetched side by side (the host's limiter decides how
+        many requests are out at once); a failing slice fails the search, as a failing
+        page would, and the others stop after their current page."""
+        failed = threading.Event()
+        queries = [
+            self._query(slice_jql(sent, low, high))
+            for low, high in zip(bounds, [*bounds[1:], None], strict=True)
+        ]
+
+        def fetch(query: Query) -> list[Any]:
+            found: list[Any] = []
+            pages = self.client.paginate(query)  # a generator: `close` stops its fetching
+            try:
+                for page in pages:
+                    found.extend(page)
+                    if failed.is_set():
+                        break
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                pages.close()
+            return found
+
+        with ThreadPoolExecutor(len(queries), thread_name_prefix="okr-jira-slice") as pool:
+            futures = [pool.submit(fetch, query) for query in queries]
+            return [issue for future in futures for issue in future.result()]
 
 
 def _series(request: SeriesRequest[JiraMetric], search: _Search) -> pd.DataFrame:

@@ -11,14 +11,20 @@ The sandbox cannot run any JQL. It understands the subset the connector sends:
 `field = value` / `field != value` on `project`, `issuetype` (`type`) and `status`,
 comparisons of `created` and `resolved` (`resolutiondate`) with dates
 (`"yyyy-MM-dd"`, `"yyyy/MM/dd"`, optionally with ` HH:mm`, read in `user_timezone`),
-joined by `AND` and `OR`, with parentheses and a final `ORDER BY`. Anything else is a 400 with
-Jira's error body.
+joined by `AND` and `OR`, with parentheses and a final `ORDER BY` of `created`,
+`resolved`, `key` or `id` (the last two by id; `ASC`, the default here, or `DESC`;
+ties by id). Anything else is a 400 with Jira's error body.
+
+A query's matches are worked out once and kept for its later pages, and a query that
+starts `(...) AND` reuses the kept matches of its parenthesised part (a search sliced by
+`created` filters its search's matches rather than every issue again).
 
 Every project key gets deterministic sample data on first request (seeded by the key;
 a query without a `project` clause searches the projects seen so far):
 support tickets and a few bugs and tasks every day from 2025-01-01 up to the sandbox's
 horizon. Tests replace a project with hand-written issues through
-`sandbox.data.jira.set_issues(...)` and read what the sandbox was asked in
+`sandbox.data.jira.set_issues(...)`, make searches whose JQL holds some text fail with
+`sandbox.data.jira.refuse(...)`, and read what the sandbox was asked in
 `sandbox.data.jira.searches`.
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import random
@@ -33,7 +40,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -109,6 +116,7 @@ class JiraSandboxData(api.ApiData):
         self.searches: list[dict[str, Any]] = []  # every search request body, in order
         self._projects: dict[str, list[JiraIssue]] = {}
         self._versions: dict[str, int] = {}
+        self._refusals: list[tuple[str, int, str]] = []
 
     # -- for tests --------------------------------------------------------------------
 
@@ -138,6 +146,23 @@ class JiraSandboxData(api.ApiData):
         with self._lock:
             self._projects[key] = built
             self._versions[key] = self._versions.get(key, 0) + 1
+
+    def refuse(self, jql_part: str, message: str, status: int = 400) -> None:
+        """Answer every search whose JQL contains `jql_part` with `status` and Jira's
+        error body saying `message` (until `stop_refusing`)."""
+        with self._lock:
+            self._refusals.append((jql_part, status, message))
+
+    def stop_refusing(self) -> None:
+        with self._lock:
+            self._refusals.clear()
+
+    def refusal(self, jql: str) -> api.ApiError | None:
+        with self._lock:
+            for part, status, message in self._refusals:
+                if part in jql:
+                    return api.ApiError(message, status=status)
+        return None
 
     def set_max_results(self, size: int | None, project: str | None = None) -> None:
         """Cap the issues per page (of searches naming `project`, or of all); None: default."""
@@ -234,6 +259,8 @@ _DATE_FIELDS["resolutiondate"] = "resolved"
 _TEXT_FIELDS = {"project": "project", "issuetype": "issuetype", "type": "issuetype"}
 _TEXT_FIELDS["status"] = "status"
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
+_ORDER_FIELDS = {"created": "created", "createddate": "created", "resolved": "resolved"}
+_ORDER_FIELDS.update(resolutiondate="resolved", key="id", issuekey="id", id="id")
 
 Predicate = Callable[[JiraIssue], bool]
 
@@ -242,15 +269,28 @@ Predicate = Callable[[JiraIssue], bool]
 class Query:
     predicate: Predicate
     projects: set[str]  # the keys of `project = KEY` clauses
+    # `ORDER BY`: (attribute, descending) pairs; none: by id
+    order: list[tuple[str, bool]] = field(default_factory=list)
+    # a query `(<base>) AND <rest>`: the base's text and the rest's predicate
+    base: str | None = None
+    rest: Predicate | None = None
+    # when the rest is only `created` comparisons: (operator, moment) each
+    rest_bounds: list[tuple[str, datetime]] | None = None
 
 
 def parse_jql(jql: str, zone: ZoneInfo) -> Query:
-    tokens = _tokenize(jql)
+    spans: list[tuple[int, int]] = []
+    tokens = _tokenize(jql, spans)
     parser = _JqlParser(tokens, zone)
-    return parser.parse()
+    query = parser.parse()
+    if parser.base is not None:
+        first, last = parser.base
+        query.base = jql[spans[first][1] : spans[last][0]]
+        query.rest, query.rest_bounds = parser.rest, parser.rest_bounds
+    return query
 
 
-def _tokenize(jql: str) -> list[tuple[str, str]]:
+def _tokenize(jql: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[str, str]]:
     tokens, position = [], 0
     while position < len(jql):
         if jql[position:].strip() == "":
@@ -265,6 +305,8 @@ def _tokenize(jql: str) -> list[tuple[str, str]]:
         if kind == "string":
             text = re.sub(r"\\(.)", r"\1", text[1:-1])
         tokens.append((kind, text))
+        if spans is not None:
+            spans.append((found.start(kind), found.end()))
         position = found.end()
     return tokens
 
@@ -273,30 +315,72 @@ class _JqlParser:
     def __init__(self, tokens: list[tuple[str, str]], zone: ZoneInfo) -> None:
         self.tokens, self.position, self.zone = tokens, 0, zone
         self.projects: set[str] = set()
+        # `(<base>) AND <rest>` at the top: the tokens of the parentheses, the rest's terms
+        self.base: tuple[int, int] | None = None
+        self.rest: Predicate | None = None
+        self.created_bounds: dict[Predicate, tuple[str, datetime]] = {}  # by clause
+        self.rest_bounds: list[tuple[str, datetime]] | None = None
 
     def parse(self) -> Query:
         if not self.tokens or self._at_order_by():
             raise JqlError(UNBOUNDED)
-        predicate = self._expression()
+        predicate = self._expression(top=True)
+        order: list[tuple[str, bool]] = []
         if self._at_order_by():
-            self.position = len(self.tokens)  # ordering: the sandbox always sorts by id
+            order = self._order_by()
         if self.position < len(self.tokens):
             self._unsupported(self.tokens[self.position][1])
-        return Query(predicate, self.projects)
+        return Query(predicate, self.projects, order)
 
-    def _expression(self) -> Predicate:
+    def _order_by(self) -> list[tuple[str, bool]]:
+        self.position += 1
+        if not self._peek_word("by"):
+            raise JqlError("Error in the JQL Query: Expecting 'by' but got 'EOF'.")
+        self.position += 1
+        order = []
+        while True:
+            kind, text = self._next("a field name")
+            name = text.lower()
+            attribute = _ORDER_FIELDS.get(name) if kind in ("word", "string") else None
+            if attribute is None:
+                self._unsupported(f"ORDER BY {text}")
+            descending = False
+            if self._peek_word("asc") or self._peek_word("desc"):
+                descending = self.tokens[self.position][1].lower() == "desc"
+                self.position += 1
+            order.append((str(attribute), descending))
+            if self.position < len(self.tokens) and self.tokens[self.position] == ("paren", ","):
+                self.position += 1
+                continue
+            return order
+
+    def _expression(self, top: bool = False) -> Predicate:
         # OR binds looser than AND, as in JQL.
-        alternatives = [self._conjunction()]
+        alternatives = [self._conjunction(top)]
         while self._peek_word("or"):
             self.position += 1
             alternatives.append(self._conjunction())
+            self.base = self.rest = self.rest_bounds = None  # not `(<base>) AND <rest>`
+        if len(alternatives) == 1:
+            return alternatives[0]
         return lambda issue: any(alternative(issue) for alternative in alternatives)
 
-    def _conjunction(self) -> Predicate:
+    def _conjunction(self, top: bool = False) -> Predicate:
+        opening = self.position
         terms = [self._term()]
+        closing = self.position - 1
         while self._peek_word("and"):
             self.position += 1
             terms.append(self._term())
+        if top and len(terms) > 1 and self.tokens[opening] == ("paren", "("):
+            # the first term is a parenthesised group (`_term` read through its `)`)
+            rest = terms[1:]
+            self.base = (opening, closing)
+            self.rest = rest[0] if len(rest) == 1 else lambda i: all(t(i) for t in rest)
+            if all(term in self.created_bounds for term in rest):
+                self.rest_bounds = [self.created_bounds[term] for term in rest]
+        if len(terms) == 1:
+            return terms[0]
         return lambda issue: all(term(issue) for term in terms)
 
     def _term(self) -> Predicate:
@@ -368,6 +452,8 @@ class _JqlParser:
             stamp = issue.created if attribute == "created" else issue.resolved
             return stamp is not None and compare(stamp)  # type: ignore[misc]
 
+        if attribute == "created" and op in ("<", "<=", ">", ">="):
+            self.created_bounds[matches] = (op, moment)
         return matches
 
     # -- helpers ------------------------------------------------------------------------
@@ -424,6 +510,8 @@ class _JiraRoutes:
     def __init__(self, jira: JiraSandboxData) -> None:
         self.jira = jira
         self._cache: OrderedDict[tuple, list[JiraIssue]] = OrderedDict()
+        # a kept list of matches (by id) -> (it, its issues by `created`, their `created`)
+        self._by_created: OrderedDict[int, tuple[list, list, list]] = OrderedDict()
         self._lock = threading.Lock()
 
     def search(self, request: SandboxRequest) -> SandboxResponse:
@@ -441,6 +529,9 @@ class _JiraRoutes:
         jql = body.get("jql")
         if not isinstance(jql, str) or not jql.strip():
             raise api.BadRequest(UNBOUNDED)
+        refused = self.jira.refusal(jql)
+        if refused is not None:
+            raise refused
         zone = ZoneInfo(self.jira.user_timezone)
         query = parse_jql(jql, zone)
         try:
@@ -481,18 +572,68 @@ class _JiraRoutes:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        found = [
-            issue
-            for project in projects
-            for issue in self.jira.issues(project)
-            if query.predicate(issue)
-        ]
+        if query.base is not None and query.rest is not None:
+            # `(<base>) AND <rest>`: the base's matches (kept), then the rest's terms.
+            for project in query.projects:
+                self.jira.issues(project)  # a base without a project clause sees these too
+            base = parse_jql(query.base, ZoneInfo(self.jira.user_timezone))
+            within = self._matched(query.base, base)
+            if query.rest_bounds is not None:
+                found = self._created_between(within, query.rest_bounds)
+            else:
+                rest = query.rest
+                found = [issue for issue in within if rest(issue)]
+        else:
+            found = [
+                issue
+                for project in projects
+                for issue in self.jira.issues(project)
+                if query.predicate(issue)
+            ]
         found.sort(key=lambda issue: issue.id)
+        for attribute, descending in reversed(query.order):
+            found.sort(key=_sort_key(attribute), reverse=descending)
         with self._lock:
             self._cache[key] = found
-            while len(self._cache) > 16:
+            while len(self._cache) > 64:
                 self._cache.popitem(last=False)
         return found
+
+    def _created_between(
+        self, issues: list[JiraIssue], bounds: list[tuple[str, datetime]]
+    ) -> list[JiraIssue]:
+        """The issues whose `created` meets every bound, found by bisection in the
+        issues sorted by `created` (kept for the slices of one search)."""
+        with self._lock:
+            by_created = self._by_created.get(id(issues))
+        if by_created is None or by_created[0] is not issues:
+            ordered = sorted(issues, key=lambda issue: issue.created)
+            by_created = (issues, ordered, [issue.created for issue in ordered])
+            with self._lock:
+                self._by_created[id(issues)] = by_created
+                while len(self._by_created) > 16:
+                    self._by_created.popitem(last=False)
+        _, ordered, moments = by_created
+        low, high = 0, len(ordered)
+        for op, moment in bounds:
+            if op == ">=":
+                low = max(low, bisect.bisect_left(moments, moment))
+            elif op == ">":
+                low = max(low, bisect.bisect_right(moments, moment))
+            elif op == "<":
+                high = min(high, bisect.bisect_left(moments, moment))
+            else:
+                high = min(high, bisect.bisect_right(moments, moment))
+        return ordered[low:high]
+
+
+def _sort_key(attribute: str) -> Callable[[JiraIssue], tuple]:
+    """An `ORDER BY` field's key; an unresolved issue sorts after every resolved one."""
+    if attribute == "id":
+        return lambda issue: (issue.id,)
+    if attribute == "created":
+        return lambda issue: (issue.created,)
+    return lambda issue: (issue.resolved is None, issue.resolved or issue.created)
 
 
 def _make_token(jql: str, offset: int) -> str:
@@ -535,40 +676,59 @@ def _requested_fields(fields: Any) -> set[str]:
 
 
 def _served(issue: JiraIssue, fields: set[str], base_url: str, zone: ZoneInfo) -> dict[str, Any]:
-    """An issue in the wire format of the search response."""
+    """An issue in the wire format of the search response (only the fields asked for are
+    worked out: a page is a hundred issues)."""
+    wanted = fields - {"id", "key"}
+    if not wanted:
+        return {"id": str(issue.id)}
     served: dict[str, Any] = {
         "expand": "",
         "id": str(issue.id),
         "self": f"{base_url}/rest/api/3/issue/{issue.id}",
         "key": issue.key,
     }
-    wanted = fields - {"id", "key"}
-    if not wanted:
-        return {"id": str(issue.id)}
-    created = issue.created_text or jira_timestamp(issue.created, zone)
-    resolved = None
-    if issue.resolved:
-        resolved = issue.resolved_text or jira_timestamp(issue.resolved, zone)
-    available: dict[str, Any] = {
-        "created": created,
-        "resolutiondate": resolved,
-        "updated": resolved or created,
-        "summary": issue.summary,
-        "issuetype": {
-            "self": f"{base_url}/rest/api/3/issuetype/{_ISSUE_TYPES.get(issue.issuetype, '10000')}",
-            "id": _ISSUE_TYPES.get(issue.issuetype, "10000"),
-            "name": issue.issuetype,
-            "subtask": False,
-        },
-        "project": {
-            "self": f"{base_url}/rest/api/3/project/{issue.project}",
-            "key": issue.project,
-            "name": issue.project.title(),
-        },
-        "status": {"name": issue.status},
-    }
-    served["fields"] = {name: available[name] for name in sorted(wanted) if name in available}
+    found: dict[str, Any] = {}
+    for name in sorted(wanted):
+        if name in _FIELD_VALUES:
+            found[name] = _FIELD_VALUES[name](issue, base_url, zone)
+    served["fields"] = found
     return served
+
+
+def _created(issue: JiraIssue, zone: ZoneInfo) -> str:
+    return issue.created_text or jira_timestamp(issue.created, zone)
+
+
+def _resolved(issue: JiraIssue, zone: ZoneInfo) -> str | None:
+    if not issue.resolved:
+        return None
+    return issue.resolved_text or jira_timestamp(issue.resolved, zone)
+
+
+def _issuetype(issue: JiraIssue, base_url: str) -> dict[str, Any]:
+    type_id = _ISSUE_TYPES.get(issue.issuetype, "10000")
+    return {
+        "self": f"{base_url}/rest/api/3/issuetype/{type_id}",
+        "id": type_id,
+        "name": issue.issuetype,
+        "subtask": False,
+    }
+
+
+# A served field's value: (issue, base_url, zone) -> value
+_FIELD_VALUES: dict[str, Callable[[JiraIssue, str, ZoneInfo], Any]] = {
+    "created": lambda issue, _, zone: _created(issue, zone),
+    "resolutiondate": lambda issue, _, zone: _resolved(issue, zone),
+    "updated": lambda issue, _, zone: _resolved(issue, zone) or _created(issue, zone),
+    "summary": lambda issue, _, __: issue.summary,
+    "issuetype": lambda issue, base_url, _: _issuetype(issue, base_url),
+    "project": lambda issue, base_url, _: {
+        "self": f"{base_url}/rest/api/3/project/{issue.project}",
+        "key": issue.project,
+        "name": issue.project.title(),
+    },
+    "status": lambda issue, _, __: {"name": issue.status},
+}
 
 
 def register(router: Router, data: SandboxData) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import sys
 import warnings
@@ -482,6 +483,10 @@ class _LineFormatter(logging.Formatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A run allocates millions of lasting objects (Dagster, pandas, Great Expectations,
+    # a quarter's rows): at Python's default thresholds the cycle collector spends
+    # seconds of a large backfill walking them again and again.
+    gc.set_threshold(10_000, 20, 20)
     args = build_parser().parse_args(argv)
     from okr_metrics.pipelines.settings import Settings, SettingsError
 

@@ -28,10 +28,11 @@ from okr_metrics.pipelines.validation.expectations import (
     DeclaredExpectation,
     SeriesToValidate,
     ValidationReport,
+    prepare_in_background,
     validate_many,
 )
 from okr_metrics.pipelines.vocabulary.quarters import Quarter, quarters_between
-from okr_metrics.warehouse.store import Warehouse
+from okr_metrics.warehouse.store import SeriesWindow, Warehouse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -209,8 +210,9 @@ def collect_sources(
     of them in one call (`daily_series_many`), at most `max_workers` sources at a time
     (default all; 0 fetches on the calling thread, one source after another); the HTTP
     client keeps each API host within its limits.
-    Once every fetch has ended, all the fetched series are validated together in one
-    Great Expectations batch on the calling thread (GX is not thread-safe), and stored
+    Great Expectations is imported and set up on a thread of its own while the sources
+    are fetched. Once every fetch has ended, all the fetched series are validated
+    together in one batch on the calling thread (GX is not thread-safe), and stored
     source by source, series by series, as `collect_source` always did: rejected rows
     quarantined, a failed series leaving its stored rows alone, the others going on.
 
@@ -225,6 +227,9 @@ def collect_sources(
             source, connector, skip_reason, definitions, start, end, warehouse, progress
         )
     fetching = [plan for plan in plans.values() if plan.fetch_needed]
+    if fetching:
+        # Seconds of imports and setup, done while the fetch waits on the network.
+        prepare_in_background()
     _fetch_all(fetching, max_workers)
     fetched = [
         (plan, outcome)
@@ -345,13 +350,15 @@ def _fetch_source(plan: _SourcePlan) -> None:
 def _store(
     plan: _SourcePlan, warehouse: Warehouse, run_id: str, progress: Callable[[str], None]
 ) -> None:
-    """Write one source's validated series, series by series, as they were requested."""
+    """Write one source's validated series, as they were requested: the rejected rows
+    series by series, the valid ones of every series in one transaction."""
     source, connector, result = plan.source, plan.connector, plan.result
     assert connector is not None
     total = len(plan.requests)
     progress(f"{source}: fetched {total} series in {result.fetch_seconds:.1f}s")
+    began = time.monotonic()
+    windows: list[tuple[str, SeriesWindow]] = []
     for index, outcome in enumerate(plan.outcomes, start=1):
-        began = time.monotonic()
         request = outcome.request
         label = f"{source} [{index}/{total}] {request.metric_key}"
         if outcome.error is not None:
@@ -379,15 +386,17 @@ def _store(
             keep_dates |= dates_within(own["date"], request.start, request.end) - set(
                 report.valid["date"]
             )
-        frame = report.valid.assign(metric_key=request.metric_key)
-        written = warehouse.replace_observations(
-            source,
-            frame,
-            [request.metric_key],
-            request.start,
-            request.end,
-            run_id,
-            keep_dates=keep_dates,
+        windows.append(
+            (
+                label,
+                SeriesWindow(
+                    request.metric_key,
+                    report.valid,
+                    request.start,
+                    request.end,
+                    frozenset(keep_dates),
+                ),
+            )
         )
         for metric_key, rows in refused.items():
             # After the validation's rejections, which replace their window's rows.
@@ -403,9 +412,12 @@ def _store(
             result.refused_rows += len(rows)
             for reason in rows["reason"]:
                 progress(f"{source}: rejected {reason}")
-        result.rows += written
+    result.rows += warehouse.replace_series(source, [window for _, window in windows], run_id)
+    for label, window in windows:
+        progress(f"{label}: {len(window.observations)} days {window.start}..{window.end}")
+    if windows:
         progress(
-            f"{label}: {written} days {request.start}..{request.end} "
+            f"{source}: {result.rows} rows of {len(windows)} series written "
             f"in {time.monotonic() - began:.1f}s"
         )
     connector.finish()

@@ -6,7 +6,8 @@ one row per date, dates inside the requested window, no nulls) plus those the YA
 declares on the metric, and splits the rows into valid ones and rejected ones, each
 rejected row with the expectation it failed and why. Called by the observation
 assets; no Dagster here. Great Expectations is imported on first use (it takes
-seconds), with its progress bars off.
+seconds), with its progress bars off, or ahead of it on a thread of its own while the
+sources are fetched (`prepare_in_background`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 MAX_EXAMPLES = 5
@@ -93,29 +95,67 @@ def _empty_rejected() -> pd.DataFrame:
 
 _lock = threading.Lock()
 _batch_definition = None
+_setup: threading.Thread | None = None
+_setup_error: BaseException | None = None
+
+
+def prepare_in_background() -> None:
+    """Start importing Great Expectations and setting up its context on a thread of its
+    own, so that the validation after a fetch finds it ready instead of paying seconds.
+
+    Called by `collect_sources` before it fetches. An error in the setup is kept and
+    raised by the next validation, where it would have arisen without this.
+    """
+    global _setup, _setup_error
+    with _lock:
+        if _batch_definition is not None or (_setup is not None and _setup.is_alive()):
+            return
+        _setup_error = None  # from an earlier setup no validation asked for: try again
+        _setup = threading.Thread(target=_set_up_ahead, name="okr-gx-setup", daemon=True)
+        _setup.start()
+
+
+def _set_up_ahead() -> None:
+    global _batch_definition, _setup_error
+    with _lock:
+        try:
+            if _batch_definition is None:
+                _batch_definition = _set_up()
+        except BaseException as error:  # raised by the validation that needs the context
+            _setup_error = error
 
 
 def _gx_batch_definition():
     """One ephemeral context with a pandas data source and a whole-dataframe batch."""
-    global _batch_definition
+    global _batch_definition, _setup, _setup_error
+    setup = _setup
+    if setup is not None:
+        setup.join()
     with _lock:
+        _setup = None
+        if _setup_error is not None:
+            # Raised once, as the setup here would have; the next validation tries again.
+            error, _setup_error = _setup_error, None
+            raise error
         if _batch_definition is None:
-            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
-
-            # GX sets this logger to INFO itself, and it announces a temporary docs folder
-            # on every ephemeral context: not something an `okr` user needs to read.
-            logging.getLogger("great_expectations.data_context.types.base").setLevel(
-                logging.WARNING
-            )
-
-            context = gx.get_context(mode="ephemeral")
-            context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            source = context.data_sources.add_pandas("okr_metrics")
-            asset = source.add_dataframe_asset("daily_series")
-            _batch_definition = asset.add_batch_definition_whole_dataframe("whole_series")
+            _batch_definition = _set_up()
         return _batch_definition
+
+
+def _set_up():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX sets this logger to INFO itself, and it announces a temporary docs folder
+    # on every ephemeral context: not something an `okr` user needs to read.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("okr_metrics")
+    asset = source.add_dataframe_asset("daily_series")
+    return asset.add_batch_definition_whole_dataframe("whole_series")
 
 
 def _expectation_class(name: str):
@@ -453,11 +493,16 @@ def _report(
         }
         for index, (words, gx_type) in sorted(reasons.items())
     ]
-    keep = [index for index in range(len(frame)) if index not in reasons]
+    kept = frame
+    if reasons:
+        keep = np.ones(len(frame), dtype=bool)
+        keep[list(reasons)] = False
+        kept = frame[keep]
     valid = pd.DataFrame(
         {
-            "date": [frame["date"].iloc[i].date() for i in keep],
-            "value": [float(frame["value"].iloc[i]) for i in keep],
+            # Every kept row has a date: "date is a calendar date" rejects the others.
+            "date": kept["date"].dt.date.to_numpy(dtype=object),
+            "value": kept["value"].to_numpy(dtype=np.float64),
         }
     )
     if valid.empty:

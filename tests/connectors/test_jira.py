@@ -6,21 +6,26 @@ import base64
 import json
 import logging
 import math
+import re
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from okr_metrics.connectors.base import SourceError, SourceSettings
+from okr_metrics.connectors.jira import client
 from okr_metrics.connectors.jira.client import (
+    BY_CREATED,
     PAGE_SIZE,
     JiraConnector,
     search_jql,
+    unsliced,
     without_order_by,
 )
 from okr_metrics.connectors.jira.params import JiraMetric
@@ -202,7 +207,7 @@ def test_replay_counts_created_issues(replay):
     assert series["value"].dtype == float
     assert received[0]["jql"] == (
         '(project = SUP AND issuetype = "Support Ticket") '
-        'AND created >= "2026-09-29" AND created < "2026-10-06"'
+        'AND created >= "2026-09-29" AND created < "2026-10-06" ORDER BY created ASC'
     )
 
 
@@ -314,7 +319,7 @@ def test_the_sandbox_received_the_exact_query(sandbox, jira, tiny):
     assert sandbox.request_bodies(SEARCH) == [
         {
             "jql": '(project = TINY AND issuetype = "Support Ticket") '
-            'AND resolved >= "2026-09-29" AND resolved < "2026-10-06"',
+            'AND resolved >= "2026-09-29" AND resolved < "2026-10-06" ORDER BY created ASC',
             "fields": ["created", "resolutiondate"],
             "maxResults": PAGE_SIZE,
         }
@@ -332,7 +337,9 @@ def test_one_search_serves_both_series_of_a_resolved_within_kr(sandbox, jira, ti
     bodies = sandbox.request_bodies(SEARCH)
     assert len(bodies) == 2
     assert "nextPageToken" not in bodies[0] and bodies[1]["nextPageToken"]
-    assert {body["jql"] for body in bodies} == {search_jql(tiny, "resolved", OCT_1, OCT_3)}
+    assert {body["jql"] for body in bodies} == {
+        search_jql(tiny, "resolved", OCT_1, OCT_3) + BY_CREATED
+    }
     # The created count is another search: five support tickets, three pages.
     jira.daily_series(SeriesRequest.of(created(tiny), OCT_1, OCT_3))
     assert sandbox.request_count(SEARCH) == 2 + 3
@@ -481,6 +488,53 @@ def test_sandbox_pages_carry_a_token_until_the_last(sandbox, tiny):
     assert refused.status_code == 400
 
 
+def test_sandbox_sorts_by_created_when_asked(sandbox):
+    # Ids out of `created` order: without ORDER BY the sandbox sorts by id.
+    sandbox.data.jira.set_issues(
+        "ORD",
+        [
+            {"id": 3, "created": "2026-10-01T09:00:00.000+0000"},
+            {
+                "id": 1,
+                "created": "2026-10-03T09:00:00.000+0000",
+                "resolutiondate": "2026-10-04T09:00:00.000+0000",
+            },
+            {
+                "id": 2,
+                "created": "2026-10-02T09:00:00.000+0000",
+                "resolutiondate": "2026-10-02T10:00:00.000+0000",
+            },
+        ],
+    )
+
+    def ids(jql: str, size: int = 2) -> list[str]:
+        body = {"jql": jql, "fields": ["created"], "maxResults": size}
+        answer = search(sandbox, body).json()
+        found = [issue["id"] for issue in answer["issues"]]
+        while answer.get("nextPageToken"):
+            answer = search(sandbox, {**body, "nextPageToken": answer["nextPageToken"]}).json()
+            found += [issue["id"] for issue in answer["issues"]]
+        return found
+
+    assert ids("project = ORD") == ["1", "2", "3"]
+    assert ids("project = ORD ORDER BY created ASC") == ["3", "2", "1"]
+    assert ids("project = ORD ORDER BY created") == ["3", "2", "1"]
+    assert ids("project = ORD ORDER BY created DESC") == ["1", "2", "3"]
+    assert ids("project = ORD ORDER BY resolved ASC, id DESC") == ["2", "1", "3"]
+    # A slice of a search (its JQL in parentheses, AND `created` bounds) is its issues
+    # in those bounds.
+    assert ids('(project = ORD) AND created >= "2026-10-02 09:00"') == ["1", "2"]
+    assert ids(
+        '(project = ORD) AND created >= "2026-10-01 09:00" AND created < "2026-10-02 09:00"'
+    ) == ["3"]
+    assert ids('(project = ORD) AND created > "2026-10-02 09:00" ORDER BY created DESC') == ["1"]
+    assert ids('(project = ORD) AND created <= "2026-10-02 09:00" OR project = ORD') == [
+        "1",
+        "2",
+        "3",
+    ]
+
+
 def test_the_removed_search_endpoint_is_gone(sandbox):
     recorded = fixture("search-removed-410.json")["response"]
     for method, path in (("POST", "/rest/api/3/search"), ("GET", "/rest/api/3/search")):
@@ -508,6 +562,7 @@ def test_sandbox_refuses_missing_or_bad_credentials(sandbox, auth):
         ('created >= "-5d"', "Date value '-5d' for field 'created' is invalid"),
         ("ORDER BY created", "Unbounded JQL queries are not allowed here"),
         ("project IN (SUP, OPS)", "does not support 'IN'"),
+        ("project = SUP ORDER BY priority", "does not support 'ORDER BY priority'"),
     ],
 )
 def test_sandbox_answers_400_to_jql_it_cannot_run(sandbox, jql, said):
@@ -593,3 +648,223 @@ def test_an_issue_without_a_readable_date_is_one_line(sandbox, jira, fields, mes
     with pytest.raises(SourceError) as failure:
         jira.daily_series(SeriesRequest.of(resolved(), OCT_1, OCT_3))
     assert str(failure.value) == message
+
+
+# --- a search of many pages, fetched in slices by `created` ----------------------------------------
+
+SLICED = "project = SLC"
+SLICE_WINDOW = (date(2026, 10, 1), date(2026, 10, 8))
+
+
+def every_hour(first: datetime, last: datetime) -> list[dict]:
+    issues, moment = [], first
+    while moment <= last:
+        issues.append({"created": moment})
+        moment += timedelta(hours=1)
+    return issues
+
+
+def slicing(monkeypatch, on: bool) -> None:
+    """Pages of 10 and, when `on`, slices worth 2 pages (the production sizes need
+    thousands of issues); off, every search is one chain."""
+    monkeypatch.setattr(JiraConnector, "page_size", 10)
+    monkeypatch.setattr(client, "MIN_SLICE_PAGES", 2 if on else 10**9)
+
+
+def connector(sandbox) -> JiraConnector:
+    return JiraConnector.from_settings(
+        SourceSettings(base_url=sandbox.url, token=TOKEN, user=EMAIL),
+        sleep=lambda seconds: None,
+        max_attempts=1,
+    )
+
+
+def test_a_long_search_is_fetched_in_slices_of_hand_counted_pages(sandbox, monkeypatch):
+    # An issue every hour at :30 from Oct 1 to Oct 10 (240); the created window Oct 1-8
+    # reaches Sep 29 to Oct 11, so all of them, in pages of 10.
+    sandbox.data.jira.set_issues(
+        "SLC",
+        every_hour(
+            datetime(2026, 10, 1, 0, 30, tzinfo=UTC), datetime(2026, 10, 10, 23, 30, tzinfo=UTC)
+        ),
+    )
+    slicing(monkeypatch, on=True)
+    series = connector(sandbox).daily_series(SeriesRequest.of(created(SLICED), *SLICE_WINDOW))
+    assert values(series) == [24.0] * 8
+    sent = search_jql(SLICED, "created", *SLICE_WINDOW)
+    bodies = sandbox.request_bodies(SEARCH)
+    # The first page (00:30 to 09:30 on Oct 1) covers 9 hours of the 242.5 from the
+    # window's start to Oct 11: about 256 issues, 25 pages, are left; 4 slices (the
+    # host's 4 requests in flight), the first from 12 hours before the page's last issue.
+    assert bodies[0]["jql"] == sent + BY_CREATED
+    slices = sorted({body["jql"] for body in bodies[1:]})
+    assert slices == sorted(
+        f'({sent}) AND created >= "{low}"' + (f' AND created < "{high}"' if high else "")
+        for low, high in [
+            ("2026-09-30 21:30", "2026-10-03 10:07"),  # 58 issues: 6 pages
+            ("2026-10-03 10:07", "2026-10-05 22:45"),  # 61: 7 pages
+            ("2026-10-05 22:45", "2026-10-08 11:22"),  # 60: 6 pages
+            ("2026-10-08 11:22", None),  # 61: 7 pages
+        ]
+    )
+    # 1 + 6 + 7 + 6 + 7, where one chain takes 24 pages.
+    assert sandbox.request_count(SEARCH) == 27
+    assert all(unsliced(jql) == sent for jql in slices)
+
+
+def test_a_search_of_a_few_pages_is_one_chain(sandbox, monkeypatch):
+    # An issue every hour from Sep 29 to Oct 3 (120), pages of 10: the first page covers
+    # 9 hours, about 12 pages are left, fewer than 2 slices of MIN_SLICE_PAGES (20).
+    sandbox.data.jira.set_issues(
+        "SLC",
+        every_hour(
+            datetime(2026, 9, 29, 0, 30, tzinfo=UTC), datetime(2026, 10, 3, 23, 30, tzinfo=UTC)
+        ),
+    )
+    monkeypatch.setattr(JiraConnector, "page_size", 10)
+    window = (date(2026, 10, 1), date(2026, 10, 1))  # the search reaches Sep 29 to Oct 4
+    series = connector(sandbox).daily_series(SeriesRequest.of(created(SLICED), *window))
+    assert values(series) == [24.0]
+    bodies = sandbox.request_bodies(SEARCH)
+    assert {body["jql"] for body in bodies} == {search_jql(SLICED, "created", *window) + BY_CREATED}
+    assert len(bodies) == 12  # 120 issues, 10 a page
+    # A search of one page: one request.
+    sandbox.reset()
+    sandbox.data.jira.set_issues(
+        "SLC",
+        every_hour(
+            datetime(2026, 10, 1, 0, 30, tzinfo=UTC), datetime(2026, 10, 1, 9, 30, tzinfo=UTC)
+        ),
+    )
+    series = connector(sandbox).daily_series(SeriesRequest.of(created(SLICED), *window))
+    assert values(series) == [10.0]
+    assert sandbox.request_count(SEARCH) == 1
+
+
+def busy_project() -> list[dict]:
+    """Oct 1-10, an issue every 50 minutes: most resolved 20 minutes to 3 days later,
+    some never, some bugs; and issues created in September, resolved in the window."""
+    issues = []
+    moment, number = datetime(2026, 9, 28, 0, 10, tzinfo=UTC), 0
+    while moment < datetime(2026, 10, 11, tzinfo=UTC):
+        number += 1
+        spec: dict = {"created": moment}
+        if number % 7:
+            spec["resolutiondate"] = moment + timedelta(minutes=20 + 97 * (number % 45))
+        if number % 5 == 0:
+            spec["issuetype"] = "Bug"
+        issues.append(spec)
+        moment += timedelta(minutes=50)
+    for day in (2, 10, 20, 29):
+        created_at = datetime(2026, 9, day, 8, tzinfo=UTC)
+        issues.append(
+            {"created": created_at, "resolutiondate": datetime(2026, 10, 2, 9, 30, tzinfo=UTC)}
+        )
+    return sorted(issues, key=lambda spec: spec["created"])
+
+
+def slice_lows(sandbox) -> list[str]:
+    """The lower bounds of the slices the sandbox was asked for."""
+    found = (
+        re.search(r'\) AND created >= "([^"]+)"', b["jql"]) for b in sandbox.request_bodies(SEARCH)
+    )
+    return sorted({match.group(1) for match in found if match})
+
+
+def series_of(sandbox, requests: list) -> dict:
+    return connector(sandbox).daily_series_many(requests)
+
+
+def sliced_and_chained(sandbox, monkeypatch, requests: list, user_zone: str) -> tuple:
+    """The series of one search, sliced, then with issues on its slices' boundaries
+    (as Jira reads them, in the user's time zone) and a millisecond before; then as one
+    chain. Returns both answers and both request counts."""
+    jira_data = sandbox.data.jira
+    jira_data.set_issues("SLC", busy_project())
+    slicing(monkeypatch, on=True)
+    series_of(sandbox, requests)
+    lows = slice_lows(sandbox)
+    assert len(lows) >= 3  # sliced
+    extra = []
+    for low in lows[1:]:  # the first slice starts among the pages already read
+        moment = datetime.strptime(low, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(user_zone))
+        for before in (timedelta(0), timedelta(milliseconds=1)):
+            extra.append(
+                {"created": moment - before, "resolutiondate": moment + timedelta(hours=1)}
+            )
+    jira_data.set_issues("SLC", sorted(busy_project() + extra, key=lambda spec: spec["created"]))
+    sandbox.reset()
+    sliced = series_of(sandbox, requests)
+    assert slice_lows(sandbox) == lows  # the same slices, with issues on their bounds
+    sliced_requests = sandbox.request_count(SEARCH)
+    sandbox.reset()
+    slicing(monkeypatch, on=False)
+    chain = series_of(sandbox, requests)
+    bodies = sandbox.request_bodies(SEARCH)
+    assert all(body["jql"] == unsliced(body["jql"]) + BY_CREATED for body in bodies)
+    return sliced, chain, sliced_requests, len(bodies)
+
+
+@pytest.mark.parametrize(
+    ("user_zone", "zone"),
+    [("UTC", "UTC"), ("Asia/Kolkata", "America/New_York"), ("Etc/GMT+12", "Pacific/Kiritimati")],
+)
+@pytest.mark.parametrize("counts", ["all", "resolved"])
+def test_slices_give_the_series_of_the_one_chain(sandbox, monkeypatch, user_zone, zone, counts):
+    jql = 'project = SLC AND issuetype = "Support Ticket"'
+    numerator, denominator = JiraMetric(
+        source="jira", jql=jql, measure="resolved_within", hours=2
+    ).ratio_parts()
+    share = JiraMetric(source="jira", jql=jql, measure="resolved_within", hours=2)
+    # Every count shares one search by `created` or `resolved`; resolutions alone are a
+    # search by `resolved`, sliced by `created` all the same.
+    metrics = [created(jql), numerator, denominator, share] if counts == "all" else [resolved(jql)]
+    requests = [SeriesRequest.of(metric, *SLICE_WINDOW, zone) for metric in metrics]
+    sandbox.data.jira.user_timezone = user_zone
+    try:
+        sliced, chain, sliced_requests, chain_requests = sliced_and_chained(
+            sandbox, monkeypatch, requests, user_zone
+        )
+    finally:
+        sandbox.data.jira.user_timezone = "UTC"
+    assert list(sliced) == list(chain) == [request.metric_key for request in requests]
+    for key, frame in chain.items():
+        assert isinstance(frame, pd.DataFrame), frame
+        pd.testing.assert_frame_equal(sliced[key], frame, check_exact=True, obj=key)
+        assert frame["value"].sum() > 0
+    assert chain_requests < sliced_requests <= chain_requests + 4  # a partial page a slice
+
+
+def test_a_failing_slice_fails_the_search_in_one_line(sandbox, monkeypatch):
+    sandbox.data.jira.set_issues(
+        "SLC",
+        every_hour(
+            datetime(2026, 10, 1, 0, 30, tzinfo=UTC), datetime(2026, 10, 10, 23, 30, tzinfo=UTC)
+        ),
+    )
+    slicing(monkeypatch, on=True)
+    message = "A value with ID '2026-10-05 22:45' does not exist for the field 'created'."
+    sandbox.data.jira.refuse('created >= "2026-10-05 22:45"', message)
+    try:
+        jira = connector(sandbox)
+        request = SeriesRequest.of(created(SLICED), *SLICE_WINDOW)
+        other = SeriesRequest.of(created("project = TINY"), OCT_1, OCT_3)
+        sandbox.data.jira.set_issues("TINY", TINY)
+        answers = jira.daily_series_many([request, other])
+    finally:
+        sandbox.data.jira.stop_refusing()
+    failure = answers[request.metric_key]
+    assert isinstance(failure, SourceError)
+    assert str(failure) == (
+        f"jira: request failed (HTTP 400) on POST /rest/api/3/search/jql (the API says: {message})"
+    )
+    assert values(answers[other.metric_key]) == [2, 2, 1]  # another search is not touched
+    # The same words as a page of one chain refused alike.
+    slicing(monkeypatch, on=False)
+    sandbox.data.jira.refuse(SLICED, message)
+    try:
+        with pytest.raises(SourceError) as chained:
+            connector(sandbox).daily_series(request)
+    finally:
+        sandbox.data.jira.stop_refusing()
+    assert str(chained.value) == str(failure)

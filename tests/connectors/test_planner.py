@@ -401,7 +401,7 @@ def test_the_sample_jira_series_share_one_search(frozen):
     assert merged == (
         '(project = SUP AND issuetype = "Support Ticket") AND '
         '((created >= "2026-09-18" AND created < "2026-10-03") OR '
-        '(resolved >= "2026-09-29" AND resolved < "2026-11-18"))'
+        '(resolved >= "2026-09-29" AND resolved < "2026-11-18")) ORDER BY created ASC'
     )
 
 

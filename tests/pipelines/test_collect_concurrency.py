@@ -4,7 +4,9 @@ one batch, stored as one source after another would store them."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from okr_metrics.connectors.http import HttpConnector
 from okr_metrics.connectors.registry import connected_sources
 from okr_metrics.pipelines.definitions import load_definitions
 from okr_metrics.pipelines.jobs.collect import collect_source, collect_sources
+from okr_metrics.pipelines.validation import expectations
 from okr_metrics.warehouse.schema import metric_observations, rejected_observations, source_runs
 from okr_metrics.warehouse.store import Warehouse
 
@@ -179,3 +182,69 @@ def test_at_most_max_workers_sources_are_fetched_at_once(sandbox, definitions, t
     assert {name for w in meeting.values() for name in w.threads} == {
         threading.current_thread().name
     }
+
+
+class WaitsForValidation:
+    """A source's real connector whose fetch waits (up to 60 s) for Great Expectations'
+    context to be ready: it is only ready during a fetch when it is set up beside it."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector, self.ready_during_fetch = connector, False
+        self.row_expectation = connector.row_expectation
+
+    def daily_series_many(self, requests) -> dict:
+        deadline = time.monotonic() + 60
+        while expectations._batch_definition is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.ready_during_fetch = expectations._batch_definition is not None
+        return self.connector.daily_series_many(requests)
+
+    def rejected_rows(self, request):
+        return self.connector.rejected_rows(request)
+
+    def finish(self) -> None:
+        self.connector.finish()
+
+
+@pytest.fixture
+def fresh_validation(monkeypatch):
+    """Great Expectations' context as in a new process: not set up yet."""
+    monkeypatch.setattr(expectations, "_batch_definition", None)
+    monkeypatch.setattr(expectations, "_setup", None)
+    monkeypatch.setattr(expectations, "_setup_error", None)
+
+
+def test_great_expectations_is_set_up_while_the_sources_are_fetched(
+    sandbox, definitions, tmp_path, fresh_validation
+):
+    connector, _ = connectors(sandbox)["github"]
+    waiting = WaitsForValidation(connector)
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    results = collect_sources(
+        {"github": (waiting, None)}, definitions, START, END, warehouse, "run-1", lambda _: None
+    )
+    assert waiting.ready_during_fetch
+    assert results["github"].ok and results["github"].rows
+
+
+def test_a_great_expectations_setup_error_fails_the_call_as_it_did_after_the_fetch(
+    sandbox, definitions, tmp_path, fresh_validation, monkeypatch
+):
+    # GX's ephemeral context makes a temporary folder: with none usable, its setup fails.
+    missing = tmp_path / "no-such-temp-folder"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        expectations._gx_batch_definition()  # what the validation raised by itself
+
+    built = {name: pair for name, pair in connectors(sandbox).items() if name != "manual"}
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    warehouse.ensure_schema()
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        collect_sources(built, definitions, START, END, warehouse, "run-1", lambda _: None)
+    assert sandbox.requests  # raised by the validation, once the sources were fetched
+    assert stored(warehouse)["metric_observations"] == []
+
+    # The next run sets it up again, and stores what it fetched.
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    results = collect_sources(built, definitions, START, END, warehouse, "run-2", lambda _: None)
+    assert results["github"].ok and stored(warehouse)["metric_observations"]

@@ -119,6 +119,37 @@ def test_observations_replace_only_their_keys_and_days(warehouse):
     assert len(warehouse.read_observations(["k1"], date(2026, 10, 1), date(2026, 10, 3))) == 3
 
 
+def test_series_replaced_together_keep_their_windows_and_kept_days(warehouse):
+    def series(first: int, last: int, value: float) -> pd.DataFrame:
+        return pd.DataFrame({"date": days(first, last), "value": value})
+
+    oct_ = [date(2026, 10, day) for day in range(1, 6)]
+    warehouse.replace_series(
+        "jira",
+        [
+            store.SeriesWindow("k1", series(1, 5, 1.0), oct_[0], oct_[4]),
+            store.SeriesWindow("k2", series(1, 5, 2.0), oct_[0], oct_[4]),
+            store.SeriesWindow("k3", series(1, 5, 3.0), oct_[0], oct_[4]),
+        ],
+        "r1",
+    )
+    written = warehouse.replace_series(
+        "jira",
+        [
+            # Days 2..5 again, day 3 failed its validation: its stored row stays.
+            store.SeriesWindow(
+                "k1", series(2, 5, 9.0).drop(index=1), oct_[1], oct_[4], frozenset({oct_[2]})
+            ),
+            store.SeriesWindow("k2", series(1, 1, 0.0).iloc[0:0], oct_[0], oct_[4]),  # no rows
+        ],
+        "r2",
+    )
+    assert written == 3
+    frame = warehouse.read_observations(["k1", "k2", "k3"], oct_[0], oct_[4])
+    values = {key: group["value"].tolist() for key, group in frame.groupby("metric_key")}
+    assert values == {"k1": [1.0, 9.0, 1.0, 9.0, 9.0], "k3": [3.0] * 5}
+
+
 def test_schema_is_created_once_and_reopened(warehouse_url):
     url = warehouse_url
     Warehouse(url).replace_kr_scores(kr_rows(days(1, 1)), date(2026, 10, 1), date(2026, 10, 1), "r")
