@@ -35,7 +35,6 @@ from okr_metrics.connectors.http import (
     NewestFirst,
     Query,
     said_in,
-    vendor_limits,
 )
 from okr_metrics.connectors.kit import (
     Plan,
@@ -135,9 +134,6 @@ class GitHubConnector(HttpConnector):
     env = SourceEnv(base_url="GITHUB_API_URL", default_base_url=API_URL, token="GITHUB_TOKEN")
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
     error_reason = staticmethod(error_reason)
-    # GitHub's published limits wherever its REST API is served (GitHub.com, Enterprise
-    # Server, the sandbox): they are the API's, whatever the host is called.
-    host_limits = vendor_limits(API_URL)
     # Items per page: GitHub's maximum. The contract tests shrink it to cross pages.
     page_size: ClassVar[int] = PER_PAGE
 
