@@ -279,22 +279,34 @@ def warm(sandbox: ApiSandboxes, keys: Keys, krs: int) -> None:
     data.hubspot.records("deals")
 
 
-def in_flight() -> int:
-    """Requests one API may have in flight: `OKR_BENCH_IN_FLIGHT`, else what the HTTP
-    client allows (1 where it names no limit: one request at a time)."""
-    if os.environ.get("OKR_BENCH_IN_FLIGHT"):
-        return int(os.environ["OKR_BENCH_IN_FLIGHT"])
+def in_flight() -> dict[str, int]:
+    """Requests each API may have in flight: `OKR_BENCH_IN_FLIGHT` for all, else what the
+    HTTP client allows its connector on the sandbox's host (its own limits, or the
+    default of a host without vendor limits, as the sandbox's ports are)."""
     from okr_metrics.connectors import http
 
-    # The limits of a host the client has no vendor limits for, as the sandbox's ports are.
-    found = getattr(getattr(http, "DEFAULT_LIMITS", None), "max_in_flight", None)
-    return found if isinstance(found, int) else 1
+    allowed = {}
+    for source in connected_sources().values():
+        connector = source.connector_class()
+        if not issubclass(connector, http.HttpConnector):
+            continue
+        limits = connector.host_limits or http.DEFAULT_LIMITS
+        allowed[source.name] = limits.max_in_flight
+    if os.environ.get("OKR_BENCH_IN_FLIGHT"):
+        allowed = dict.fromkeys(allowed, int(os.environ["OKR_BENCH_IN_FLIGHT"]))
+    return allowed
+
+
+def _allowed_text(allowed: Mapping[str, int]) -> str:
+    return ", ".join(f"{api} {count}" for api, count in sorted(allowed.items()))
 
 
 # --- the cases --------------------------------------------------------------------------------
 
 
-def quarter_runs(scale: Scale, report: Report, floor: float, allowed: int, work: Path) -> None:
+def quarter_runs(
+    scale: Scale, report: Report, floor: float, allowed: Mapping[str, int], work: Path
+) -> None:
     """The 20-KR quarter's backfill and nightly run, at each latency."""
     definitions = work / "defs-20"
     write_definitions(definitions, QUARTER, krs=20, keys=scale.keys)
@@ -417,9 +429,11 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def quarter_table(results: Mapping[float, tuple[Run, Run]], allowed: int, volumes: str) -> str:
+def quarter_table(
+    results: Mapping[float, tuple[Run, Run]], allowed: Mapping[str, int], volumes: str
+) -> str:
     lines = [
-        f"The 20-KR quarter ({volumes}); requests in flight allowed per API: {allowed}.",
+        f"The 20-KR quarter ({volumes}); requests in flight allowed per API: {_allowed_text(allowed)}.",
         "",
         "| run | latency | wall (s) | requests | fewest | requests / fewest | floor (s) "
         "| per API: made / fewest |",
@@ -858,7 +872,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = load_average()
     report = Report()
     allowed = in_flight()
-    print(f"pipeline benchmark, scale {scale.name}; requests in flight per API: {allowed}")
+    print(
+        f"pipeline benchmark, scale {scale.name}; requests in flight per API: "
+        f"{_allowed_text(allowed)}"
+    )
     floor = import_floor(scale.repeats)
     report.add(Figure("import floor (dagster, pandas, SQLAlchemy, GE)", f"{floor:.2f} s"))
     with tempfile.TemporaryDirectory(prefix="okr-bench-") as folder:

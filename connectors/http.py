@@ -524,21 +524,24 @@ class HostLimiter:
             return start - now
 
 
-_LIMITERS: dict[str, HostLimiter] = {}
+_LIMITERS: dict[tuple[str, HostLimits], HostLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
 def host_limiter(base_url: str, limits: HostLimits | None = None) -> HostLimiter:
-    """The process's limiter of the host of `base_url` (scheme, host and port); the first
-    client of a host sets its limits (`limits`, default the vendor's)."""
+    """The process's limiter of the host of `base_url` (scheme, host and port) under
+    `limits` (default the vendor's): clients of one host with the same limits share it.
+    A source that names its own limits keeps them on a host another source also uses
+    (one sandbox serving every API)."""
     split = urlsplit(base_url)
     # Never the user and password a URL may carry: the name is logged.
     port = f":{split.port}" if split.port else ""
     host = f"{split.scheme}://{split.hostname or ''}{port}".lower()
+    chosen = limits or vendor_limits(base_url)
     with _LIMITERS_LOCK:
-        found = _LIMITERS.get(host)
+        found = _LIMITERS.get((host, chosen))
         if found is None:
-            found = _LIMITERS[host] = HostLimiter(host, limits or vendor_limits(base_url))
+            found = _LIMITERS[host, chosen] = HostLimiter(host, chosen)
         return found
 
 

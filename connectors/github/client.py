@@ -35,6 +35,7 @@ from okr_metrics.connectors.http import (
     NewestFirst,
     Query,
     said_in,
+    vendor_limits,
 )
 from okr_metrics.connectors.kit import (
     Plan,
@@ -130,6 +131,9 @@ class GitHubConnector(HttpConnector):
 
     source = "github"
     concurrent_queries = True
+    # GitHub's guidance wherever its API is served (github.com, Enterprise Server, the
+    # sandbox): a run's listings and their pages side by side, 8 at most.
+    host_limits = vendor_limits("https://api.github.com")
     params_model = GitHubMetric
     env = SourceEnv(base_url="GITHUB_API_URL", default_base_url=API_URL, token="GITHUB_TOKEN")
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}

@@ -677,10 +677,14 @@ def test_clients_of_one_host_share_its_limit_of_requests_in_flight(threaded_serv
     gauge = Gauge(0.1)
     server.expect_request("/items").respond_with_handler(gauge(lambda r: json_response([1])))
     limits = HostLimits(max_in_flight=3)
-    # Two clients of the same host, on six threads: never more than three requests out.
+    # Two clients of the same host and limits, on six threads: never more than three out.
     first = HttpClient("github", server.url_for("/"), limits=limits, max_attempts=1)
-    second = HttpClient("jira", server.url_for("/"), max_attempts=1)
+    second = HttpClient("jira", server.url_for("/"), limits=HostLimits(3), max_attempts=1)
     assert second.limiter is first.limiter
+    # A source naming other limits keeps its own on that host (one sandbox, every API).
+    other = HttpClient("hubspot", server.url_for("/"), limits=HostLimits(2), max_attempts=1)
+    assert other.limiter is not first.limiter
+    assert other.limiter.limits.max_in_flight == 2
     calls = [lambda c=client: c.request_json("GET", "/items") for client in [first, second] * 6]
     assert run_at_once(calls) == [[1]] * 12
     assert gauge.most == 3  # side by side, and within the host's limit
