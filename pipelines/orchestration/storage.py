@@ -260,16 +260,15 @@ class HeldSqliteEventLogStorage(SqliteEventLogStorage):
         for entry in events:
             runs.setdefault(entry.run_id, []).append(entry)
         for run_id, run_events in runs.items():
+            # Each event serialized once, for its row in both shards.
+            rows = [self._event_to_row(entry) for entry in run_events]
             indexed = [
-                entry
-                for entry in run_events
+                (entry, row)
+                for entry, row in zip(run_events, rows, strict=True)
                 if entry.is_dagster_event and entry.dagster_event_type in INDEXED_EVENTS
             ]
             with self._db_lock, self._transaction(run_id) as run_conn:
-                run_conn.execute(
-                    SqlEventLogStorageTable.insert(),
-                    [self._event_to_row(entry) for entry in run_events],
-                )
+                run_conn.execute(SqlEventLogStorageTable.insert(), rows)
                 if indexed:
                     with self._transaction("index") as index_conn:
                         self._batch.connections = {run_id: run_conn, "index": index_conn}
@@ -278,12 +277,19 @@ class HeldSqliteEventLogStorage(SqliteEventLogStorage):
                         finally:
                             self._batch.connections = {}
 
-    def _index_batch(self, conn: Connection, events: Sequence[EventLogEntry]) -> None:
-        """The index shard's rows for `events`: what `store_event` adds for each of them."""
-        event_ids = [
-            conn.execute(self.prepare_insert_event(entry)).inserted_primary_key[0]
-            for entry in events
-        ]
+    def _index_batch(
+        self, conn: Connection, indexed: Sequence[tuple[EventLogEntry, dict[str, Any]]]
+    ) -> None:
+        """The index shard's rows for `indexed` (events and their rows): what `store_event`
+        adds for each of them."""
+        inserted = conn.execute(
+            SqlEventLogStorageTable.insert().returning(
+                SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+            ),
+            [row for _, row in indexed],
+        )
+        event_ids = [int(event_id) for event_id in inserted.scalars()]
+        events = [entry for entry, _ in indexed]
         assets = [
             (entry, event_id)
             for entry, event_id in zip(events, event_ids, strict=True)
@@ -302,16 +308,24 @@ class HeldSqliteEventLogStorage(SqliteEventLogStorage):
         self, conn: Connection, assets: Sequence[tuple[EventLogEntry, int]]
     ) -> None:
         """The asset key table's row of each asset as `_store_asset_event`, applied to each
-        event in turn, leaves it: the columns each event sets, the latest event's winning."""
+        event in turn, leaves it: each column from the latest event that sets it."""
         has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
-        latest: dict[str, dict[str, Any]] = {}
-        for entry, event_id in assets:
-            asset_key = entry.get_dagster_event().asset_key
-            if asset_key is None:
+        keyed = [
+            (asset_key.to_string(), entry, event_id)
+            for entry, event_id in assets
+            if (asset_key := entry.get_dagster_event().asset_key) is not None
+        ]
+        # New assets get their rows in the order of their first event.
+        latest: dict[str, dict[str, Any]] = {asset_key: {} for asset_key, _, _ in keyed}
+        for asset_key, entry, event_id in reversed(keyed):
+            columns = latest[asset_key]
+            # A materialization sets every column any asset event sets: older ones are moot.
+            if "last_materialization" in columns:
                 continue
             values = self._get_asset_entry_values(entry, event_id, has_index_cols)
-            if values:
-                latest.setdefault(asset_key.to_string(), {}).update(values)
+            for column, value in values.items():
+                columns.setdefault(column, value)
+        latest = {asset_key: columns for asset_key, columns in latest.items() if columns}
         if not latest:
             return
         known = set(
