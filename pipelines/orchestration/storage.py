@@ -253,8 +253,9 @@ class HeldSqliteEventLogStorage(SqliteEventLogStorage):
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store `events` as `store_event` would one by one, in one transaction per shard.
 
-        The index shard commits just before the run's shard: should either fail, Dagster
-        stores the events again one by one.
+        Each shard gets all of the rows or none; should storing fail, Dagster stores the
+        events again one by one. The index commits just before the run's shard, so only a
+        failure of that last commit would leave the index with the events twice.
         """
         runs: dict[str, list[EventLogEntry]] = {}
         for entry in events:
