@@ -77,6 +77,10 @@ def write_definitions(folder: Path) -> int:
     document = yaml.safe_load((REPO / "okr_defs" / "2026-Q4.yaml").read_text())
     document["quarter"] = "2026-Q3"
     key_results = {kr["id"]: kr for o in document["objectives"] for kr in o["key_results"]}
+    quarter_shift = date(2026, 10, 1) - QUARTER_START
+    for kr in key_results.values():
+        for checkpoint in kr.get("checkpoints", []):
+            checkpoint["date"] = checkpoint["date"] - quarter_shift
     document["objectives"].append(
         {
             "id": "benchmark-copies",
