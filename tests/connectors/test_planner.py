@@ -10,6 +10,7 @@ collect run stores the same rows both ways. (e) Errors stay per series.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -151,6 +152,49 @@ def test_a_batch_refuses_a_key_twice_and_a_metric_of_another_source():
     with pytest.raises(TypeError, match="needs a _CountMetric, not GitHubMetric"):
         connector.daily_series_many([request(github("acme/a", "releases"))])
     assert connector.fetched == []
+
+
+class _SideBySideConnector(_CountingConnector):
+    """Says its queries may run at once, two at a time; each waits for a partner."""
+
+    concurrent_queries = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partner = threading.Barrier(2, timeout=5)
+        self.in_flight = self.most_in_flight = 0
+        self.lock = threading.Lock()
+
+    def query_concurrency(self) -> int:
+        return 2
+
+    def fetch(self, request: SeriesRequest) -> pd.DataFrame:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.partner.wait()  # only two queries at once get past this together
+            return super().fetch(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_queries_run_side_by_side_only_when_the_connector_says_so():
+    connector = _SideBySideConnector()
+    asked = [request(_CountMetric(name=name)) for name in ("a", "broken", "c", "d")]
+    answers = connector.daily_series_many(asked)
+    # Two at a time (the barrier would time out one after another), never more.
+    assert connector.most_in_flight == 2
+    assert sorted(connector.fetched) == ["a", "broken", "c", "d"]
+    assert list(answers) == [r.metric_key for r in asked]
+    assert str(answers[asked[1].metric_key]) == "counting: the broken metric is broken"
+    for kept in (0, 2, 3):
+        assert answers[asked[kept].metric_key]["value"].tolist() == [1.0, 0.0, 0.0]
+    # A connector that does not say so: one query after another, in order.
+    sequential = _CountingConnector()
+    sequential.daily_series_many(asked)
+    assert sequential.fetched == ["a", "broken", "c", "d"]
 
 
 # --- (c) each connector's plan ---------------------------------------------------------------

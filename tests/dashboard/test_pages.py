@@ -346,3 +346,29 @@ def test_a_warehouse_with_no_scores_says_so(serve, tmp_path):
         assert response.status_code == 200, path
         assert parse(response.text).one(data_field="as-of").text == ""
     assert "Nothing scored" in get(url + "/").text
+
+
+def test_observations_are_written_as_their_key_result_writes_values(dashboard_url, db):
+    # One series: its daily values in the KR's own format (uptime: shares as percents).
+    page = parse(get(dashboard_url + "/kr/2026-Q4/uptime").text)
+    observed = rows(
+        db,
+        "SELECT date, value FROM metric_observations WHERE metric_key = "
+        "(SELECT json_extract(metric_keys, '$[0]') FROM kr_definitions "
+        " WHERE quarter = '2026-Q4' AND kr_id = 'uptime' ORDER BY last_as_of DESC LIMIT 1) "
+        "AND date >= '2026-10-01' AND date <= ? ORDER BY date",
+        LAST_DAY.isoformat(),
+    )
+    assert observed
+    kr = rows(
+        db, "SELECT * FROM kr_scores WHERE kr_id = 'uptime' AND as_of = ?", LAST_DAY.isoformat()
+    )[0]
+    fmt = value_format(kr["kr_type"], kr["start"], kr["target"])
+    shown = [
+        [cell.text for cell in row.find_all("td")]
+        for row in page.one(data_section="observations").find_all("tr")[1:]
+    ]
+    assert {(cells[0], cells[1]) for cells in shown} == {
+        (str(row["date"])[:10], fmt(row["value"])) for row in observed
+    }
+    assert all(cells[1].endswith("%") for cells in shown)
