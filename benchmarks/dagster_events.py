@@ -14,12 +14,22 @@ then runs a nightly window (its last 3 days), each on a fresh Dagster home and w
 - `... + planned range events`: Dagster's DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS,
   one "planned" event per asset for the whole range instead of one per day (not adopted:
   the UI then no longer shows a day of a failed run as failed);
-- with `--postgres-url`, the same on PostgreSQL, then with DAGSTER_EVENT_BATCH_SIZE=100.
+- `held sqlite, one step + DAGSTER_EVENT_BATCH_SIZE=100`: Dagster hands the per-partition
+  events to `store_event_batch` in groups (`HeldSqliteEventLogStorage`: one transaction
+  per shard a group), the default since the instance sets it when it loads; the variants
+  above run with it at 0, one event at a time;
+- with `--postgres-url`, the same on PostgreSQL (dagster-postgres), with and without
+  DAGSTER_EVENT_BATCH_SIZE.
 
-It also times, in a fresh interpreter, importing dagster, pandas, SQLAlchemy and Great
-Expectations: the floor any run pays.
+Before the runs, it stores one quarter backfill's per-partition events (10 assets x 91
+days: the planned events in one group, each asset's materializations in another) through
+`DagsterInstance.handle_new_event`, as a run does, one by one and in batches of several
+sizes, on this project's SQLite storage and, with `--postgres-url`, on PostgreSQL: the
+figures that chose DEFAULT_EVENT_BATCH_SIZE. It also times, in a fresh interpreter,
+importing dagster, pandas, SQLAlchemy and Great Expectations: the floor any run pays.
 
     python benchmarks/dagster_events.py
+    python benchmarks/dagster_events.py --events-only       # the event batches only (~1 min)
     python benchmarks/dagster_events.py --repeat 3 --postgres-url postgresql+psycopg2://...
 """
 
@@ -48,6 +58,11 @@ NIGHTLY_START = QUARTER_END - timedelta(days=2)
 HORIZON = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
 EXTRA_KRS = ("dau", "mobile-releases", "new-smb-customers", "tickets-within-2h")
 IMPORTS = "import dagster, pandas, sqlalchemy, great_expectations"
+BATCH = "DAGSTER_EVENT_BATCH_SIZE"
+OFF, ON = {BATCH: "0"}, {BATCH: "100"}
+# The event batches: the quarter backfill's assets and days, and the group sizes tried.
+EVENT_ASSETS, EVENT_DAYS = 10, 91
+BATCH_SIZES = (0, 10, 50, 100, 250, 1000)
 
 
 def import_seconds() -> float:
@@ -62,6 +77,10 @@ def write_definitions(folder: Path) -> int:
     document = yaml.safe_load((REPO / "okr_defs" / "2026-Q4.yaml").read_text())
     document["quarter"] = "2026-Q3"
     key_results = {kr["id"]: kr for o in document["objectives"] for kr in o["key_results"]}
+    quarter_shift = date(2026, 10, 1) - QUARTER_START
+    for kr in key_results.values():
+        for checkpoint in kr.get("checkpoints", []):
+            checkpoint["date"] = checkpoint["date"] - quarter_shift
     document["objectives"].append(
         {
             "id": "benchmark-copies",
@@ -129,6 +148,129 @@ def environment(values: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def backfill_events(run_id: str) -> tuple[list, list]:
+    """One quarter backfill's planned and done materializations, as a run logs them."""
+    from dagster import AssetKey, AssetMaterialization
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+    from dagster._core.events import (
+        AssetMaterializationPlannedData,
+        DagsterEvent,
+        DagsterEventType,
+        StepMaterializationData,
+    )
+    from dagster._core.events.log import EventLogEntry
+
+    def entry(event: DagsterEvent, step_key: str | None) -> EventLogEntry:
+        return EventLogEntry(
+            error_info=None,
+            level=10,
+            user_message="",
+            run_id=run_id,
+            timestamp=time.time(),
+            step_key=step_key,
+            job_name="okr_job",
+            dagster_event=event,
+        )
+
+    days = [str(QUARTER_START + timedelta(days=n)) for n in range(EVENT_DAYS)]
+    keys = [AssetKey(["okr", f"asset_{n}"]) for n in range(EVENT_ASSETS)]
+    planned = [
+        entry(
+            DagsterEvent(
+                event_type_value=DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+                job_name="okr_job",
+                event_specific_data=AssetMaterializationPlannedData(key, partition=day),
+            ),
+            None,
+        )
+        for key in keys
+        for day in days
+    ]
+    done = [
+        [
+            entry(
+                DagsterEvent(
+                    event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+                    job_name="okr_job",
+                    step_key=key.path[-1],
+                    event_specific_data=StepMaterializationData(
+                        AssetMaterialization(
+                            key,
+                            partition=day,
+                            metadata={"rows": 20, "key_results": 20},
+                            tags={DATA_VERSION_TAG: f"{key.path[-1]}-{day}"},
+                        )
+                    ),
+                ),
+                key.path[-1],
+            )
+            for day in days
+        ]
+        for key in keys
+    ]
+    return planned, done
+
+
+def store_events(instance, batch_size: int) -> tuple[float, float]:
+    """Seconds to store a backfill's planned events, then its materializations, through
+    the instance as a run does (each group ends a batch)."""
+    from uuid import uuid4
+
+    from dagster._core.events import DagsterEventBatchMetadata
+
+    run_id = str(uuid4())
+    planned, done = backfill_events(run_id)
+    # The run's own database (SQLite) is created when the run is, not by its events.
+    with instance.event_log_storage.run_connection(run_id):
+        pass
+    figures = []
+    with environment({BATCH: str(batch_size)}):
+        for groups in ([planned], done):
+            began = time.perf_counter()
+            for group in groups:
+                batch_id = str(uuid4())
+                for n, entry in enumerate(group):
+                    metadata = DagsterEventBatchMetadata(batch_id, n == len(group) - 1)
+                    instance.handle_new_event(entry, batch_metadata=metadata)
+            figures.append(time.perf_counter() - began)
+    return figures[0], figures[1]
+
+
+def event_batches(root: Path, postgres_url: str | None, schema: str | None, repeat: int) -> None:
+    """Print the event batches' figures (module docstring), each against storing one by one."""
+    from dagster import DagsterInstance
+
+    storages = {"held sqlite": held_sqlite}
+    if postgres_url and schema:
+        storages["postgres"] = postgres(postgres_url, schema)
+    events = EVENT_ASSETS * EVENT_DAYS
+    print(f"\nstoring {events} planned, then {events} done materializations (best of {repeat}):")
+    print(
+        f"  {'storage':<12} {'batch':>6} {'planned':>8} {'x 1-by-1':>8} {'done':>7} {'x 1-by-1':>8}"
+    )
+    for name, storage in storages.items():
+        home = Path(tempfile.mkdtemp(dir=root))
+        (home / "dagster.yaml").write_text(
+            yaml.safe_dump({"storage": storage(home), "telemetry": {"enabled": False}})
+        )
+        with (
+            environment({"DAGSTER_HOME": str(home)}),
+            DagsterInstance.from_config(str(home)) as instance,
+        ):
+            store_events(instance, 0)  # warm up: tables, connections, imports
+            base = None
+            for size in BATCH_SIZES:
+                runs = [store_events(instance, size) for _ in range(repeat)]
+                planned, done = min(run[0] for run in runs), min(run[1] for run in runs)
+                base = base or (planned, done)
+                label = size or "1-by-1"
+                print(
+                    f"  {name:<12} {label:>6} {planned:>7.3f}s {planned / base[0]:>8.2f} "
+                    f"{done:>6.3f}s {done / base[1]:>8.2f}"
+                )
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def build_job(settings, resources, one_step: bool):
@@ -208,6 +350,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant (best kept)")
     parser.add_argument("--postgres-url", default=os.environ.get("OKR_BENCH_POSTGRES_URL"))
+    parser.add_argument("--events-only", action="store_true", help="the event batches only")
     args = parser.parse_args()
 
     from okr_metrics.connectors.sandbox import Sandbox
@@ -215,15 +358,16 @@ def main() -> None:
 
     floor = min(import_seconds() for _ in range(2))
     variants = [
-        Variant("stock sqlite, asset per source", stock_sqlite, False, {}),
-        Variant("held sqlite, asset per source", held_sqlite, False, {}),
-        Variant("held sqlite, one observations step", held_sqlite, True, {}),
+        Variant("stock sqlite, asset per source", stock_sqlite, False, OFF),
+        Variant("held sqlite, asset per source", held_sqlite, False, OFF),
+        Variant("held sqlite, one observations step", held_sqlite, True, OFF),
         Variant(
             "held sqlite, one step + planned range events",
             held_sqlite,
             True,
-            {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"},
+            {**OFF, "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"},
         ),
+        Variant("held sqlite, one step + DAGSTER_EVENT_BATCH_SIZE=100", held_sqlite, True, ON),
     ]
     schema = None
     if args.postgres_url:
@@ -235,16 +379,14 @@ def main() -> None:
             connection.execute(text(f"CREATE SCHEMA {schema}"))
         storage = postgres(args.postgres_url, schema)
         variants += [
-            Variant("postgres, one observations step", storage, True, {}),
-            Variant(
-                "postgres, one step + DAGSTER_EVENT_BATCH_SIZE=100",
-                storage,
-                True,
-                {"DAGSTER_EVENT_BATCH_SIZE": "100"},
-            ),
+            Variant("postgres, one observations step", storage, True, OFF),
+            Variant("postgres, one step + DAGSTER_EVENT_BATCH_SIZE=100", storage, True, ON),
         ]
     root = Path(tempfile.mkdtemp(prefix="okr-bench-dagster-"))
     try:
+        event_batches(root, args.postgres_url, schema, max(args.repeat, 3))
+        if args.events_only:
+            return
         krs = write_definitions(root / "defs")
         with Sandbox(data=SandboxData(now=HORIZON)) as sandbox:
             # Warm up: the first run in a process loads Great Expectations and the code.

@@ -3,7 +3,8 @@
 The run goes to the persistent instance in `Settings.dagster_home_path` (DAGSTER_HOME,
 else `.okr/dagster`), so it shows in `dagster dev`. The instance is built from that
 folder's dagster.yaml with its `env: DAGSTER_HOME` references filled in from the
-settings: the process environment is never written.
+settings: the process environment is never written, but for the default of Dagster's
+DAGSTER_EVENT_BATCH_SIZE, which the storage sets when it loads (storage.py).
 
 A run executes inside the `okr` process, so a process that is killed (SIGKILL, the
 machine going down) leaves its run STARTED for ever: Dagster's run monitoring only

@@ -26,6 +26,13 @@ connections open, per database file, in `synchronous=NORMAL` mode: a commit no l
 waits for the disk. A killed process loses nothing it committed; a power cut may lose
 the last few events of the run history, never the warehouse's rows (another database),
 and leaves the files consistent.
+
+A backfill also writes one ASSET_MATERIALIZATION_PLANNED event per asset and day when the
+run is created, and one ASSET_MATERIALIZATION per asset and day when its step ends.
+Dagster hands such events to `store_event_batch` in groups of DAGSTER_EVENT_BATCH_SIZE
+(when it is above 0; `DagsterStorageFromEnv` sets `DEFAULT_EVENT_BATCH_SIZE` unless the
+environment says otherwise). `HeldSqliteEventLogStorage.store_event_batch` writes a group
+in one transaction per database file, the same rows `store_event` writes one by one.
 """
 
 from __future__ import annotations
@@ -34,14 +41,22 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as db
 from dagster import StringSource
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+)
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -69,6 +84,12 @@ REQUIRED_PARTS = ("host", "username", "database")
 DRIVER = "postgresql+psycopg2"
 # Held while the instance's storage is created or upgraded (see the module docstring).
 LOCK_FILE = ".storage.lock"
+# Dagster's switch for storing per-partition events in groups (module docstring), and the
+# group size used when it is not set (benchmarks/dagster_events.py).
+EVENT_BATCH_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
+DEFAULT_EVENT_BATCH_SIZE = 100
+# The events the SQLite event log copies into its index shard, besides the run's own shard.
+INDEXED_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS | set(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
 
 try:
     import fcntl
@@ -197,23 +218,133 @@ def _no_fsync_per_commit(dbapi_connection: Any, _record: Any) -> None:
 
 
 class HeldSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log, each shard's connections held open (module docstring)."""
+    """Dagster's SQLite event log, each shard's connections held open, a batch of events
+    stored in one transaction per shard (module docstring)."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._held = HeldEngines()
         self._tables: set[str] = set()
+        # The shards' open transactions while this thread stores a batch.
+        self._batch = threading.local()
         super().__init__(base_dir, inst_data)
+        # Reentrant: a batch holds it while Dagster's own writers run inside it.
+        self._db_lock = threading.RLock()  # type: ignore[assignment]
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            url = self.conn_string_for_shard(shard)
-            engine = self._held.engine(url, keep=shard == "index")
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+        in_batch = getattr(self._batch, "connections", {}).get(shard)
+        if in_batch is not None:
+            yield in_batch
+            return
+        with self._db_lock, self._transaction(shard) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, shard: str) -> Iterator[Connection]:
+        # The caller holds _db_lock.
+        url = self.conn_string_for_shard(shard)
+        engine = self._held.engine(url, keep=shard == "index")
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store `events` as `store_event` would one by one, in one transaction per shard.
+
+        Each shard gets all of the rows or none; should storing fail, Dagster stores the
+        events again one by one. The index commits just before the run's shard, so only a
+        failure of that last commit would leave the index with the events twice.
+        """
+        runs: dict[str, list[EventLogEntry]] = {}
+        for entry in events:
+            runs.setdefault(entry.run_id, []).append(entry)
+        for run_id, run_events in runs.items():
+            # Each event serialized once, for its row in both shards.
+            rows = [self._event_to_row(entry) for entry in run_events]
+            indexed = [
+                (entry, row)
+                for entry, row in zip(run_events, rows, strict=True)
+                if entry.is_dagster_event and entry.dagster_event_type in INDEXED_EVENTS
+            ]
+            with self._db_lock, self._transaction(run_id) as run_conn:
+                run_conn.execute(SqlEventLogStorageTable.insert(), rows)
+                if indexed:
+                    with self._transaction("index") as index_conn:
+                        self._batch.connections = {run_id: run_conn, "index": index_conn}
+                        try:
+                            self._index_batch(index_conn, indexed)
+                        finally:
+                            self._batch.connections = {}
+
+    def _index_batch(
+        self, conn: Connection, indexed: Sequence[tuple[EventLogEntry, dict[str, Any]]]
+    ) -> None:
+        """The index shard's rows for `indexed` (events and their rows): what `store_event`
+        adds for each of them."""
+        inserted = conn.execute(
+            SqlEventLogStorageTable.insert().returning(
+                SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+            ),
+            [row for _, row in indexed],
+        )
+        event_ids = [int(event_id) for event_id in inserted.scalars()]
+        events = [entry for entry, _ in indexed]
+        assets = [
+            (entry, event_id)
+            for entry, event_id in zip(events, event_ids, strict=True)
+            if entry.dagster_event_type in ASSET_EVENTS
+        ]
+        if assets:
+            self._store_asset_event_tags(
+                conn, [entry for entry, _ in assets], [event_id for _, event_id in assets]
+            )
+            self._store_asset_entries(conn, assets)
+        for entry, event_id in zip(events, event_ids, strict=True):
+            if entry.dagster_event_type in ASSET_CHECK_EVENTS:
+                self.store_asset_check_event(entry, event_id)
+
+    def _store_asset_entries(
+        self, conn: Connection, assets: Sequence[tuple[EventLogEntry, int]]
+    ) -> None:
+        """The asset key table's row of each asset as `_store_asset_event`, applied to each
+        event in turn, leaves it: each column from the latest event that sets it."""
+        has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
+        keyed = [
+            (asset_key.to_string(), entry, event_id)
+            for entry, event_id in assets
+            if (asset_key := entry.get_dagster_event().asset_key) is not None
+        ]
+        # New assets get their rows in the order of their first event.
+        latest: dict[str, dict[str, Any]] = {asset_key: {} for asset_key, _, _ in keyed}
+        for asset_key, entry, event_id in reversed(keyed):
+            columns = latest[asset_key]
+            # A materialization sets every column any asset event sets: older ones are moot.
+            if "last_materialization" in columns:
+                continue
+            values = self._get_asset_entry_values(entry, event_id, has_index_cols)
+            for column, value in values.items():
+                columns.setdefault(column, value)
+        latest = {asset_key: columns for asset_key, columns in latest.items() if columns}
+        if not latest:
+            return
+        known = set(
+            conn.execute(
+                db.select(AssetKeyTable.c.asset_key).where(
+                    AssetKeyTable.c.asset_key.in_(list(latest))
+                )
+            ).scalars()
+        )
+        for asset_key, values in latest.items():
+            if asset_key in known:
+                conn.execute(
+                    AssetKeyTable.update()
+                    .values(**values)
+                    .where(AssetKeyTable.c.asset_key == asset_key)
+                )
+            else:
+                conn.execute(AssetKeyTable.insert().values(asset_key=asset_key, **values))
 
     def has_table(self, table_name: str) -> bool:
         # Asked on every asset event; a table, once there, stays.
@@ -276,6 +407,7 @@ class DagsterStorageFromEnv(DagsterStorage, ConfigurableClass):
     def from_config_value(  # type: ignore[override]
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> DagsterStorage:
+        os.environ.setdefault(EVENT_BATCH_VARIABLE, str(DEFAULT_EVENT_BATCH_SIZE))
         url = postgres_url_from_env()
         base_dir = config_value["base_dir"]
         with storage_setup_lock(base_dir):
