@@ -13,6 +13,7 @@ file takes a few seconds.
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -100,7 +101,8 @@ def definitions_path(tmp_path_factory) -> Path:
 def check_loads_cleanly(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     found = load_definitions(path)  # never raises
-    line_count = text.count("\n") + 1
+    # YAML's line breaks: \r\n, \n, \r, NEL, and the Unicode line and paragraph separators.
+    line_count = len(re.findall("\r\n|[\n\r\x85\u2028\u2029]", text)) + 1
     for problem in found.problems:
         shown = str(problem)
         assert "\n" not in shown and "\r" not in shown, shown
