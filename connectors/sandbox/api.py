@@ -258,7 +258,9 @@ class Listings:
     the client, the slow side of a benchmark).
 
     A first page always works them out again, so what a test changes between two
-    readings shows; `key` names the listing without its paging.
+    readings shows; `key` names the listing without its paging (a key that changes
+    with the data itself, as Jira's project versions, may pass `first_page=False`
+    always).
     """
 
     def __init__(self, size: int = 32) -> None:

@@ -509,7 +509,8 @@ def check_auth(request: SandboxRequest) -> SandboxResponse | None:
 class _JiraRoutes:
     def __init__(self, jira: JiraSandboxData) -> None:
         self.jira = jira
-        self._cache: OrderedDict[tuple, list[JiraIssue]] = OrderedDict()
+        # Keyed by the projects' versions as well, so kept matches never go stale.
+        self._matches = api.Listings(64)
         # a kept list of matches (by id) -> (it, its issues by `created`, their `created`)
         self._by_created: OrderedDict[int, tuple[list, list, list]] = OrderedDict()
         self._lock = threading.Lock()
@@ -568,10 +569,9 @@ class _JiraRoutes:
             # Without a project clause: every project the sandbox has seen.
             projects = sorted(self.jira._projects)
         key = (jql, self.jira.user_timezone, tuple((p, self.jira.version(p)) for p in projects))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+        return self._matches.items(key, False, lambda: self._work_out(query, projects))
+
+    def _work_out(self, query: Query, projects: list[str]) -> list[JiraIssue]:
         if query.base is not None and query.rest is not None:
             # `(<base>) AND <rest>`: the base's matches (kept), then the rest's terms.
             for project in query.projects:
@@ -593,10 +593,6 @@ class _JiraRoutes:
         found.sort(key=lambda issue: issue.id)
         for attribute, descending in reversed(query.order):
             found.sort(key=_sort_key(attribute), reverse=descending)
-        with self._lock:
-            self._cache[key] = found
-            while len(self._cache) > 64:
-                self._cache.popitem(last=False)
         return found
 
     def _created_between(
