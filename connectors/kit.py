@@ -287,6 +287,11 @@ _ISO = re.compile(
     r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
     r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?"
 )
+# The common shape of it, `2026-10-15T09:12:33.000+0000`, which `datetime.fromisoformat`
+# reads to the same instant (it also takes shapes ISO 8601 has not, such as `09:12.5`).
+_COMMON = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d(?::?\d\d)?)?", re.ASCII
+)
 _BASIC_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _EPOCH = re.compile(r"-?\d+")
 
@@ -304,6 +309,15 @@ def parse_timestamp(value: Any, *, epoch: Literal["ms", "s"] | None = None) -> M
     `epoch`, whole numbers as epoch milliseconds (`"ms"`) or seconds (`"s"`). Raises
     `ValueError` for anything else (`Record.moment` turns it into a `SourceError`).
     """
+    if type(value) is str and _COMMON.fullmatch(value):
+        # `2026-10-15T09:12:33.000+0000`, what most APIs send: the C parser reads it about
+        # four times faster than `_parse_text`, and to the same instant.
+        try:
+            found = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
@@ -316,12 +330,17 @@ def parse_timestamp(value: Any, *, epoch: Literal["ms", "s"] | None = None) -> M
         return datetime.fromtimestamp(seconds, tz=timezone.utc)
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
+    return _parse_text(text)
+
+
+def _parse_text(text: str) -> Moment:
+    """An ISO 8601 date or datetime, or a basic date, read by the expressions above."""
     basic = _BASIC_DATE.fullmatch(text)
     if basic:
         return date(*map(int, basic.groups()))
     found = _ISO.fullmatch(text)
     if not found:
-        raise ValueError(f"not a timestamp: {value!r}")
+        raise ValueError(f"not a timestamp: {text!r}")
     year, month, day, hour, minute, second, fraction, utc, sign, off_h, off_m = found.groups()
     if hour is None:
         return date(int(year), int(month), int(day))
@@ -345,13 +364,17 @@ def parse_day(value: Any) -> date:
 
 
 _ABSENT = object()
+_PATHS: dict[str, tuple[str, ...]] = {}  # a dotted path -> its parts, split once
 
 
 def lookup(data: Any, path: str, default: Any = None) -> Any:
     """The value at a dotted path (`fields.created`) of a JSON body, or `default` when the
     path is not there."""
-    for part in path.split("."):
-        if isinstance(data, Mapping):
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
+    for part in parts:
+        if type(data) is dict or isinstance(data, Mapping):
             data = data.get(part, _ABSENT)
         elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
             data = data[int(part)]
@@ -381,10 +404,13 @@ class Record:
         id_fields: tuple[str, ...] = (),
     ) -> None:
         self.source, self.kind = source, kind
-        found = (lookup(data, name) for name in id_fields)
-        id = next((value for value in found if value not in (None, "")), None) if id is None else id
+        if id is None:
+            for name in id_fields:
+                id = lookup(data, name)
+                if id not in (None, ""):
+                    break
         self.id = None if id in (None, "") else str(id)
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise self.error(f"is not an object: {_shown(data, 80)}")
         self.data = data
 

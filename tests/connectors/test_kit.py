@@ -6,6 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from okr_metrics.connectors import kit
 from okr_metrics.connectors.base import SourceError
@@ -109,6 +111,58 @@ def test_a_per_kr_series_is_keyed_by_its_kr_and_quarter():
 )
 def test_one_parser_for_every_shape_the_sources_send(value, expected):
     assert kit.parse_timestamp(value) == expected
+
+
+# Text shaped like a timestamp, and near misses: every part optional or bent, so that the
+# C parser's quick reading meets what the expressions refuse as well as what they take.
+_TWO = st.integers(0, 99).map("{:02d}".format)
+_TIMESTAMP_TEXT = st.tuples(
+    st.sampled_from(["2026-10-15", "2024-02-29", "2026-02-30", "1999-12-31", "2026-1-15"]),
+    st.sampled_from(["T", "t", " ", "_", ""]),
+    st.one_of(_TWO, st.sampled_from(["9", "24", "٠٩"])),
+    st.sampled_from([":", "", "."]),
+    _TWO,
+    st.one_of(st.just(""), _TWO.map(":{}".format), st.sampled_from([":6", "60", ":7.5"])),
+    st.one_of(
+        st.just(""),
+        st.tuples(st.sampled_from([".", ","]), st.text("0123456789", max_size=10)).map("".join),
+    ),
+    st.sampled_from(
+        [
+            "",
+            "Z",
+            "z",
+            "+00:00",
+            "+0530",
+            "-07:00",
+            "+05",
+            "-0000",
+            "+05:30:10",
+            "+25:00",
+            "+05:3",
+            " Z",
+            "Z ",
+            "+05:30:00",
+            "UTC",
+            "+05:30.5",
+        ]
+    ),
+    st.sampled_from(["", " ", "\n", "x"]),
+).map("".join)
+
+
+def _reading(parse, text):
+    try:
+        found = parse(text)
+    except ValueError:
+        return "refused"
+    return type(found), found, getattr(found, "utcoffset", lambda: None)()
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(_TIMESTAMP_TEXT)
+def test_the_quick_reading_of_common_timestamps_is_the_expressions_reading(text):
+    assert _reading(kit.parse_timestamp, text) == _reading(kit._parse_text, text.strip())
 
 
 def test_epoch_numbers_only_when_asked_for():
