@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from okr_metrics.connectors.sandbox.api import Api, ApiData, ApiError, BadRequest, token_problem
@@ -107,6 +108,11 @@ class Fact:
     day: date
     dimensions: Mapping[str, str]
     metrics: Mapping[str, float]
+
+    @cached_property
+    def values(self) -> dict[str, str]:
+        """Its dimension values as a report reads them, the date (`20261015`) among them."""
+        return {**self.dimensions, "date": self.day.strftime("%Y%m%d")}
 
 
 @dataclass
@@ -271,7 +277,7 @@ def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
     metrics = [_name(m, "metric") for m in body.get("metrics") or []]
     if not metrics and not dimensions:
         raise BadRequest("Must request at least one dimension or metric.")
-    known = DIMENSIONS | {name for fact in prop.facts for name in fact.dimensions}
+    known = _Dimensions(prop)
     for name in dimensions:
         if name not in known:
             raise BadRequest(f"Field {name} is not a valid dimension. {_SCHEMA_HELP}")
@@ -293,7 +299,7 @@ def run_report(prop: GaProperty, body: Any, today: date) -> dict[str, Any]:
     for fact in prop.facts:
         if not start <= fact.day <= end:
             continue
-        values = _dimension_values(fact)
+        values = fact.values
         if where is not None and not _matches(where, values):
             continue
         groups.setdefault(tuple(values.get(name, NOT_SET) for name in dimensions), []).append(fact)
@@ -383,8 +389,20 @@ def _count(value: Any, name: str, default: int) -> int:
     return number
 
 
-def _dimension_values(fact: Fact) -> dict[str, str]:
-    return {**fact.dimensions, "date": fact.day.strftime("%Y%m%d")}
+class _Dimensions:
+    """The dimensions a property knows: the API's, then those its facts hold (looked for
+    only when a request names one that is not the API's)."""
+
+    def __init__(self, prop: GaProperty) -> None:
+        self.prop = prop
+        self._custom: set[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        if name in DIMENSIONS:
+            return True
+        if self._custom is None:
+            self._custom = {key for fact in self.prop.facts for key in fact.dimensions}
+        return name in self._custom
 
 
 _EXPRESSIONS = ("andGroup", "orGroup", "notExpression", "filter")
@@ -402,7 +420,7 @@ OPERATIONS = {
 }
 
 
-def _check_filter(expression: Any, known: set[str], where: str) -> None:
+def _check_filter(expression: Any, known: _Dimensions | set[str], where: str) -> None:
     """Reject what the Data API rejects: unknown fields and malformed expressions.
 
     `where` is `dimensionFilter` (fields are dimensions) or `metricFilter` (metrics).

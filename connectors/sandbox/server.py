@@ -86,7 +86,7 @@ class SandboxResponse:
             return self.body.encode()
         if self.body is None and self.status in (204, 304):
             return b""
-        return json.dumps(self.body).encode()
+        return json.dumps(self.body, separators=(",", ":")).encode()
 
 
 Handler = Callable[[SandboxRequest], SandboxResponse]
