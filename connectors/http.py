@@ -43,6 +43,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from requests.utils import get_netrc_auth
 from urllib3 import exceptions as urllib3_errors
 
 from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
@@ -608,6 +610,56 @@ class _Retry:
     rate_limited: bool = False  # the host asked to slow down: its other requests wait too
 
 
+class _NoNetrcEntry(AuthBase):
+    """No credentials: what `~/.netrc` holds for a host it has no entry for."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_NETRC_ENTRY = _NoNetrcEntry()
+
+
+class _Session(requests.Session):
+    """A `requests.Session` that reads what the environment says of a host once.
+
+    With `trust_env` (the default), requests looks for `~/.netrc` and reads the proxy
+    and CA bundle variables again for every request: file lookups and dozens of
+    variables, a third of its own time on a page of a long listing. Here each host's
+    answer is kept for the session's life, and used exactly as requests would use it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._netrc: dict[str, Any] = {}
+        self._environment: dict[tuple[str, str, bool | None], dict[str, Any]] = {}
+        self._environment_lock = threading.Lock()
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if self.trust_env and not request.auth and not self.auth:
+            host = urlsplit(request.url).netloc
+            with self._environment_lock:
+                if host not in self._netrc:
+                    self._netrc[host] = get_netrc_auth(request.url) or _NO_NETRC_ENTRY
+                request.auth = self._netrc[host]
+        return super().prepare_request(request)
+
+    def merge_environment_settings(
+        self, url: str | None, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if not self.trust_env or url is None or proxies or verify is not None or cert:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream)
+        with self._environment_lock:
+            if key not in self._environment:
+                self._environment[key] = super().merge_environment_settings(
+                    url, proxies, stream, verify, cert
+                )
+            settings = self._environment[key]
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 class HttpClient:
     """A `requests.Session` with a base URL, timeouts, retries, rate limits and redaction.
 
@@ -664,7 +716,7 @@ class HttpClient:
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
         self.limiter = host_limiter(self.base_url, limits)
         if session is None:
-            session = requests.Session()
+            session = _Session()
             # One pooled connection per request in flight, so none is opened and dropped.
             size = max(10, self.limiter.limits.max_in_flight)
             adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size)

@@ -82,12 +82,18 @@ class ValidationReport:
 REJECTED_COLUMNS = ["date", "raw_value", "expectation", "reason"]
 
 
+_EMPTY_VALID = pd.DataFrame(
+    {"date": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)}
+)
+_EMPTY_REJECTED = pd.DataFrame({column: pd.Series([], dtype=object) for column in REJECTED_COLUMNS})
+
+
 def _empty_valid() -> pd.DataFrame:
-    return pd.DataFrame({"date": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)})
+    return _EMPTY_VALID.copy()
 
 
 def _empty_rejected() -> pd.DataFrame:
-    return pd.DataFrame({column: pd.Series([], dtype=object) for column in REJECTED_COLUMNS})
+    return _EMPTY_REJECTED.copy()
 
 
 # ---------------------------------------------------------------------------
@@ -234,10 +240,10 @@ def _describe(declared: DeclaredExpectation) -> str:
 
 
 def _to_date(value: Any) -> pd.Timestamp | None:
-    if isinstance(value, pd.Timestamp):
-        return value.normalize()
+    """The day `value` names (an aware timestamp's own local day), or None."""
     if isinstance(value, date):
-        return pd.Timestamp(value)
+        found = pd.Timestamp(value)
+        return (found.tz_localize(None) if found.tzinfo else found).normalize()
     try:
         return pd.Timestamp(date.fromisoformat(str(value)))
     except ValueError:
@@ -283,13 +289,27 @@ class SeriesToValidate:
 
 @dataclass
 class _Prepared:
-    """A series ready for Great Expectations: its frame, the texts its rows came as, and
-    its rules as (words, GX name, arguments)."""
+    """A series ready for Great Expectations: its dates (datetime64, NaT for a date that
+    is not one) and values (float, NaN for a value that is not a number), the values its
+    rows came as, and its rules as (words, GX name, arguments)."""
 
-    frame: pd.DataFrame
-    raw_dates: list[str]
-    raw_values: list[str]
+    dates: np.ndarray
+    values: np.ndarray
+    raw_date_values: Sequence[Any]
+    raw_value_values: Sequence[Any]
     rules: list[tuple[str, str, dict]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def raw_date(self, row: int) -> str:
+        """The date of `row` as it came, as text (a rejected row shows it)."""
+        value = self.raw_date_values[row]
+        return str(value.isoformat() if isinstance(value, date) else value)
+
+    def raw_value(self, row: int) -> str:
+        value = self.raw_value_values[row]
+        return "" if value is None else str(value)
 
     def signature(self, index: int) -> str:
         """What a series shares with those validated beside it: the same rules, all of
@@ -307,7 +327,8 @@ class _Prepared:
 
 
 def _prepare(item: SeriesToValidate) -> _Prepared | ValidationReport:
-    """The series' frame and rules, or its report when no validation is needed or possible."""
+    """The series' dates, values and rules, or its report when no validation is needed or
+    possible."""
     raw = item.raw
     missing = {"date", "value"} - set(raw.columns)
     if missing:
@@ -318,25 +339,53 @@ def _prepare(item: SeriesToValidate) -> _Prepared | ValidationReport:
         )
     if raw.empty:
         return ValidationReport(_empty_valid(), _empty_rejected())
-    frame = pd.DataFrame(
-        {
-            "date": [_to_date(v) for v in raw["date"]],
-            "value": [_to_number(v) for v in raw["value"]],
-        }
-    )
-    frame["date"] = pd.to_datetime(frame["date"])
-    frame["value_fraction"] = (frame["value"] - frame["value"].round()).abs()
-    raw_dates = [str(v.isoformat() if isinstance(v, date) else v) for v in raw["date"]]
-    raw_values = ["" if v is None else str(v) for v in raw["value"]]
+    raw_dates = raw["date"].tolist()
+    raw_values = raw["value"].tolist()
     _gx_batch_definition()  # GX is imported here first, with its analytics and bars off
     rules = default_expectations(item.kind, item.start, item.end)
     rules += [(_describe(d), d.name, dict(d.kwargs)) for d in item.declared]
-    try:
-        for words, name, arguments in rules:
-            _build(name, arguments, words)
-    except ValueError as error:
-        return ValidationReport(_empty_valid(), _empty_rejected(), error=str(error))
-    return _Prepared(frame, raw_dates, raw_values, rules)
+    problem = _checked_rules(rules)
+    if problem is not None:
+        return ValidationReport(_empty_valid(), _empty_rejected(), error=problem)
+    return _Prepared(
+        _as_dates(raw_dates), _as_numbers(raw["value"], raw_values), raw_dates, raw_values, rules
+    )
+
+
+def _as_dates(values: list[Any]) -> np.ndarray:
+    """datetime64[ns] of the values `_to_date` reads (NaT where it reads none)."""
+    if all(type(value) is date for value in values):  # what the connectors give
+        return np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+    return pd.to_datetime(pd.Series([_to_date(v) for v in values], dtype=object)).to_numpy()
+
+
+def _as_numbers(column: pd.Series, values: list[Any]) -> np.ndarray:
+    """float64 of the values `_to_number` reads (NaN where it reads none)."""
+    if column.dtype.kind in "fiu":  # a numeric column: no text, no flags
+        numbers = column.to_numpy(dtype=np.float64, copy=True)
+        numbers[~np.isfinite(numbers)] = np.nan
+        return numbers
+    return np.array([_to_number(v) for v in values], dtype=np.float64)
+
+
+# The rules already built once (their repr -> the error they raised, or None): a run's
+# series share a few sets of rules, and building each is a dozen pydantic models.
+_CHECKED: dict[str, str | None] = {}
+
+
+def _checked_rules(rules: list[tuple[str, str, dict]]) -> str | None:
+    """Why Great Expectations refuses one of `rules`, or None when it takes them all."""
+    key = repr(rules)
+    if key not in _CHECKED:
+        if len(_CHECKED) > 4096:
+            _CHECKED.clear()
+        try:
+            for words, name, arguments in rules:
+                _build(name, arguments, words)
+            _CHECKED[key] = None
+        except ValueError as error:
+            _CHECKED[key] = str(error)
+    return _CHECKED[key]
 
 
 def validate_series(
@@ -389,17 +438,22 @@ def _validate_together(members: list[_Prepared]) -> list[ValidationReport] | Non
     expectation could not be evaluated on a frame of several series."""
     rules = members[0].rules
     together = len(members) > 1
-    frame = pd.concat([member.frame for member in members], ignore_index=True)
-    owner: list[tuple[int, int]] = [
-        (number, row) for number, member in enumerate(members) for row in range(len(member.frame))
-    ]
+    dates = np.concatenate([member.dates for member in members])
+    values = np.concatenate([member.values for member in members])
+    frame = pd.DataFrame(
+        {"date": dates, "value": values, "value_fraction": np.abs(values - np.round(values))}
+    )
+    lengths = [len(member) for member in members]
+    # Each row's series and its row within the series.
+    owner_number = np.repeat(np.arange(len(members)), lengths)
+    owner_row = np.concatenate([np.arange(length) for length in lengths])
     if together:
         # One row per date within each series: unique (series, date), nulls left out as
         # the uniqueness of the date column alone leaves them out.
-        frame["series_date"] = [
-            None if pd.isna(day) else f"{number}|{day.isoformat()}"
-            for (number, _), day in zip(owner, frame["date"], strict=True)
-        ]
+        days = dates.astype("datetime64[D]").astype(np.int64).astype(np.float64)
+        key = owner_number * 1_000_000.0 + days  # days since 1970 stay within 0..1,000,000 apart
+        key[np.isnat(dates)] = np.nan
+        frame["series_date"] = key
     batch_definition = _gx_batch_definition()  # creates the context the suite needs
     import great_expectations as gx
 
@@ -450,7 +504,7 @@ def _validate_together(members: list[_Prepared]) -> list[ValidationReport] | Non
             # A whole-series expectation (a mean, a row count): no single row to blame
             # (only ever of a series validated by itself).
             member = members[0]
-            rows = list(range(len(member.frame)))
+            rows = list(range(len(member)))
             observed = details.get("observed_value")
             for row in rows:
                 reasons[0].setdefault(row, (words, gx_type))
@@ -460,15 +514,14 @@ def _validate_together(members: list[_Prepared]) -> list[ValidationReport] | Non
             continue
         by_member: list[list[int]] = [[] for _ in members]
         for index in indexes:
-            number, row = owner[index]
-            by_member[number].append(row)
+            by_member[int(owner_number[index])].append(int(owner_row[index]))
         for number, rows in enumerate(by_member):
             if not rows:
                 outcomes[number].append(ExpectationOutcome(words, gx_type, True))
                 continue
             member = members[number]
             examples = [
-                f"{member.raw_dates[i]}: {member.raw_values[i]!r}" for i in rows[:MAX_EXAMPLES]
+                f"{member.raw_date(i)}: {member.raw_value(i)!r}" for i in rows[:MAX_EXAMPLES]
             ]
             for row in rows:
                 reasons[number].setdefault(row, (words, gx_type))
@@ -483,33 +536,35 @@ def _report(
     member: _Prepared, reasons: dict[int, tuple[str, str]], outcomes: list[ExpectationOutcome]
 ) -> ValidationReport:
     """The series' valid and rejected rows, from the rows' first failed expectation."""
-    frame, raw_dates, raw_values = member.frame, member.raw_dates, member.raw_values
     rejected_rows = [
         {
-            "date": raw_dates[index],
-            "raw_value": raw_values[index],
+            "date": member.raw_date(index),
+            "raw_value": member.raw_value(index),
             "expectation": gx_type,
-            "reason": f"{words}: got {raw_values[index]!r} on {raw_dates[index]}",
+            "reason": f"{words}: got {member.raw_value(index)!r} on {member.raw_date(index)}",
         }
         for index, (words, gx_type) in sorted(reasons.items())
     ]
-    kept = frame
+    dates, values = member.dates, member.values
     if reasons:
-        keep = np.ones(len(frame), dtype=bool)
+        keep = np.ones(len(member), dtype=bool)
         keep[list(reasons)] = False
-        kept = frame[keep]
-    valid = pd.DataFrame(
-        {
-            # Every kept row has a date: "date is a calendar date" rejects the others.
-            "date": kept["date"].dt.date.to_numpy(dtype=object),
-            "value": kept["value"].to_numpy(dtype=np.float64),
-        }
-    )
-    if valid.empty:
+        dates, values = dates[keep], values[keep]
+    if not len(dates):
         valid = _empty_valid()
+    else:
+        # Every kept row has a date ("date is a calendar date" rejects the others), one
+        # a day ("one row per date" rejects repeats): in date order.
+        order = np.argsort(dates, kind="stable")
+        valid = pd.DataFrame(
+            {
+                "date": dates[order].astype("datetime64[D]").astype(object),
+                "value": values[order],
+            }
+        )
     rejected = (
         pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS)
         if rejected_rows
         else _empty_rejected()
     )
-    return ValidationReport(valid.sort_values("date").reset_index(drop=True), rejected, outcomes)
+    return ValidationReport(valid, rejected, outcomes)

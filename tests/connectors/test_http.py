@@ -1110,3 +1110,37 @@ def test_a_connector_may_declare_its_hosts_limits(threaded_server):
     assert declared.limiter.limits == HostLimits(max_in_flight=2, per_second=3)
     plain = PagedConnector.http_client(SourceSettings(base_url=threaded_server().url_for("/")))
     assert plain.limiter.limits == DEFAULT_LIMITS
+
+
+def test_the_environment_is_read_once_per_host_and_used_as_requests_uses_it(
+    httpserver, sleeps, tmp_path, monkeypatch
+):
+    """`~/.netrc` and the proxy variables, read for the first request to a host, still
+    apply to every request, as requests applies them: a netrc entry signs requests that
+    carry no other credentials, a host in NO_PROXY is reached directly."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {httpserver.host} login robot password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a closed port
+    monkeypatch.setenv("NO_PROXY", httpserver.host)
+    seen = []
+
+    def handler(request: Request) -> Response:
+        seen.append(request.headers.get("Authorization"))
+        return json_response({"ok": True})
+
+    httpserver.expect_request("/signed").respond_with_handler(handler)
+    client = make_client(httpserver, sleeps, headers={}, secrets=[])
+    for _ in range(3):
+        assert client.request("GET", "/signed").json() == {"ok": True}
+    basic = "Basic " + base64.b64encode(b"robot:s3cret").decode()
+    assert seen == [basic] * 3
+
+    netrc.write_text("machine elsewhere.example login robot password s3cret\n")
+    unsigned = make_client(httpserver, sleeps, headers={}, secrets=[])
+    unsigned.request("GET", "/signed")
+    assert seen[-1] is None
+    bearer = make_client(httpserver, sleeps)  # its own header, netrc having nothing
+    bearer.request("GET", "/signed")
+    assert seen[-1] == f"Bearer {TOKEN}"
