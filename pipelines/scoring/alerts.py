@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 # Statuses worth telling: entering one, or leaving one ("back" to on_track).
@@ -206,21 +207,32 @@ def _alerts(watch: AlertWatch) -> Iterator[Watched]:
 
 def _rows_by_kr(ordered: pd.DataFrame) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Each KR's rows as records (as `to_dict("records")` makes them), KR by KR, from
-    a frame sorted by kr_id. The columns are converted to Python values once; the
-    records of one KR at a time are made, so a quarter of 1,000 KRs never holds all
-    its rows as dicts at once."""
+    a frame sorted by kr_id. Only one KR's rows are Python values at a time: a quarter
+    of 1,000 KRs as Python objects would be 1.6 million of them, tens of megabytes."""
     names = list(ordered.columns)
-    columns = [ordered[name].tolist() for name in names]
-    kr_ids = [str(kr_id) for kr_id in columns[names.index("kr_id")]]
+    columns = [_column_values(ordered[name]) for name in names]
+    kr_ids = [str(kr_id) for kr_id in ordered["kr_id"].tolist()]
     first = 0
     for last in range(1, len(kr_ids) + 1):
         if last == len(kr_ids) or kr_ids[last] != kr_ids[first]:
+            values = [column[first:last] for column in columns]
             rows = [
-                dict(zip(names, values, strict=True))
-                for values in zip(*(column[first:last] for column in columns), strict=True)
+                dict(zip(names, row, strict=True))
+                for row in zip(
+                    *(part if isinstance(part, list) else part.tolist() for part in values),
+                    strict=True,
+                )
             ]
             yield kr_ids[first], rows
             first = last
+
+
+def _column_values(column: pd.Series) -> np.ndarray | list[Any]:
+    """What `column.tolist()` gives, as a NumPy array whose slices `.tolist()` gives the
+    same Python values (numbers, flags, objects), or that list itself for other dtypes."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufO":
+        return column.to_numpy()
+    return column.tolist()
 
 
 def detect_transitions(
@@ -238,7 +250,9 @@ def detect_transitions(
     if history.empty:
         return pd.DataFrame(columns=ALERT_COLUMNS)
     used = [name for name in history.columns if name in _READ_COLUMNS]
-    ordered = history[used].sort_values(["kr_id", "as_of"], kind="stable")
+    watched = history["kr_id"].isin(list(watches))
+    ordered = history.loc[watched, used] if not watched.all() else history[used]
+    ordered = ordered.sort_values(["kr_id", "as_of"], kind="stable")
     for kr_id, rows in _rows_by_kr(ordered):
         watch = watches.get(kr_id)
         if watch is None:
