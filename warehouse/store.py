@@ -193,8 +193,8 @@ def _copy_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> Non
         cursor.close()
 
 
-# Rows handed to the driver at once: a quarter of 1,000 KRs (92,000 rows) goes in 10 batches.
-WRITE_BATCH_ROWS = 10_000
+# Rows handed to the driver at once: a quarter of 1,000 KRs (92,000 rows) goes in 19 batches.
+WRITE_BATCH_ROWS = 5_000
 
 
 def insert_rows(connection: Connection, table: Table, frame: pd.DataFrame) -> int:

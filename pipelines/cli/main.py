@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -510,9 +512,28 @@ def run() -> None:
     heap. Python's shutdown runs the cycle collector over every object still alive (the
     imported libraries, a run's frames and rows: about a second here); frozen, they are
     left to the process's end. Exit handlers, flushes and thread joins run as always."""
+    _fewer_malloc_arenas()
     code = main()
     gc.freeze()
     sys.exit(code)
+
+
+# glibc's mallopt option for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """Two malloc arenas rather than glibc's eight a core: a run's fetch threads each
+    get an arena of their own otherwise, and each arena keeps the memory its thread
+    freed (about 7 MiB of a 1,000-KR backfill's peak). As `MALLOC_ARENA_MAX=2` would,
+    which an operator's own setting overrides; nothing to do off glibc."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt to speak of)
+        return
 
 
 if __name__ == "__main__":
