@@ -63,7 +63,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
+# The project's modules are compiled first, as a wheel install compiles them: a process
+# that may not write its bytecode (PYTHONDONTWRITEBYTECODE) would compile them every run.
 bench: $(BENCH_STAMP)
+	$(BIN)/python -m compileall -q pipelines connectors warehouse benchmarks
 	bash .ci/postgres.sh run sh -c '$(BIN)/python benchmarks/warehouse_writes.py && $(BIN)/python benchmarks/pipeline_runs.py'
 
 clean:

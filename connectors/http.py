@@ -636,18 +636,19 @@ class _Session(requests.Session):
         self._environment_lock = threading.Lock()
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        if self.trust_env and not request.auth and not self.auth:
-            host = urlsplit(request.url).netloc
+        url = request.url
+        if self.trust_env and not request.auth and not self.auth and isinstance(url, str):
+            host = urlsplit(url).netloc
             with self._environment_lock:
                 if host not in self._netrc:
-                    self._netrc[host] = get_netrc_auth(request.url) or _NO_NETRC_ENTRY
+                    self._netrc[host] = get_netrc_auth(url) or _NO_NETRC_ENTRY
                 request.auth = self._netrc[host]
         return super().prepare_request(request)
 
     def merge_environment_settings(
-        self, url: str | None, proxies: Any, stream: Any, verify: Any, cert: Any
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> dict[str, Any]:
-        if not self.trust_env or url is None or proxies or verify is not None or cert:
+        if not self.trust_env or proxies or verify is not None or cert:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc, stream)
