@@ -205,17 +205,23 @@ def _alerts(watch: AlertWatch) -> Iterator[Watched]:
         yield (bound.kind, bound.rule, bound.state, bound.worth)
 
 
-def _rows_by_kr(ordered: pd.DataFrame) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Each KR's rows as records (as `to_dict("records")` makes them), KR by KR, from
-    a frame sorted by kr_id. Only one KR's rows are Python values at a time: a quarter
-    of 1,000 KRs as Python objects would be 1.6 million of them, tens of megabytes."""
-    names = list(ordered.columns)
-    columns = [_column_values(ordered[name]) for name in names]
-    kr_ids = [str(kr_id) for kr_id in ordered["kr_id"].tolist()]
+def _rows_by_kr(
+    frame: pd.DataFrame, names: list[str], order: np.ndarray
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Each KR's rows as records of `names` (as `to_dict("records")` makes them), KR by KR,
+    in `order` (positions of `frame`'s rows, sorted by kr_id). Only one KR's rows are
+    Python values at a time, and no sorted copy of the frame is made: a quarter of
+    1,000 KRs as Python objects would be 1.6 million of them, tens of megabytes."""
+    columns = [_column_values(frame[name]) for name in names]
+    kr_ids = [str(kr_id) for kr_id in frame["kr_id"].to_numpy()[order].tolist()]
     first = 0
     for last in range(1, len(kr_ids) + 1):
         if last == len(kr_ids) or kr_ids[last] != kr_ids[first]:
-            values = [column[first:last] for column in columns]
+            positions = order[first:last]
+            values = [
+                [column[i] for i in positions] if isinstance(column, list) else column[positions]
+                for column in columns
+            ]
             rows = [
                 dict(zip(names, row, strict=True))
                 for row in zip(
@@ -250,10 +256,13 @@ def detect_transitions(
     if history.empty:
         return pd.DataFrame(columns=ALERT_COLUMNS)
     used = [name for name in history.columns if name in _READ_COLUMNS]
-    watched = history["kr_id"].isin(list(watches))
-    ordered = history.loc[watched, used] if not watched.all() else history[used]
-    ordered = ordered.sort_values(["kr_id", "as_of"], kind="stable")
-    for kr_id, rows in _rows_by_kr(ordered):
+    keys = pd.DataFrame(
+        {"kr_id": history["kr_id"].to_numpy(), "as_of": history["as_of"].to_numpy()}
+    )
+    order = keys.sort_values(["kr_id", "as_of"], kind="stable").index.to_numpy()
+    watched = history["kr_id"].isin(list(watches)).to_numpy()
+    order = order[watched[order]]  # the watched KRs' rows only, still in order
+    for kr_id, rows in _rows_by_kr(history, used, order):
         watch = watches.get(kr_id)
         if watch is None:
             continue
