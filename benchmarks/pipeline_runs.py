@@ -18,7 +18,7 @@ one process, each figure beside its baseline and target, then writes BENCHMARKS.
 - scoring throughput in KR-days a second, the warehouse's bulk write against the
   database's own bulk path, and a 1,000-KR quarter's backfill: wall time, peak memory.
 
-    .venv/bin/python benchmarks/pipeline_runs.py            # the full bench (~15 min on 2 cores)
+    .venv/bin/python benchmarks/pipeline_runs.py            # the full bench (~7 min on 2 cores)
     .venv/bin/python benchmarks/pipeline_runs.py --quick    # or OKR_BENCH_QUICK=1: ~2 min, checks the harness
     .venv/bin/python benchmarks/pipeline_runs.py --latency-ms 0,20,100 --dlt-latency-ms 50
     make bench                                              # both benchmarks, PostgreSQL too
@@ -799,10 +799,10 @@ def load_average() -> str:
 
 # Printed under the figures that missed their target, whichever they are.
 TARGETS_NOT_MET_NOTE = [
-    "A figure within a few percent of its target can land on either side from one run to",
-    "the next: the machine's speed drifts by 10 to 20% over minutes (the spread of the",
-    "import floors above). The wall times are CPU-bound: one `okr` process runs Python on",
-    "one core, so every import, page parsed, Dagster event and warehouse row adds up.",
+    "A figure near its target can land on either side from one run to the next: the",
+    "machine's speed drifts over minutes (compare the import floors of the rounds, printed",
+    "as the bench runs). The wall times are CPU-bound: one `okr` process runs Python on one",
+    "core, so every import, page parsed, Dagster event and warehouse row adds up.",
 ]
 
 
