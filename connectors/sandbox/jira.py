@@ -147,6 +147,14 @@ class JiraSandboxData(api.ApiData):
             self._projects[key] = built
             self._versions[key] = self._versions.get(key, 0) + 1
 
+    def restore(self, project: str) -> None:
+        """Serve the project's generated issues again, after `set_issues` replaced them
+        (a sandbox shared by several tests: one test's issues must not be the next's)."""
+        key = project.upper()
+        with self._lock:
+            if self._projects.pop(key, None) is not None:
+                self._versions[key] = self._versions.get(key, 0) + 1
+
     def refuse(self, jql_part: str, message: str, status: int = 400) -> None:
         """Answer every search whose JQL contains `jql_part` with `status` and Jira's
         error body saying `message` (until `stop_refusing`)."""

@@ -153,15 +153,25 @@ def quarantine(tmp_path, sandbox, monkeypatch, warehouse_url):
     return script, Warehouse(warehouse_url)
 
 
+@pytest.fixture
+def no_support_tickets(sandbox):
+    """The sandbox's SUP project without issues for the test, its own issues again after:
+    the sandbox is shared by the tests of a worker."""
+    sandbox.data.jira.set_issues("SUP", [])
+    yield
+    sandbox.data.jira.restore("SUP")
+
+
 def rows_on(warehouse: Warehouse, day: date) -> dict[str, dict]:
     frame = warehouse.read_kr_scores(day, day)
     return {row["kr_id"]: row for row in frame.to_dict("records")}
 
 
-def test_bad_rows_are_quarantined_and_the_rest_scores_as_before(quarantine, sandbox):
+def test_bad_rows_are_quarantined_and_the_rest_scores_as_before(
+    quarantine, sandbox, no_support_tickets
+):
     script, warehouse = quarantine
     script(bad=False)
-    sandbox.data.jira.set_issues("SUP", [])
     assert run_window(FIRST, GOOD_LAST).success
     good_day = rows_on(warehouse, GOOD_LAST)
     assert good_day["clean"]["value"] == 10  # 2 a day for five days
@@ -217,10 +227,9 @@ def test_bad_rows_are_quarantined_and_the_rest_scores_as_before(quarantine, sand
     assert len(warehouse.read_rejected()) == len(rejected)
 
 
-def test_the_dagster_check_shows_the_failure(quarantine, sandbox):
+def test_the_dagster_check_shows_the_failure(quarantine, sandbox, no_support_tickets):
     script, _ = quarantine
     script(bad=True)
-    sandbox.data.jira.set_issues("SUP", [])
     job = build_definitions().resolve_job_def(JOB_NAME)
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
