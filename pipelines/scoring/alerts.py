@@ -218,27 +218,22 @@ def _rows_by_kr(
     for last in range(1, len(kr_ids) + 1):
         if last == len(kr_ids) or kr_ids[last] != kr_ids[first]:
             positions = order[first:last]
-            values = [
-                [column[i] for i in positions] if isinstance(column, list) else column[positions]
-                for column in columns
-            ]
             rows = [
                 dict(zip(names, row, strict=True))
-                for row in zip(
-                    *(part if isinstance(part, list) else part.tolist() for part in values),
-                    strict=True,
-                )
+                for row in zip(*(column[positions].tolist() for column in columns), strict=True)
             ]
             yield kr_ids[first], rows
             first = last
 
 
-def _column_values(column: pd.Series) -> np.ndarray | list[Any]:
-    """What `column.tolist()` gives, as a NumPy array whose slices `.tolist()` gives the
-    same Python values (numbers, flags, objects), or that list itself for other dtypes."""
+def _column_values(column: pd.Series) -> np.ndarray:
+    """A NumPy array whose slices' `.tolist()` gives what `column.tolist()` gives: the
+    column's own array for numbers, flags and objects, else an array of those values."""
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufO":
         return column.to_numpy()
-    return column.tolist()
+    values = np.empty(len(column), dtype=object)
+    values[:] = column.tolist()
+    return values
 
 
 def detect_transitions(

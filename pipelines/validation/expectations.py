@@ -295,8 +295,8 @@ class _Prepared:
 
     dates: np.ndarray
     values: np.ndarray
-    raw_date_values: Sequence[Any]
-    raw_value_values: Sequence[Any]
+    raw_dates: Sequence[Any]
+    raw_values: Sequence[Any]
     rules: list[tuple[str, str, dict]]
 
     def __len__(self) -> int:
@@ -304,11 +304,11 @@ class _Prepared:
 
     def raw_date(self, row: int) -> str:
         """The date of `row` as it came, as text (a rejected row shows it)."""
-        value = self.raw_date_values[row]
+        value = self.raw_dates[row]
         return str(value.isoformat() if isinstance(value, date) else value)
 
     def raw_value(self, row: int) -> str:
-        value = self.raw_value_values[row]
+        value = self.raw_values[row]
         return "" if value is None else str(value)
 
     def signature(self, index: int) -> str:
