@@ -634,7 +634,9 @@ class _GitHubRoutes:
         link = _link_header(request, f"/repositories/{repo.id}/{kind}", page, last_page, len(items))
         if link:
             headers["Link"] = link
-        return GITHUB.reply([_served(item, request.base_url) for item in chosen], 200, headers)
+        response = GITHUB.reply(chosen, 200, headers)
+        response.served_root = (API_ROOT, request.base_url)  # its URLs point at this server
+        return response
 
     def _rate_headers(self) -> dict[str, str]:
         now = time.time()
@@ -690,21 +692,6 @@ def _link_header(
     if page > 1:
         links.append(f'<{url(1)}>; rel="first"')
     return ", ".join(links)
-
-
-def _served(item: Mapping[str, Any], base_url: str) -> dict[str, Any]:
-    """The item with its API URLs pointing at the server that was asked."""
-
-    def rebase(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(API_ROOT):
-            return base_url + value[len(API_ROOT) :]
-        if isinstance(value, dict):
-            return {k: rebase(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [rebase(v) for v in value]
-        return value
-
-    return rebase(item)
 
 
 def register(router: Router, data: SandboxData) -> None:

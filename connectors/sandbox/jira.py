@@ -83,7 +83,7 @@ def jira_timestamp(moment: datetime, zone: ZoneInfo) -> str:
     return api.timestamp(moment, zone=zone, millis=True, z=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class JiraIssue:
     """One issue as the sandbox keeps it; `*_text` is served verbatim when given."""
 
@@ -96,10 +96,27 @@ class JiraIssue:
     resolved: datetime | None
     created_text: str | None = None
     resolved_text: str | None = None
+    # The served `created` and `resolutiondate` per time zone, worked out on first use:
+    # a quarter's searches serve each issue's instants again and again, and a big
+    # sandbox's instants outnumber any shared cache of formatted times.
+    _served_times: dict[ZoneInfo, tuple[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def status(self) -> str:
         return "Done" if self.resolved else "Open"
+
+    def served_times(self, zone: ZoneInfo) -> tuple[str, str | None]:
+        """(`created`, `resolutiondate`) as Jira writes them for a user in `zone`."""
+        found = self._served_times.get(zone)
+        if found is None:
+            created = self.created_text or jira_timestamp(self.created, zone)
+            resolved = None
+            if self.resolved:
+                resolved = self.resolved_text or jira_timestamp(self.resolved, zone)
+            found = self._served_times[zone] = (created, resolved)
+        return found
 
 
 class JiraSandboxData(api.ApiData):
@@ -700,13 +717,11 @@ def _served(issue: JiraIssue, fields: set[str], base_url: str, zone: ZoneInfo) -
 
 
 def _created(issue: JiraIssue, zone: ZoneInfo) -> str:
-    return issue.created_text or jira_timestamp(issue.created, zone)
+    return issue.served_times(zone)[0]
 
 
 def _resolved(issue: JiraIssue, zone: ZoneInfo) -> str | None:
-    if not issue.resolved:
-        return None
-    return issue.resolved_text or jira_timestamp(issue.resolved, zone)
+    return issue.served_times(zone)[1]
 
 
 def _issuetype(issue: JiraIssue, base_url: str) -> dict[str, Any]:

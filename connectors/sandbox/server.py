@@ -78,6 +78,10 @@ class SandboxResponse:
     # How the answer travels when a transport fault is injected (`Fault.transport`).
     transport: str | None = None
     transport_seconds: float = 0.0
+    # (root, served root): the JSON body's string values that start with `root` are sent
+    # starting with `served root` instead (an API's own URLs, pointing at the server that
+    # was asked); the body itself keeps `root`.
+    served_root: tuple[str, str] | None = None
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -86,7 +90,16 @@ class SandboxResponse:
             return self.body.encode()
         if self.body is None and self.status in (204, 304):
             return b""
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        payload = json.dumps(self.body, separators=(",", ":")).encode()
+        if self.served_root is None:
+            return payload
+        # Both roots as they are written within a JSON string, after its opening quote.
+        root, served = (b'"' + json.dumps(value)[1:-1].encode() for value in self.served_root)
+        if b"\\" + root not in payload:
+            return payload.replace(root, served)
+        # A quote within a string before `root` (`\"`) is kept: only strings that open
+        # with `root` are served with the other.
+        return re.sub(rb"(?<!\\)" + re.escape(root), served.replace(b"\\", rb"\\"), payload)
 
 
 Handler = Callable[[SandboxRequest], SandboxResponse]

@@ -4,8 +4,10 @@ and which APIs it serves (its own modules, and entry points)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -18,6 +20,7 @@ from okr_metrics.connectors.sandbox import (
     SandboxResponse,
     registry,
 )
+from okr_metrics.connectors.sandbox import api as sandbox_api
 from okr_metrics.connectors.sandbox.github import repository_id
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
@@ -143,6 +146,30 @@ def test_set_repo_fills_in_githubs_fields(sandbox):
     (release,) = get(sandbox, "/repos/acme/fields/releases").json()
     assert release["draft"] is True and release["published_at"] is None
     assert {"id", "tag_name", "name", "prerelease", "created_at"} <= set(release)
+
+
+def test_an_answers_api_urls_are_served_with_the_servers_own_root():
+    root, served = "https://api.github.com", "http://127.0.0.1:8765"
+    body = [
+        {
+            "url": f"{root}/repos/acme/web/pulls/1",
+            "exactly": root,
+            "within": f"see {root}/x",
+            "quoted": f'say "{root}/y"',
+            "list": [f"{root}/z", "other"],
+        }
+    ]
+    response = SandboxResponse(200, body, served_root=(root, served))
+    assert json.loads(response.encoded()) == [
+        {
+            "url": f"{served}/repos/acme/web/pulls/1",
+            "exactly": served,
+            "within": f"see {root}/x",  # only values that start with the root
+            "quoted": f'say "{root}/y"',
+            "list": [f"{served}/z", "other"],
+        }
+    ]
+    assert body[0]["url"] == f"{root}/repos/acme/web/pulls/1"  # the body keeps its own
 
 
 def test_issue_filters(sandbox):
@@ -414,3 +441,26 @@ def test_an_entry_point_cannot_replace_a_builtin_api(monkeypatch):
     with_entry_points(monkeypatch, FakeEntryPoint("github", lambda: lambda router, data: None))
     with pytest.raises(registry.SandboxPluginError, match="'github'"):
         Sandbox()
+
+
+@pytest.mark.parametrize(
+    ("moment", "zone", "options", "expected"),
+    [
+        (NOW, "UTC", {}, "2026-10-15T12:00:00Z"),
+        (NOW, "Asia/Kolkata", {"millis": True, "z": False}, "2026-10-15T17:30:00.000+0530"),
+        (NOW, "America/St_Johns", {"z": False}, "2026-10-15T09:30:00-0230"),
+        (NOW, "Asia/Kolkata", {"millis": True}, "2026-10-15T17:30:00.000Z"),
+        # Amsterdam's mean time of 1850, 19 minutes 32 seconds ahead of UTC.
+        (
+            datetime(1850, 1, 1, tzinfo=timezone.utc),
+            "Europe/Amsterdam",
+            {"z": False},
+            "1850-01-01T00:19:32+001932",
+        ),
+        (datetime(1850, 1, 1, tzinfo=timezone.utc), "Europe/Amsterdam", {}, "1850-01-01T00:19:32Z"),
+    ],
+)
+def test_sandbox_timestamps_are_written_in_the_zone_with_a_basic_offset(
+    moment, zone, options, expected
+):
+    assert sandbox_api.timestamp(moment, zone=ZoneInfo(zone), **options) == expected
