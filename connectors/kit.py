@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, overload
 from zoneinfo import ZoneInfo
@@ -46,6 +47,7 @@ from okr_metrics.connectors.params import MetricParams
 Moment = datetime | date
 Observation = tuple[Moment, float]
 M = TypeVar("M", bound=MetricParams)
+_Item = TypeVar("_Item")
 
 # --- the window ----------------------------------------------------------------------------
 
@@ -301,6 +303,21 @@ def looks_like_timestamp(text: str) -> bool:
     return _ISO.fullmatch(text.strip()) is not None
 
 
+def quick_instant(value: Any) -> datetime | None:
+    """The instant of text in the shape most APIs send (`2026-10-15T09:12:33.000+0000`),
+    as `parse_timestamp` reads it; None for any other value (read it with that).
+
+    The C parser reads that shape about four times faster than the expressions of
+    `parse_timestamp`, and to the same instant."""
+    if type(value) is not str or not _COMMON.fullmatch(value):
+        return None
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+
+
 def parse_timestamp(value: Any, *, epoch: Literal["ms", "s"] | None = None) -> Moment:
     """An instant (an aware datetime) or a calendar day (a date), from what an API sends.
 
@@ -309,15 +326,9 @@ def parse_timestamp(value: Any, *, epoch: Literal["ms", "s"] | None = None) -> M
     `epoch`, whole numbers as epoch milliseconds (`"ms"`) or seconds (`"s"`). Raises
     `ValueError` for anything else (`Record.moment` turns it into a `SourceError`).
     """
-    if type(value) is str and _COMMON.fullmatch(value):
-        # `2026-10-15T09:12:33.000+0000`, what most APIs send: the C parser reads it about
-        # four times faster than `_parse_text`, and to the same instant.
-        try:
-            found = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
+    found = quick_instant(value)
+    if found is not None:
+        return found
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
@@ -502,17 +513,23 @@ def distinct(records: Iterable[Record]) -> list[Record]:
     APIs that page a list while it changes repeat a record that moved across a page
     boundary; counting it twice would be wrong. Records without an id are all kept.
     """
-    by_id: dict[str, Record] = {}
-    anonymous: list[tuple[int, Record]] = []
+    return distinct_by(records, attrgetter("id"))
+
+
+def distinct_by(items: Iterable[_Item], id_of: Callable[[_Item], str | None]) -> list[_Item]:
+    """`distinct` of any items, each with the id `id_of` reads (None: no id, kept)."""
+    by_id: dict[str, _Item] = {}
+    anonymous: list[tuple[int, _Item]] = []
     order: dict[str, int] = {}
-    for index, record in enumerate(records):
-        if record.id is None:
-            anonymous.append((index, record))
+    for index, item in enumerate(items):
+        key = id_of(item)
+        if key is None:
+            anonymous.append((index, item))
             continue
-        order.setdefault(record.id, index)
-        by_id[record.id] = record
-    found = [(order[key], record) for key, record in by_id.items()] + anonymous
-    return [record for _, record in sorted(found, key=lambda item: item[0])]
+        order.setdefault(key, index)
+        by_id[key] = item
+    found = [(order[key], item) for key, item in by_id.items()] + anonymous
+    return [item for _, item in sorted(found, key=lambda pair: pair[0])]
 
 
 def _shown(value: Any, limit: int = 40) -> str:

@@ -58,7 +58,8 @@ from okr_metrics.connectors.kit import (
     daily_counts,
     daily_ratio,
     daily_totals,
-    distinct,
+    distinct_by,
+    quick_instant,
     totals_by_day,
 )
 
@@ -68,6 +69,7 @@ SEARCH_PATH = "/rest/api/3/search/jql"
 # follow `nextPageToken` whatever their length.
 PAGE_SIZE = 5000
 FIELDS = ["created", "resolutiondate"]
+ID_FIELDS = ("key", "id")  # what names an issue in errors and keeps it once
 
 # Jira reads the dates of a JQL query in the time zone of the user's profile, which the
 # connector does not know. Time zones are at most 26 hours apart, so the query reaches two
@@ -304,28 +306,52 @@ class JiraConnector(HttpConnector):
         if sent not in self._searches:
             # An issue that moves while the search is paged may come twice, and the slices
             # of a search overlap the first page: each issue once, by key.
-            records = distinct(
-                Record(self.source, item, "issue", id_fields=("key", "id"))
-                for item in self._issues(sent, windows)
-            )
+            items = distinct_by(self._issues(sent, windows), self._issue_id)
             issues, problem = [], None
-            for record in records:
-                created = record.instant("fields.created")
-                if set(windows) == {"resolved"}:
-                    # An issue the search found by its resolution date has one: without it,
-                    # the field was renamed or dropped, and the issue would silently not count.
-                    resolved = record.instant("fields.resolutiondate", required=False)
-                    if resolved is None:
-                        problem = problem or record.missing("fields.resolutiondate")
-                elif "resolved" in windows:
-                    # Found by either date: unresolved issues have a null resolution date,
-                    # but the field is always sent.
-                    resolved = record.instant("fields.resolutiondate", required=False, present=True)
+            only_resolved = set(windows) == {"resolved"}
+            for item in items:
+                found = _quick_instants(item)
+                if found is None or (found[1] is None and only_resolved):
+                    # Another shape, or a problem to name: the issue read field by field.
+                    record = Record(self.source, item, "issue", id_fields=ID_FIELDS)
+                    created, resolved, missing = self._instants(record, windows)
+                    problem = problem or missing
                 else:
-                    resolved = record.instant("fields.resolutiondate", required=False)
+                    created, resolved = found
                 issues.append((created, resolved))
             self._searches[sent] = _Search(issues, problem)
         return self._searches[sent]
+
+    def _issue_id(self, item: Any) -> str | None:
+        """The id `Record` gives the issue (its key, else its id); a one-line error for an
+        issue that is not an object."""
+        if type(item) is not dict:
+            return Record(self.source, item, "issue", id_fields=ID_FIELDS).id
+        for name in ID_FIELDS:
+            found = item.get(name)
+            if found not in (None, ""):
+                return str(found)
+        return None
+
+    @staticmethod
+    def _instants(
+        record: Record, windows: Mapping[str, tuple[date, date]]
+    ) -> tuple[datetime, datetime | None, SourceError | None]:
+        """(created, resolved, why the issue cannot count as resolved, if it cannot)."""
+        created = record.instant("fields.created")
+        if set(windows) == {"resolved"}:
+            # An issue the search found by its resolution date has one: without it, the
+            # field was renamed or dropped, and the issue would silently not count.
+            resolved = record.instant("fields.resolutiondate", required=False)
+            if resolved is None:
+                return created, None, record.missing("fields.resolutiondate")
+        elif "resolved" in windows:
+            # Found by either date: unresolved issues have a null resolution date, but the
+            # field is always sent.
+            resolved = record.instant("fields.resolutiondate", required=False, present=True)
+        else:
+            resolved = record.instant("fields.resolutiondate", required=False)
+        return created, resolved, None
 
     def _query(self, jql: str, records: Any = _issues_of) -> Query:
         return Query(
@@ -356,7 +382,7 @@ class JiraConnector(HttpConnector):
                 if settled or not page or not _more_after(last_body[0]):
                     continue
                 created += [
-                    Record(self.source, item, "issue", id_fields=("key", "id")).instant(
+                    Record(self.source, item, "issue", id_fields=ID_FIELDS).instant(
                         "fields.created"
                     )
                     for item in page
@@ -399,6 +425,23 @@ class JiraConnector(HttpConnector):
         with ThreadPoolExecutor(len(queries), thread_name_prefix="okr-jira-slice") as pool:
             futures = [pool.submit(fetch, query) for query in queries]
             return [issue for future in futures for issue in future.result()]
+
+
+def _quick_instants(item: Any) -> tuple[datetime, datetime | None] | None:
+    """(created, resolved) of an issue as Jira sends nearly all of them (an object whose
+    `fields` hold both instants in Jira's format, the resolution date possibly null), read
+    as `JiraConnector._instants` reads them; None for any other issue."""
+    fields = item.get("fields") if type(item) is dict else None
+    if type(fields) is not dict:
+        return None
+    created = quick_instant(fields.get("created"))
+    if created is None or "resolutiondate" not in fields:
+        return None
+    resolution = fields["resolutiondate"]
+    if resolution is None:
+        return created, None
+    resolved = quick_instant(resolution)
+    return None if resolved is None else (created, resolved)
 
 
 def _series(request: SeriesRequest[JiraMetric], search: _Search) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -29,7 +31,7 @@ from okr_metrics.connectors.jira.client import (
     without_order_by,
 )
 from okr_metrics.connectors.jira.params import JiraMetric
-from okr_metrics.connectors.kit import SeriesRequest, parse_timestamp
+from okr_metrics.connectors.kit import Record, SeriesRequest, parse_timestamp
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "jira"
 SEARCH = "/rest/api/3/search/jql"
@@ -868,3 +870,61 @@ def test_a_failing_slice_fails_the_search_in_one_line(sandbox, monkeypatch):
     finally:
         sandbox.data.jira.stop_refusing()
     assert str(chained.value) == str(failure)
+
+
+_JIRA_TIME = st.one_of(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ).map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"),
+    st.sampled_from(
+        [
+            "2026-10-15T09:12:33.000+0530",
+            "2026-10-15T09:12:33Z",
+            "2026-10-15 09:12",
+            "2026-10-15",
+            "2026-02-30T09:12:33.000+0000",
+            "2026-10-15T09:12:33.000+2500",
+            "20261015",
+            "",
+            "yesterday",
+        ]
+    ),
+    st.none(),
+    st.integers(0, 2**40),
+)
+_ISSUE_FIELDS = st.one_of(
+    st.fixed_dictionaries({"created": _JIRA_TIME, "resolutiondate": _JIRA_TIME}),
+    st.fixed_dictionaries({"created": _JIRA_TIME}),
+    st.fixed_dictionaries({"resolutiondate": _JIRA_TIME}),
+    st.just("not fields"),
+)
+
+
+def _read_field_by_field(item, windows):
+    record = Record("jira", item, "issue", id_fields=client.ID_FIELDS)
+    try:
+        created, resolved, missing = JiraConnector._instants(record, windows)
+    except SourceError as error:
+        return str(error)
+    return created, resolved, None if missing is None else str(missing)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    st.fixed_dictionaries({"key": st.just("SUP-7"), "fields": _ISSUE_FIELDS}),
+    st.sampled_from([{"created"}, {"resolved"}, {"created", "resolved"}]),
+)
+def test_an_issue_read_the_quick_way_is_read_as_field_by_field(item, names):
+    windows = dict.fromkeys(names, (date(2026, 7, 1), date(2026, 9, 30)))
+    quick = client._quick_instants(item)
+    if quick is not None and not (quick[1] is None and names == {"resolved"}):
+        assert _read_field_by_field(item, windows) == (*quick, None)
+
+
+def test_issues_as_jira_sends_them_are_read_the_quick_way():
+    item = {"key": "SUP-7", "fields": {"created": "2026-10-15T09:12:33.000+0530"}}
+    assert client._quick_instants(item) is None  # no resolutiondate: field by field
+    item["fields"]["resolutiondate"] = None
+    assert client._quick_instants(item) == (datetime(2026, 10, 15, 3, 42, 33, tzinfo=UTC), None)
+    item["fields"]["resolutiondate"] = "2026-10-16T10:00:00.000+0000"
+    assert client._quick_instants(item)[1] == datetime(2026, 10, 16, 10, tzinfo=UTC)
