@@ -936,8 +936,14 @@ def _day_offsets(dates: pd.Series, quarter: Quarter) -> np.ndarray:
     """Each date's day index in the quarter (dates, datetimes or timestamps)."""
     if pd.api.types.is_datetime64_any_dtype(dates):
         return (dates - pd.Timestamp(quarter.start)).dt.days.to_numpy()
+    first = quarter.start.toordinal()
+    # A quarter's rows hold few distinct days: each day's offset is found once. Only plain
+    # dates share one: equal aware datetimes of different zones fall on different days.
+    codes, distinct = pd.factorize(dates.to_numpy())
+    if (codes >= 0).all() and all(type(day) is date for day in distinct):
+        found = np.fromiter((day.toordinal() - first for day in distinct), int, len(distinct))
+        return found[codes]
     try:
-        first = quarter.start.toordinal()
         return np.fromiter(
             (day.toordinal() - first for day in dates.to_numpy()), dtype=int, count=len(dates)
         )

@@ -8,7 +8,7 @@ x is the day's index from 0, so the quarter's last day is x = 91.
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -791,3 +791,55 @@ class TestScoreObjectives:
         frame = score_objectives(self.objectives, self.key_results, kr_score_rows())
         assert list(frame.columns) == OBJECTIVE_SCORE_COLUMNS
         assert frame.empty
+
+
+# ---------------------------------------------------------------------------
+# The days of stored observations, whatever form their dates take
+
+
+@pytest.mark.parametrize(
+    "as_stored",
+    [
+        pytest.param(lambda d: d, id="dates"),
+        pytest.param(lambda d: d.isoformat(), id="text"),
+        pytest.param(pd.Timestamp, id="timestamps"),
+    ],
+)
+def test_each_observation_counts_on_its_own_day(as_stored):
+    # 4 on day 1, 6 on day 3 (twice over, in two series), 5 on day 92: by day 3 the sum is
+    # 10, by day 92 it is 15; a day outside the quarter (30 Sep) is not counted.
+    rows = [
+        ("m", day(1), 4.0),
+        ("other", day(3), 6.0),
+        ("m", day(3), 6.0),
+        ("m", day(92), 5.0),
+        ("m", Q4.start - timedelta(days=1), 100.0),
+    ]
+    frame = pd.DataFrame(
+        [(key, as_stored(when), value) for key, when, value in rows],
+        columns=["metric_key", "date", "value"],
+    )
+    scores = score_key_results(
+        [key_result(aggregate="sum")], Q4, frame, [day(2), day(3), day(92)], DEFAULT
+    )
+    assert scores["value"].tolist() == [4.0, 10.0, 15.0]
+
+
+def test_aware_datetimes_count_on_their_own_calendar_day():
+    # The same instant seen from two zones falls on two calendar days (1 Oct in UTC,
+    # 2 Oct in UTC+2): each row counts on the day it names.
+    utc, plus_two = timezone.utc, timezone(timedelta(hours=2))
+    frame = pd.DataFrame(
+        [
+            ("m", datetime(2026, 10, 1, 23, tzinfo=utc), 4.0),
+            ("n", datetime(2026, 10, 2, 1, tzinfo=plus_two), 6.0),
+        ],
+        columns=["metric_key", "date", "value"],
+    )
+    first = score_key_results([key_result(aggregate="sum")], Q4, frame, [day(1)], DEFAULT)
+    second = score_key_results(
+        [key_result(metric_key="n", aggregate="sum")], Q4, frame, [day(1), day(2)], DEFAULT
+    )
+    assert first["value"].tolist() == [4.0]
+    assert missing(second["value"].iloc[0])
+    assert second["value"].iloc[1] == 6.0
