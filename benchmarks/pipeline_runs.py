@@ -572,13 +572,14 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
             *("--from", str(START), "--to", str(BACKFILL_END)),
             *repos,
         ]
+        backfill = okr("backfill", "--from", str(START), "--to", str(BACKFILL_END))
+        dlt_env = {**os.environ, "GITHUB_TOKEN": SANDBOX_TOKEN}
         sandbox.latency_seconds = scale.dlt_latency
         rounds: list[tuple[Run, Run, Run]] = []
         for round_number in range(scale.repeats):
             folder = work / f"github-okr-{round_number}"
             folder.mkdir()
             env = base_env(folder, definitions, sandbox.urls)
-            backfill = okr("backfill", "--from", str(START), "--to", str(BACKFILL_END))
             theirs_argv = [
                 sys.executable,
                 str(here / "dlt_github.py"),
@@ -590,7 +591,6 @@ def dlt_case(scale: Scale, report: Report, work: Path) -> None:
                 str(work / f"github-dlt-{round_number}"),
                 *repos,
             ]
-            dlt_env = {**os.environ, "GITHUB_TOKEN": SANDBOX_TOKEN}
             rounds.append(
                 (
                     run_okr(sandbox, backfill, env, START),

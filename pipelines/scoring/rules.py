@@ -937,16 +937,15 @@ def _day_offsets(dates: pd.Series, quarter: Quarter) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(dates):
         return (dates - pd.Timestamp(quarter.start)).dt.days.to_numpy()
     first = quarter.start.toordinal()
+    values = dates.to_numpy()
     # A quarter's rows hold few distinct days: each day's offset is found once. Only plain
     # dates share one: equal aware datetimes of different zones fall on different days.
-    codes, distinct = pd.factorize(dates.to_numpy())
-    if (codes >= 0).all() and all(type(day) is date for day in distinct):
-        found = np.fromiter((day.toordinal() - first for day in distinct), int, len(distinct))
-        return found[codes]
+    codes, distinct = pd.factorize(values)
+    by_day = bool((codes >= 0).all()) and all(type(day) is date for day in distinct)
+    days = distinct if by_day else values
     try:
-        return np.fromiter(
-            (day.toordinal() - first for day in dates.to_numpy()), dtype=int, count=len(dates)
-        )
+        found = np.fromiter((day.toordinal() - first for day in days), dtype=int, count=len(days))
+        return found[codes] if by_day else found
     except AttributeError:  # text dates
         return (pd.to_datetime(dates) - pd.Timestamp(quarter.start)).dt.days.to_numpy()
 
