@@ -25,6 +25,7 @@ from okr_metrics.connectors.errors import SourceError
 from okr_metrics.connectors.http import HttpClient
 from okr_metrics.pipelines.definitions import Definitions, KeyResult, OkrFile
 from okr_metrics.pipelines.definitions.model import AlertRules
+from okr_metrics.pipelines.jobs import handoff
 from okr_metrics.pipelines.scoring.alerts import (
     HISTORY_COLUMNS,
     AlertWatch,
@@ -147,9 +148,13 @@ def record_alerts(
         if okr_file is None:
             continue  # kr_scores reported it; nothing was scored
         first, last = max(start, quarter.start), min(end, quarter.end)
-        history = warehouse.read_kr_scores(
-            quarter.start, last, quarter=str(quarter), columns=HISTORY_COLUMNS
+        history = handoff.take(
+            warehouse, run_id, "kr_alerts", str(quarter), quarter.start, last, HISTORY_COLUMNS
         )
+        if history is None:
+            history = warehouse.read_kr_scores(
+                quarter.start, last, quarter=str(quarter), columns=HISTORY_COLUMNS
+            )
         transitions = quarter_transitions(okr_file, history)
         # A Series mask: an empty list would select no columns rather than no rows.
         in_day = pd.Series(

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from okr_metrics.pipelines.definitions import Definitions, OkrFile
+from okr_metrics.pipelines.jobs import handoff
 from okr_metrics.pipelines.jobs.checkins import quarter_checkins
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
@@ -100,6 +101,7 @@ def compute_kr_scores(
         result.rows += warehouse.replace_kr_scores(
             scores, first, last, run_id, definitions=definition_rows(okr_file)
         )
+        handoff.keep(warehouse, run_id, str(quarter), first, last, scores)
         checkins = quarter_checkins(definitions, okr_file)
         if checkins is not None:
             warehouse.replace_checkins(str(quarter), checkins, run_id)
@@ -125,9 +127,13 @@ def compute_objective_scores(
         quarter: Quarter, first: date, last: date, okr_file: OkrFile, result: ScoreResult
     ) -> pd.DataFrame | None:
         objectives, key_results = scoring_inputs(okr_file)
-        kr_rows = warehouse.read_kr_scores(
-            first, last, quarter=str(quarter), columns=ROLL_UP_COLUMNS
+        kr_rows = handoff.take(
+            warehouse, run_id, "objective_scores", str(quarter), first, last, ROLL_UP_COLUMNS
         )
+        if kr_rows is None:
+            kr_rows = warehouse.read_kr_scores(
+                first, last, quarter=str(quarter), columns=ROLL_UP_COLUMNS
+            )
         scores = score_objectives(objectives, key_results, kr_rows)
         if scores.empty:
             return None  # no KR rows for these days yet

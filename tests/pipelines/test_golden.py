@@ -2,7 +2,8 @@
 
 A refactoring must not change a number: this backfill (the sample definitions of 2026-Q3
 and 2026-Q4, from 2026-09-20 through 2026-11-15, every source) is compared row for row
-with `tests/fixtures/golden/`, and so are the Dagster asset and check keys. When a change
+with `tests/fixtures/golden/` (its KR, objective and alert rows), and so are the Dagster
+asset and check keys. When a change
 is meant to change the numbers, regenerate the files and review their diff:
 
     OKR_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/pipelines/test_golden.py
@@ -22,7 +23,11 @@ from okr_metrics.connectors.registry import connected_sources
 from okr_metrics.connectors.sandbox import Sandbox
 from okr_metrics.connectors.sandbox.data import SandboxData
 from okr_metrics.pipelines.cli.main import run_window
+from okr_metrics.pipelines.definitions import load_definitions
+from okr_metrics.pipelines.jobs import handoff
+from okr_metrics.pipelines.jobs.score import ROLL_UP_COLUMNS, compute_kr_scores
 from okr_metrics.pipelines.orchestration.definitions import build_definitions
+from okr_metrics.pipelines.scoring.alerts import HISTORY_COLUMNS
 from okr_metrics.warehouse.store import Warehouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +45,10 @@ KR_COLUMNS = [
 OBJECTIVE_COLUMNS = [
     "quarter", "objective_id", "title", "owner", "aligns_to", "as_of", "score", "coverage",
     "status",
+]  # fmt: skip
+ALERT_COLUMNS = [
+    "quarter", "kr_id", "kind", "as_of", "old_state", "new_state", "rule", "objective_id",
+    "objective_title", "kr_title", "owner", "value", "target", "reason", "route",
 ]  # fmt: skip
 
 
@@ -70,13 +79,17 @@ def compare(name: str, frame: pd.DataFrame) -> None:
     )
 
 
-@pytest.fixture
-def frozen_backfill(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def frozen_backfill(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("golden")
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    with Sandbox(data=SandboxData(now=HORIZON)) as sandbox:
+    with (
+        Sandbox(data=SandboxData(now=HORIZON)) as sandbox,
+        pytest.MonkeyPatch.context() as (monkeypatch),
+    ):
         monkeypatch.setenv("OKR_DEFS", str(REPO / "okr_defs"))
         monkeypatch.setenv("OKR_WAREHOUSE_URL", url)
         monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -105,6 +118,36 @@ def test_the_backfill_gives_the_recorded_rows(frozen_backfill):
         "objective_scores.csv",
         canonical(objectives, OBJECTIVE_COLUMNS, ["quarter", "objective_id", "as_of"]),
     )
+    alerts = warehouse.read_alerts()
+    compare(
+        "kr_alerts.csv", canonical(alerts, ALERT_COLUMNS, ["quarter", "kr_id", "kind", "as_of"])
+    )
+
+
+@pytest.mark.parametrize(
+    "reader, columns",
+    [("kr_alerts", HISTORY_COLUMNS), ("objective_scores", ROLL_UP_COLUMNS)],
+)
+def test_the_rows_handed_on_in_memory_are_the_rows_read_back(frozen_backfill, reader, columns):
+    """kr_alerts and objective_scores take the frame kr_scores wrote in their run
+    (`handoff`): it must be what reading the warehouse gives, value for value and type for
+    type, or a run's alerts and roll-ups would depend on how it was executed."""
+    warehouse = frozen_backfill
+    first = date(2026, 10, 1)
+    compute_kr_scores(load_definitions(REPO / "okr_defs"), warehouse, first, LAST, "again")
+    handed = handoff.take(warehouse, "again", reader, "2026-Q4", first, LAST, columns)
+    read = warehouse.read_kr_scores(first, LAST, quarter="2026-Q4", columns=columns)
+    assert handed is not None and len(handed) == 19 * 46  # 19 KRs, 1 Oct to 15 Nov
+    pd.testing.assert_frame_equal(handed, read)
+    for column in columns:
+        types = {(type(a), type(b)) for a, b in zip(handed[column], read[column], strict=True)}
+        assert all(a is b for a, b in types), (column, types)
+    # Taken once per reader; days the run did not write are read from the warehouse.
+    assert handoff.take(warehouse, "again", reader, "2026-Q4", first, LAST, columns) is None
+    compute_kr_scores(load_definitions(REPO / "okr_defs"), warehouse, first, LAST, "again")
+    earlier = date(2026, 9, 30)
+    assert handoff.take(warehouse, "again", reader, "2026-Q4", earlier, LAST, columns) is None
+    assert handoff.take(warehouse, "other", reader, "2026-Q4", first, LAST, columns) is None
 
 
 def test_the_dagster_keys_are_the_recorded_ones():
