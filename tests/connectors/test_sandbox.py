@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +22,7 @@ from okr_metrics.connectors.sandbox import (
 )
 from okr_metrics.connectors.sandbox import api as sandbox_api
 from okr_metrics.connectors.sandbox.github import repository_id
+from okr_metrics.connectors.sandbox.google_analytics import Fact, GaProperty
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
 NOW = datetime(2026, 10, 15, 12, 0, tzinfo=timezone.utc)
@@ -464,3 +465,34 @@ def test_sandbox_timestamps_are_written_in_the_zone_with_a_basic_offset(
     moment, zone, options, expected
 ):
     assert sandbox_api.timestamp(moment, zone=ZoneInfo(zone), **options) == expected
+
+
+def _ga_facts(*days: int) -> list[Fact]:
+    return [
+        Fact(date(2026, 10, day), {"n": str(i)}, {"activeUsers": 1.0}) for i, day in enumerate(days)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        ((1, 2, 2, 3, 5, 8), ["1", "2", "3", "4"]),  # in day order: bisected
+        ((5, 1, 8, 2, 3, 2), ["0", "3", "4", "5"]),  # set out of order: each looked at
+    ],
+)
+def test_a_report_reads_the_facts_of_its_days_in_their_order(days, expected):
+    prop = GaProperty("1", _ga_facts(*days))
+    found = prop.facts_between(date(2026, 10, 2), date(2026, 10, 5))
+    assert [fact.dimensions["n"] for fact in found] == expected
+
+
+def test_facts_changed_after_a_report_are_read_again():
+    prop = GaProperty("1", _ga_facts(1, 2, 3))
+    assert len(prop.facts_between(date(2026, 10, 2), date(2026, 10, 3))) == 2
+    prop.facts.append(Fact(date(2026, 10, 2), {"n": "late"}, {"activeUsers": 1.0}))
+    found = prop.facts_between(date(2026, 10, 2), date(2026, 10, 3))
+    assert [fact.dimensions["n"] for fact in found] == ["1", "2", "late"]
+    prop.facts = _ga_facts(3, 4)
+    assert [
+        f.dimensions["n"] for f in prop.facts_between(date(2026, 10, 1), date(2026, 10, 3))
+    ] == ["0"]
