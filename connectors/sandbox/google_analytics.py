@@ -126,8 +126,8 @@ class GaProperty:
     denied: bool = False
     # Tokens spent per quota: (the hour or day they were spent in, how many).
     tokens_used: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # (the facts, their count, their days) while the facts are in day order: a report
-    # reads a quarter of a property's years of facts, found by bisection.
+    # (the facts, their count, their days, or None when they are not in day order), for
+    # `facts_between`: a report reads a quarter of a property's years of facts.
     _days: tuple[list[Fact], int, list[date] | None] | None = field(
         default=None, init=False, repr=False, compare=False
     )

@@ -148,13 +148,9 @@ def record_alerts(
         if okr_file is None:
             continue  # kr_scores reported it; nothing was scored
         first, last = max(start, quarter.start), min(end, quarter.end)
-        history = handoff.take(
+        history = handoff.read_kr_scores(
             warehouse, run_id, "kr_alerts", str(quarter), quarter.start, last, HISTORY_COLUMNS
         )
-        if history is None:
-            history = warehouse.read_kr_scores(
-                quarter.start, last, quarter=str(quarter), columns=HISTORY_COLUMNS
-            )
         transitions = quarter_transitions(okr_file, history)
         # A Series mask: an empty list would select no columns rather than no rows.
         in_day = pd.Series(

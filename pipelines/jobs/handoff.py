@@ -29,15 +29,23 @@ _kept: dict[tuple[str, str, str], tuple[date, date, pd.DataFrame, set[str]]] = {
 
 
 def keep(
-    warehouse: Warehouse, run_id: str, quarter: str, first: date, last: date, rows: pd.DataFrame
+    warehouse: Warehouse,
+    run_id: str,
+    quarter: str,
+    first: date,
+    last: date,
+    rows: pd.DataFrame,
+    columns: Sequence[str],
 ) -> None:
-    """Keep the rows a run wrote for the quarter's days first..last (all of them: the
-    write replaced those days), for `READERS` to take. A run's rows replace any other
-    run's, so one run's frames at most stay alive."""
+    """Keep `columns` of the rows a run wrote for the quarter's days first..last (all of
+    them: the write replaced those days), in the warehouse's order, for `READERS` to
+    take. Only the columns the readers read are kept, so the rest of the frame is let go
+    with the step; a run's rows replace any other run's, so one run's at most stay alive."""
+    kept = rows[list(columns)].sort_values(_ORDER, kind="stable", ignore_index=True)
     with _lock:
         for key in [key for key in _kept if key[1] != run_id]:
             del _kept[key]
-        _kept[(warehouse.url, run_id, quarter)] = (first, last, rows, set(READERS))
+        _kept[(warehouse.url, run_id, quarter)] = (first, last, kept, set(READERS))
 
 
 def take(
@@ -58,15 +66,32 @@ def take(
         if found is None or reader not in found[3]:
             return None
         first, last, rows, readers = found
-        if not first <= start <= end <= last:
+        if not first <= start <= end <= last or not set(columns) <= set(rows.columns):
             return None
         readers.discard(reader)
         if not readers:
             del _kept[key]
-    days = rows["as_of"]
-    chosen = rows if (first, last) == (start, end) else rows[(days >= start) & (days <= end)]
-    chosen = chosen.sort_values(_ORDER, kind="stable")
-    return chosen[list(columns)].reset_index(drop=True)
+    if (first, last) != (start, end):
+        days = rows["as_of"]
+        rows = rows[(days >= start) & (days <= end)].reset_index(drop=True)
+    return rows[list(columns)]
+
+
+def read_kr_scores(
+    warehouse: Warehouse,
+    run_id: str,
+    reader: str,
+    quarter: str,
+    start: date,
+    end: date,
+    columns: Sequence[str],
+) -> pd.DataFrame:
+    """The quarter's kr_scores rows from `start` through `end` (only `columns`): those
+    the run handed on (`take`), else the warehouse's."""
+    rows = take(warehouse, run_id, reader, quarter, start, end, columns)
+    if rows is None:
+        rows = warehouse.read_kr_scores(start, end, quarter=quarter, columns=columns)
+    return rows
 
 
 def forget() -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 from okr_metrics.pipelines.definitions import Definitions, OkrFile
 from okr_metrics.pipelines.jobs import handoff
 from okr_metrics.pipelines.jobs.checkins import quarter_checkins
+from okr_metrics.pipelines.scoring.alerts import HISTORY_COLUMNS
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
     ObjectiveInput,
@@ -34,6 +35,8 @@ log = logging.getLogger("okr_metrics")
 DEFINITION_COLUMNS = ["quarter", "kr_id", "definition_hash", "metric_keys", "definition"]
 # What `score_objectives` reads of the KR rows (the rest of a quarter's rows is not read).
 ROLL_UP_COLUMNS = ["quarter", "as_of", "kr_id", "value", "score", "status"]
+# What the assets after kr_scores read of its rows, handed on to them in memory (`handoff`).
+HANDED_ON_COLUMNS = sorted({*HISTORY_COLUMNS, *ROLL_UP_COLUMNS})
 
 
 @dataclass
@@ -101,7 +104,7 @@ def compute_kr_scores(
         result.rows += warehouse.replace_kr_scores(
             scores, first, last, run_id, definitions=definition_rows(okr_file)
         )
-        handoff.keep(warehouse, run_id, str(quarter), first, last, scores)
+        handoff.keep(warehouse, run_id, str(quarter), first, last, scores, HANDED_ON_COLUMNS)
         checkins = quarter_checkins(definitions, okr_file)
         if checkins is not None:
             warehouse.replace_checkins(str(quarter), checkins, run_id)
@@ -127,13 +130,9 @@ def compute_objective_scores(
         quarter: Quarter, first: date, last: date, okr_file: OkrFile, result: ScoreResult
     ) -> pd.DataFrame | None:
         objectives, key_results = scoring_inputs(okr_file)
-        kr_rows = handoff.take(
+        kr_rows = handoff.read_kr_scores(
             warehouse, run_id, "objective_scores", str(quarter), first, last, ROLL_UP_COLUMNS
         )
-        if kr_rows is None:
-            kr_rows = warehouse.read_kr_scores(
-                first, last, quarter=str(quarter), columns=ROLL_UP_COLUMNS
-            )
         scores = score_objectives(objectives, key_results, kr_rows)
         if scores.empty:
             return None  # no KR rows for these days yet
