@@ -92,9 +92,3 @@ def read_kr_scores(
     if rows is None:
         rows = warehouse.read_kr_scores(start, end, quarter=quarter, columns=columns)
     return rows
-
-
-def forget() -> None:
-    """Let every kept frame go."""
-    with _lock:
-        _kept.clear()
