@@ -22,7 +22,7 @@ import numpy as np
 
 # The interval holds 80% of the quarter-end value's distribution: 10% on each side.
 INTERVAL_TAIL = 0.1
-# The same window as the linear point forecast (`rules.FORECAST_WINDOW_DAYS`).
+# The trailing window of the linear point forecast and of the trend's spread.
 TREND_WINDOW_DAYS = 28
 # Maintain KRs: the share of days held that makes the quarter a success (on track).
 MAINTAIN_SUCCESS_SHARE = 0.95
@@ -217,39 +217,59 @@ def p_maintained(held: np.ndarray, has_data: np.ndarray) -> np.ndarray:
     return np.where(seen > 0, p, np.nan)
 
 
+def linear_forecast(values_as_of: np.ndarray) -> np.ndarray:
+    """The value on the quarter's last day, as of every day, by the least-squares line
+    through the trend window's values (the value itself with fewer than 2 of them;
+    NaN where there is no value). `values_as_of`: `(krs, days)` or `(days,)`."""
+    days = values_as_of.shape[-1]
+    window = _window(values_as_of)
+    with np.errstate(invalid="ignore"):
+        fitted = window.mean_value + window.slope * (days - 1 - window.mean_day)
+    forecasts = np.where(window.points >= 2, fitted, values_as_of)
+    return np.where(np.isnan(values_as_of), np.nan, forecasts)
+
+
 def t_cdf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Student's t distribution function, exact for whole degrees of freedom >= 1.
 
     The finite series of Abramowitz and Stegun 26.7.3 and 26.7.4 in theta =
-    atan(x / sqrt(df)); odd and even degrees of freedom differ. The series is summed
-    term by term over the entries sorted by their number of terms, so each step only
-    touches the entries that still have one (a prefix of the sorted arrays).
+    atan(x / sqrt(df)); odd and even degrees of freedom differ. Each parity's series
+    is summed term by term over its entries sorted by their number of terms, so each
+    step only touches the entries that still have one (a prefix of the sorted arrays).
     """
     x, df = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=int))
+    shape = x.shape
+    x, df = x.reshape(-1), df.reshape(-1)
     theta = np.arctan(x / np.sqrt(df))
     sin, cos = np.sin(theta), np.cos(theta)
-    odd = df % 2 == 1
-    terms = np.where(odd, (df - 3) // 2, (df - 2) // 2)
-    order = np.argsort(-terms, axis=None, kind="stable")
-    sorted_terms = terms.reshape(-1)[order]
-    sorted_odd = odd.reshape(-1)[order]
-    cos2 = (cos * cos).reshape(-1)[order]
+    cos2 = cos * cos
+    odd = (df % 2).astype(bool)
+    series = np.empty(x.shape)
     # Odd: (2/pi)(theta + sin (cos + 2/3 cos^3 + ...)); even: sin (1 + 1/2 cos^2 + ...).
-    term = np.where(sorted_odd, cos.reshape(-1)[order], 1.0)
-    total = np.where(sorted_odd & (df.reshape(-1)[order] == 1), 0.0, term)
-    most = int(sorted_terms[0]) if len(sorted_terms) else 0
-    # having[j - 1]: how many entries have a j-th term.
-    having = np.searchsorted(-sorted_terms, -np.arange(1, most + 1), side="right")
-    for j, count in enumerate(having, start=1):
-        step = term[:count]
-        step *= cos2[:count]
-        step *= np.where(sorted_odd[:count], 2 * j / (2 * j + 1), (2 * j - 1) / (2 * j))
-        total[:count] += step
-    series = np.empty(total.shape)
-    series[order] = total
-    series = series.reshape(x.shape)
+    for is_odd in (True, False):
+        rows = np.flatnonzero(odd == is_odd)
+        terms = (df[rows] - (3 if is_odd else 2)) // 2
+        # At most _MAX_DF / 2 terms: small integers sort by radix.
+        order = np.argsort(-terms.astype(np.int8), kind="stable")
+        rows, terms = rows[order], terms[order]
+        sorted_cos2 = cos2[rows]
+        if is_odd:
+            term = cos[rows]
+            total = np.where(df[rows] == 1, 0.0, term)
+        else:
+            term = np.ones(len(rows))
+            total = term.copy()
+        most = int(terms[0]) if len(terms) else 0
+        # having[j - 1]: how many entries have a j-th term.
+        having = np.searchsorted(-terms, -np.arange(1, most + 1), side="right")
+        for j, count in enumerate(having, start=1):
+            step = term[:count]
+            step *= sorted_cos2[:count]
+            step *= 2 * j / (2 * j + 1) if is_odd else (2 * j - 1) / (2 * j)
+            total[:count] += step
+        series[rows] = total
     signed_mass = np.where(odd, (theta + sin * series) * 2 / math.pi, sin * series)
-    return 0.5 + 0.5 * signed_mass
+    return (0.5 + 0.5 * signed_mass).reshape(shape)
 
 
 def t_quantile(probability: float, df: np.ndarray) -> np.ndarray:
@@ -280,6 +300,7 @@ class _Window(NamedTuple):
     variance: np.ndarray  # of the residuals around the line; NaN with fewer than 3 points
     spread_variance: np.ndarray  # of the values around their mean; NaN with fewer than 2
     mean_value: np.ndarray  # NaN with no point
+    slope: np.ndarray  # of the least-squares line; NaN with fewer than 2 points
 
 
 def _window(daily: np.ndarray) -> _Window:
@@ -300,12 +321,13 @@ def _window(daily: np.ndarray) -> _Window:
     sxx = np.maximum(sum_xx - sum_x * mean_x, 0.0)
     sxy = sum_xy - sum_x * sum_y / safe
     syy = np.maximum(sum_yy - sum_y * sum_y / safe, 0.0)
-    spread_of_days = np.where(sxx > 0.5, sxx, np.nan)  # whole days: 0 or >= 0.5
+    spread_of_days = np.where(sxx > 0.25, sxx, np.nan)  # whole days: 0, or 0.5 and up
     residual = np.maximum(syy - sxy * sxy / spread_of_days, 0.0)
     variance = np.where(points >= 3, residual / np.maximum(points - 2, 1), np.nan)
     mean_value = np.where(points > 0, sum_y / safe + reference, np.nan)
     spread_variance = np.where(points >= 2, syy / np.maximum(points - 1, 1), np.nan)
-    return _Window(points, mean_x, spread_of_days, variance, spread_variance, mean_value)
+    slope = sxy / spread_of_days
+    return _Window(points, mean_x, spread_of_days, variance, spread_variance, mean_value, slope)
 
 
 def _window_sum(values: np.ndarray) -> np.ndarray:

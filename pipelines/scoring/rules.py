@@ -28,11 +28,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from okr_metrics.pipelines.scoring.forecast import (
     Spread,
     interval,
+    linear_forecast,
     p_beyond,
     p_maintained,
     value_spread,
@@ -50,7 +50,6 @@ from okr_metrics.pipelines.vocabulary.terms import (
 )
 
 MEAN_WINDOW_DAYS = 7
-FORECAST_WINDOW_DAYS = 28
 GRACE_DAYS = 7
 MAINTAIN_ON_TRACK = 0.95
 MAINTAIN_AT_RISK = 0.8
@@ -416,8 +415,8 @@ def forecast(
 # ---------------------------------------------------------------------------
 # The whole quarter at once
 
-# KRs scored together in one block of arrays: the linear forecast's windows take
-# krs x days x 28 floats, so a block of 256 KRs stays near 5 MiB per array.
+# KRs scored together in one block of `(krs, days)` arrays: a block of 256 KRs keeps
+# each array near 190 KiB, within a core's cache.
 _BLOCK_KRS = 256
 
 
@@ -778,8 +777,11 @@ def _kr_score_frame(
     def each_kr(values: list[Any]) -> np.ndarray:
         return np.repeat(np.array(values, dtype=object), per_day)
 
+    every_day = per_day == quarter.days  # offsets: ascending and distinct
+
     def each_day(matrix: np.ndarray) -> np.ndarray:
-        return matrix[:, offsets].reshape(-1)
+        # Every matrix is the frame's alone: a column may be a view of it.
+        return matrix.reshape(-1) if every_day else matrix[:, offsets].reshape(-1)
 
     days = scored.days
     quarter_dates = [_day(quarter, offset) for offset in range(quarter.days)]
@@ -1064,34 +1066,13 @@ def _carry(
 def _forecasts(values_as_of: np.ndarray, method: str) -> np.ndarray:
     """The forecast for the quarter's last day as of every day (NaN where there is no value).
 
-    `linear`: the least-squares line through the trailing window's points, from centred
-    sums (no cancellation with values in the millions) over `(krs, days, window)` views.
+    `linear`: the least-squares line through the trailing window's points
+    (`forecast.linear_forecast`).
     """
     days = values_as_of.shape[-1]
     if method == "run_rate":
         return values_as_of / np.arange(1, days + 1) * days
-    points_y = _trailing_windows(values_as_of, FORECAST_WINDOW_DAYS)  # (..., days, window)
-    points_x = _trailing_windows(np.arange(days, dtype=float), FORECAST_WINDOW_DAYS)
-    no_point = np.isnan(points_y)
-    # Counts and sums of day numbers are whole numbers: exact from running sums.
-    has_value = ~np.isnan(values_as_of)
-    points = _trailing_sum(has_value.astype(float), FORECAST_WINDOW_DAYS)
-    day_numbers = np.where(has_value, np.arange(days, dtype=float), 0.0)
-    safe_points = np.maximum(points, 1)
-    mean_x = _trailing_sum(day_numbers, FORECAST_WINDOW_DAYS) / safe_points
-    dy = np.where(no_point, 0.0, points_y)
-    mean_y = dy.sum(axis=-1) / safe_points
-    # In place: dy = y - mean_y, dx = x - mean_x, both 0 where there is no point.
-    np.subtract(dy, mean_y[..., None], out=dy)
-    np.copyto(dy, 0.0, where=no_point)
-    dx = points_x - mean_x[..., None]
-    np.copyto(dx, 0.0, where=no_point)
-    dy *= dx
-    dx *= dx
-    slope = _divide(dy.sum(axis=-1), dx.sum(axis=-1))
-    fitted = mean_y + slope * (days - 1 - mean_x)
-    forecasts = np.where(points >= 2, fitted, values_as_of)
-    return np.where(has_value, forecasts, np.nan)
+    return linear_forecast(values_as_of)
 
 
 def _spread(
@@ -1145,12 +1126,6 @@ def _forecast_score(
         start = key_result.start
         return _clamp((forecast_value - start) / (key_result.target - start))  # type: ignore[operator]
     return score
-
-
-def _trailing_windows(values: np.ndarray, width: int) -> np.ndarray:
-    """`[..., i, :]`: the `width` days ending on day i, NaN before the quarter's first day."""
-    padding = np.full((*values.shape[:-1], width - 1), np.nan)
-    return sliding_window_view(np.concatenate([padding, values], axis=-1), width, axis=-1)
 
 
 def _trailing_sum(values: np.ndarray, width: int) -> np.ndarray:

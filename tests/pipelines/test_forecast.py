@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from okr_metrics.pipelines.scoring.forecast import p_maintained, t_cdf, t_quantile
+from okr_metrics.pipelines.scoring.forecast import (
+    linear_forecast,
+    p_maintained,
+    t_cdf,
+    t_quantile,
+)
 from okr_metrics.pipelines.scoring.rules import (
     KeyResultInput,
     daily_ratio,
@@ -83,6 +88,47 @@ def row(kr: KeyResultInput, series: dict[str, dict[date, float]], as_of: date) -
 def assert_interval(result: dict, low: float, high: float) -> None:
     assert result["forecast_low"] == pytest.approx(low, rel=1e-6)
     assert result["forecast_high"] == pytest.approx(high, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# The linear point forecast
+
+
+class TestLinearForecast:
+    def test_two_days_give_the_line_through_them(self):
+        values = np.full(92, np.nan)
+        values[:2] = [1.0, 3.0]
+        # Day 1: one point, the value itself. Day 2: slope 2 from x = 0.5, y = 2.
+        expected = [1.0, 2.0 + 2.0 * (91 - 0.5)] + [np.nan] * 90
+        np.testing.assert_array_equal(linear_forecast(values), expected)
+
+    def test_a_flat_series_forecasts_its_value_exactly(self):
+        values = np.full(92, 0.05)
+        assert (linear_forecast(values) == 0.05).all()
+
+    def test_each_day_is_the_least_squares_line_of_its_28_days(self):
+        # Revenue in the millions with a small trend, and weeks without data: the
+        # running sums must not cancel against the values' size.
+        rng = np.random.default_rng(7)
+        days = np.arange(92, dtype=float)
+        values = 4.2e6 + 35.0 * days + rng.normal(0, 900, 92)
+        values[rng.random(92) < 0.35] = np.nan
+        values[40:52] = np.nan
+        forecasts = linear_forecast(np.stack([values, values * 1e-6]))
+        for d in range(92):
+            window = slice(max(0, d - 27), d + 1)
+            x, y = days[window], values[window]
+            x, y = x[~np.isnan(y)], y[~np.isnan(y)]
+            if np.isnan(values[d]):
+                assert np.isnan(forecasts[:, d]).all()
+                continue
+            if len(x) < 2:
+                expected = values[d]
+            else:
+                slope, intercept = np.polyfit(x, y, 1)
+                expected = intercept + slope * 91
+            assert forecasts[0, d] == pytest.approx(expected, rel=1e-12)
+            assert forecasts[1, d] == pytest.approx(expected * 1e-6, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------
