@@ -16,6 +16,7 @@ the warehouse (it imports the connector only: requests, pandas, pydantic).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -60,4 +61,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The collector settings of the `okr` command (pipelines/cli/main.py): its thresholds
+    # while the answers are read, and the exit without a last walk of the heap.
+    gc.set_threshold(10_000, 20, 20)
+    code = main()
+    gc.freeze()
+    sys.exit(code)
