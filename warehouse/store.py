@@ -523,7 +523,11 @@ class Warehouse:
         self.ensure_schema()
         keys = sorted(set(metric_keys))
         table = metric_observations
+        names = ["metric_key", "date", "value"]
         parts: list[pd.DataFrame] = []
+        # Read in batches with each key and day one object (`read_frame`): a quarter of
+        # 1,000 KRs is about 100,000 rows, which as SQLAlchemy rows would be a new string
+        # and date for every one of them.
         with self.engine.connect() as connection:
             for chunk in _chunks(keys, 500):
                 query = (
@@ -531,10 +535,8 @@ class Warehouse:
                     .where(table.c.metric_key.in_(chunk), table.c.date.between(start, end))
                     .order_by(table.c.metric_key, table.c.date)
                 )
-                parts.extend(connection.execute(query).all())
-        return pd.DataFrame(
-            [tuple(row) for row in parts], columns=["metric_key", "date", "value"]
-        ).astype({"value": float})
+                parts.append(read_frame(connection, query))
+        return _joined(parts, names).astype({"value": float})
 
     # -- scores -------------------------------------------------------------
 

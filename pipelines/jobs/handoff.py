@@ -3,17 +3,19 @@
 `kr_alerts` and `objective_scores` read a quarter's `kr_scores` rows; in a run that
 scored those days itself, in the same process (the in-process executor, the default),
 the rows are the frame `kr_scores` has just written, and reading them back cost more
-than any other step of a 1,000-KR quarter after the fetch. The frame is kept here, for
-the run that wrote it only, and each reader takes it once; anything else (another run,
-another process, days the run did not score) reads the warehouse.
+than any other step of a 1,000-KR quarter after the fetch. The frame's columns are
+kept here, for the run that wrote it only, and each reader takes them once; anything
+else (another run, another process, days the run did not score) reads the warehouse.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from okr_metrics.warehouse.store import Warehouse
@@ -24,8 +26,19 @@ READERS = frozenset({"kr_alerts", "objective_scores"})
 _ORDER = ["as_of", "objective_id"]
 
 _lock = threading.Lock()
-# (warehouse URL, run id, quarter) -> (first day, last day, rows, readers still to take them)
-_kept: dict[tuple[str, str, str], tuple[date, date, pd.DataFrame, set[str]]] = {}
+
+
+@dataclass
+class _Kept:
+    first: date
+    last: date
+    columns: dict[str, np.ndarray]  # the written frame's own arrays, until a reader's take
+    order: np.ndarray | None  # row positions in the warehouse's order; None: in that order
+    readers: set[str]  # those still to take the rows
+
+
+# (warehouse URL, run id, quarter) -> the rows kept for the readers
+_kept: dict[tuple[str, str, str], _Kept] = {}
 
 
 def keep(
@@ -38,14 +51,21 @@ def keep(
     columns: Sequence[str],
 ) -> None:
     """Keep `columns` of the rows a run wrote for the quarter's days first..last (all of
-    them: the write replaced those days), in the warehouse's order, for `READERS` to
-    take. Only the columns the readers read are kept, so the rest of the frame is let go
-    with the step; a run's rows replace any other run's, so one run's at most stay alive."""
-    kept = rows[list(columns)].sort_values(_ORDER, kind="stable", ignore_index=True)
+    them: the write replaced those days) for `READERS` to take, in the warehouse's order.
+
+    The columns kept are the frame's own arrays and the order is row positions: nothing
+    is copied while `kr_scores` still holds its frame, its write and its scoring (the
+    run's peak of memory). The rest of the frame is let go with the step; a run's rows
+    replace any other run's, so one run's at most stay alive."""
+    keys = rows[_ORDER].reset_index(drop=True)  # index: row positions
+    order = keys.sort_values(_ORDER, kind="stable").index.to_numpy()
+    kept = _Kept(
+        first, last, {name: rows[name].to_numpy() for name in columns}, order, set(READERS)
+    )
     with _lock:
         for key in [key for key in _kept if key[1] != run_id]:
             del _kept[key]
-        _kept[(warehouse.url, run_id, quarter)] = (first, last, kept, set(READERS))
+        _kept[(warehouse.url, run_id, quarter)] = kept
 
 
 def take(
@@ -59,22 +79,30 @@ def take(
 ) -> pd.DataFrame | None:
     """The quarter's rows from `start` through `end`, only `columns`, in the warehouse's
     order, when this run wrote every one of those days in this process; else None (read
-    the warehouse). The frame is let go once every reader has taken it."""
+    the warehouse). The rows are let go once every reader has taken them."""
     key = (warehouse.url, run_id, quarter)
     with _lock:
         found = _kept.get(key)
-        if found is None or reader not in found[3]:
+        if found is None or reader not in found.readers:
             return None
-        first, last, rows, readers = found
-        if not first <= start <= end <= last or not set(columns) <= set(rows.columns):
+        if not found.first <= start <= end <= found.last or not set(columns) <= set(found.columns):
             return None
-        readers.discard(reader)
-        if not readers:
+        if found.order is not None:
+            # Put in order once, column by column: the step that wrote the rows has let
+            # its frame go, so one column at a time is copied, never the whole frame.
+            for name, values in found.columns.items():
+                found.columns[name] = values[found.order]
+            found.order = None
+        found.readers.discard(reader)
+        if not found.readers:
             del _kept[key]
-    if (first, last) != (start, end):
-        days = rows["as_of"]
-        rows = rows[(days >= start) & (days <= end)].reset_index(drop=True)
-    return rows[list(columns)]
+    arrays = found.columns
+    if (found.first, found.last) != (start, end):
+        days = arrays["as_of"]
+        within = (days >= start) & (days <= end)
+        return pd.DataFrame({name: arrays[name][within] for name in columns})
+    # The readers share these arrays: they read them, never write them.
+    return pd.DataFrame({name: arrays[name] for name in columns}, copy=False)
 
 
 def read_kr_scores(
