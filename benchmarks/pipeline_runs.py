@@ -387,8 +387,13 @@ def quarter_runs(scale: Scale, report: Report, allowed: Mapping[str, int], work:
                 )
             )
         if high > low:
-            slow, fast = results[high][index], results[low][index]
-            cost = slow.wall - fast.wall
+            slow = results[high][index]
+            # Paired within each round (the runs minutes apart, not a round apart): the
+            # machine's drift over the rounds cancels out of each difference.
+            cost = statistics.median(
+                slow_runs[index].wall - fast_runs[index].wall
+                for slow_runs, fast_runs in zip(rounds[high], rounds[low], strict=True)
+            )
             least = latency_floor(slow.minimum, high, allowed)
             ratio = cost / least if least else float("inf")
             # Slower without latency than with it: the machine's noise, not a result.
@@ -900,7 +905,8 @@ def write_page(
         "GA4 reports differing only in their metrics count as one query; other queries the "
         "run kept apart are not merged.",
         "- Floor: the slowest API's fewest pages x latency / the requests it may have in "
-        "flight; latency cost: wall at 50 ms minus wall at 0 ms.",
+        "flight; latency cost: wall at 50 ms minus wall at 0 ms, in the same round (the "
+        "median of the rounds' differences).",
         "- dlt: `benchmarks/dlt_github.py`, one `rest_api` resource per repository "
         "(parallelized, header-link paging, an incremental `updated_at` cursor that stops "
         "the newest-first list at the window), loaded to `jsonl` files, against "
