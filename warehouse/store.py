@@ -240,15 +240,18 @@ def _sharing_values(frame: pd.DataFrame, shared: dict[tuple[type, Any], Any]) ->
     return frame
 
 
-def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
+def read_frame(
+    connection: Connection, query: Select, shared: dict[tuple[type, Any], Any] | None = None
+) -> pd.DataFrame:
     """The rows of `query` as a frame: what `connection.execute(query)` returns, read
     through the driver's cursor in batches and converted column by column.
 
     A quarter of 1,000 KRs is 91,000 rows: SQLAlchemy's rows and their conversion one value
     at a time cost more than the read itself. Here each batch's columns are converted once
     per distinct value (the types' own result conversion: SQLite's dates from text), and
-    equal values are one object across the batches (`_sharing_values`). The query's
-    parameters are rendered into its text (dates, ids: SQLAlchemy quotes them).
+    equal values are one object across the batches (`_sharing_values`), and across the
+    reads given the same `shared`. The query's parameters are rendered into its text
+    (dates, ids: SQLAlchemy quotes them).
     """
     dialect = connection.dialect
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
@@ -261,7 +264,8 @@ def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
             kind.result_processor(dialect, described[1])
             for kind, described in zip(types, cursor.description, strict=True)
         ]
-        shared: dict[tuple[type, Any], Any] = {}
+        if shared is None:
+            shared = {}
         parts = []
         while rows := cursor.fetchmany(READ_BATCH_ROWS):
             columns = dict(zip(names, zip(*rows, strict=True), strict=True))
@@ -525,6 +529,7 @@ class Warehouse:
         table = metric_observations
         names = ["metric_key", "date", "value"]
         parts: list[pd.DataFrame] = []
+        shared: dict[tuple[type, Any], Any] = {}
         # Read in batches with each key and day one object (`read_frame`): a quarter of
         # 1,000 KRs is about 100,000 rows, which as SQLAlchemy rows would be a new string
         # and date for every one of them.
@@ -535,7 +540,7 @@ class Warehouse:
                     .where(table.c.metric_key.in_(chunk), table.c.date.between(start, end))
                     .order_by(table.c.metric_key, table.c.date)
                 )
-                parts.append(read_frame(connection, query))
+                parts.append(read_frame(connection, query, shared))
         return _joined(parts, names).astype({"value": float})
 
     # -- scores -------------------------------------------------------------

@@ -119,6 +119,30 @@ def test_observations_replace_only_their_keys_and_days(warehouse):
     assert len(warehouse.read_observations(["k1"], date(2026, 10, 1), date(2026, 10, 3))) == 3
 
 
+def test_observations_of_many_keys_come_back_sorted_one_object_per_key_and_day(warehouse):
+    # 1,200 keys: three reads of 500 keys at most; one key holds a quote.
+    keys = [f"k{index:04d}" for index in range(1_199)] + ["it's.quoted"]
+    frame = pd.DataFrame(
+        {
+            "metric_key": [key for key in keys for _ in range(3)],
+            "date": days(1, 3) * len(keys),
+            "value": [float(index) for index in range(3 * len(keys))],
+        }
+    )
+    warehouse.replace_observations(
+        "github", frame, keys, date(2026, 10, 1), date(2026, 10, 3), "r1"
+    )
+    read = warehouse.read_observations(reversed(keys), date(2026, 10, 2), date(2026, 10, 3))
+    expected = frame[frame["date"] >= date(2026, 10, 2)].sort_values(["metric_key", "date"])
+    assert read["metric_key"].tolist() == expected["metric_key"].tolist()
+    assert read["date"].tolist() == expected["date"].tolist()
+    assert read["value"].tolist() == expected["value"].tolist()
+    assert read["value"].dtype == float and read["date"].map(type).eq(date).all()
+    # Each key and day is one object, however many rows repeat it.
+    assert len({id(key) for key in read["metric_key"]}) == len(keys)
+    assert len({id(day) for day in read["date"]}) == 2
+
+
 def test_series_replaced_together_keep_their_windows_and_kept_days(warehouse):
     def series(first: int, last: int, value: float) -> pd.DataFrame:
         return pd.DataFrame({"date": days(first, last), "value": value})
