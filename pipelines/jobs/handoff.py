@@ -33,8 +33,8 @@ class _Kept:
     first: date
     last: date
     columns: dict[str, np.ndarray]  # the written frame's own arrays, until a reader's take
-    order: np.ndarray | None  # row positions in the warehouse's order; None: in that order
     readers: set[str]  # those still to take the rows
+    in_order: bool = False  # the arrays put in the warehouse's order (by the first take)
 
 
 # (warehouse URL, run id, quarter) -> the rows kept for the readers
@@ -53,15 +53,12 @@ def keep(
     """Keep `columns` of the rows a run wrote for the quarter's days first..last (all of
     them: the write replaced those days) for `READERS` to take, in the warehouse's order.
 
-    The columns kept are the frame's own arrays and the order is row positions: nothing
-    is copied while `kr_scores` still holds its frame, its write and its scoring (the
-    run's peak of memory). The rest of the frame is let go with the step; a run's rows
-    replace any other run's, so one run's at most stay alive."""
-    keys = rows[_ORDER].reset_index(drop=True)  # index: row positions
-    order = keys.sort_values(_ORDER, kind="stable").index.to_numpy()
-    kept = _Kept(
-        first, last, {name: rows[name].to_numpy() for name in columns}, order, set(READERS)
-    )
+    The columns kept are the frame's own arrays, put in order by the first reader: nothing
+    is copied or sorted while `kr_scores` still holds its frame, its write and its scoring
+    (the run's peak of memory). The rest of the frame is let go with the step; a run's
+    rows replace any other run's, so one run's at most stay alive."""
+    names = dict.fromkeys([*columns, *_ORDER])  # the order's columns are always kept
+    kept = _Kept(first, last, {name: rows[name].to_numpy() for name in names}, set(READERS))
     with _lock:
         for key in [key for key in _kept if key[1] != run_id]:
             del _kept[key]
@@ -87,12 +84,14 @@ def take(
             return None
         if not found.first <= start <= end <= found.last or not set(columns) <= set(found.columns):
             return None
-        if found.order is not None:
+        if not found.in_order:
             # Put in order once, column by column: the step that wrote the rows has let
             # its frame go, so one column at a time is copied, never the whole frame.
+            keys = pd.DataFrame({name: found.columns[name] for name in _ORDER})
+            order = keys.sort_values(_ORDER, kind="stable").index.to_numpy()
             for name, values in found.columns.items():
-                found.columns[name] = values[found.order]
-            found.order = None
+                found.columns[name] = values[order]
+            found.in_order = True
         found.readers.discard(reader)
         if not found.readers:
             del _kept[key]
