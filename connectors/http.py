@@ -39,12 +39,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
-from requests.utils import get_netrc_auth
+from requests.auth import _basic_auth_str
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, get_netrc_auth, requote_uri, urldefragauth
 from urllib3 import exceptions as urllib3_errors
 
 from okr_metrics.connectors.base import Connector, SourceEnv, SourceSettings
@@ -610,59 +612,169 @@ class _Retry:
     rate_limited: bool = False  # the host asked to slow down: its other requests wait too
 
 
-class _NoNetrcEntry(AuthBase):
-    """No credentials: what `~/.netrc` holds for a host it has no entry for."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
+# Redirects followed at most, as requests follows them.
+MAX_REDIRECTS = 30
 
 
-_NO_NETRC_ENTRY = _NoNetrcEntry()
+@dataclass
+class _Route:
+    """How requests reaches one host (scheme and netloc): the connection pool its adapter
+    picks (proxy, TLS settings and CA bundle included), whether the request line carries
+    the whole URL (plain HTTP through a proxy) and the `~/.netrc` credentials of the host."""
+
+    pool: Any
+    whole_url: bool
+    netrc: str | None
 
 
-class _Session(requests.Session):
-    """A `requests.Session` that reads what the environment says of a host once.
+class _Transport:
+    """Sends requests as a `requests.Session` sends them, for a fraction of its cost a page.
 
-    With `trust_env` (the default), requests looks for `~/.netrc` and reads the proxy
-    and CA bundle variables again for every request: file lookups and dozens of
-    variables, a third of its own time on a page of a long listing. Here each host's
-    answer is kept for the session's life, and used exactly as requests would use it.
+    For every request, a session merges its settings, reads the environment again
+    (`~/.netrc`, the proxy and CA bundle variables: file lookups and dozens of variables),
+    looks its connection pool up, and runs its cookie jar over the response: more than
+    half of the client's own time on a page of a long listing. Here what depends on the
+    host alone is worked out by requests' own code at the host's first request (the
+    session's environment settings, its adapter's pool) and kept for the transport's
+    life; each request is then one `urlopen` of that pool, made exactly as the adapter
+    makes it. Redirects are followed as requests follows them: up to `MAX_REDIRECTS`,
+    the method turned to GET where requests turns it, the credentials dropped on the way
+    to another host. Cookies are not kept: none of the APIs asks for them.
+
+    urllib3's errors are raised as requests raises them (`requests.Timeout`,
+    `requests.ConnectionError`, ...), so callers handle one family of errors.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._netrc: dict[str, Any] = {}
-        self._environment: dict[tuple[str, str, bool | None], dict[str, Any]] = {}
-        self._environment_lock = threading.Lock()
+    def __init__(self, session: requests.Session, timeout: float | tuple[float, float]) -> None:
+        self.session = session
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self._timeout = urllib3.Timeout(connect=connect, read=read)
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._lock = threading.Lock()
 
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        url = request.url
-        if self.trust_env and not request.auth and not self.auth and isinstance(url, str):
-            host = urlsplit(url).netloc
-            with self._environment_lock:
-                if host not in self._netrc:
-                    self._netrc[host] = get_netrc_auth(url) or _NO_NETRC_ENTRY
-                request.auth = self._netrc[host]
-        return super().prepare_request(request)
+    def send(
+        self, method: str, url: str, params: Mapping[str, Any] | None, json: Any
+    ) -> requests.Response:
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(method)
+        prepared.prepare_url(url, params)
+        prepared.prepare_headers(self.session.headers)
+        prepared.prepare_body(None, None, json)
+        for _ in range(MAX_REDIRECTS):
+            response = self._send_once(prepared)
+            location = self.session.get_redirect_target(response)
+            if not location:
+                return response
+            response.raw.drain_conn()
+            response.raw.release_conn()
+            prepared = self._redirected(prepared, response, location)
+        raise requests.TooManyRedirects(f"Exceeded {MAX_REDIRECTS} redirects.")
 
-    def merge_environment_settings(
-        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        if not self.trust_env or proxies or verify is not None or cert:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+    def _send_once(self, prepared: requests.PreparedRequest) -> requests.Response:
+        url = prepared.url or ""
+        route = self._route(url)
+        headers = prepared.headers
+        if route.netrc and "Authorization" not in headers:
+            headers = CaseInsensitiveDict(headers)
+            headers["Authorization"] = route.netrc
+        try:
+            raw = route.pool.urlopen(
+                method=prepared.method,
+                url=urldefragauth(url) if route.whole_url else prepared.path_url,
+                body=prepared.body,
+                headers=headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=False,
+                timeout=self._timeout,
+                chunked=False,
+            )
+        except urllib3_errors.NewConnectionError as error:
+            raise requests.ConnectionError(error) from None
+        except (urllib3_errors.ConnectTimeoutError, urllib3_errors.ReadTimeoutError) as error:
+            raise requests.Timeout(error) from None
+        except urllib3_errors.ProxyError as error:
+            raise requests.exceptions.ProxyError(error) from None
+        except urllib3_errors.SSLError as error:
+            raise requests.exceptions.SSLError(error) from None
+        except (
+            urllib3_errors.ProtocolError,
+            urllib3_errors.ClosedPoolError,
+            urllib3_errors.MaxRetryError,
+            OSError,
+        ) as error:
+            raise requests.ConnectionError(error) from None
+        except urllib3_errors.LocationValueError as error:
+            raise requests.exceptions.InvalidURL(error) from None
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = raw
+        response.reason = raw.reason
+        response.url = url
+        response.request = prepared
+        return response
+
+    def _route(self, url: str) -> _Route:
         parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc, stream)
-        with self._environment_lock:
-            if key not in self._environment:
-                self._environment[key] = super().merge_environment_settings(
-                    url, proxies, stream, verify, cert
-                )
-            settings = self._environment[key]
-        return {**settings, "proxies": dict(settings["proxies"])}
+        key = (parts.scheme.lower(), parts.netloc.lower())
+        with self._lock:
+            route = self._routes.get(key)
+            if route is None or route.pool.pool is None:  # never used, or closed by its manager
+                route = self._routes[key] = self._new_route(url)
+            return route
+
+    def _new_route(self, url: str) -> _Route:
+        session = self.session
+        settings = session.merge_environment_settings(url, {}, True, None, None)
+        proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
+        probe = requests.PreparedRequest()
+        probe.prepare_url(url, None)
+        adapter = session.get_adapter(url)
+        pool = adapter.get_connection_with_tls_context(probe, verify, proxies=proxies, cert=cert)
+        adapter.cert_verify(pool, url, verify, cert)
+        netrc = None
+        if session.trust_env and "Authorization" not in session.headers:
+            found = get_netrc_auth(url)
+            if found:
+                netrc = _basic_auth_str(*found)
+        whole_url = adapter.request_url(probe, proxies) != probe.path_url
+        return _Route(pool, whole_url, netrc)
+
+    def _redirected(
+        self, prepared: requests.PreparedRequest, response: requests.Response, location: str
+    ) -> requests.PreparedRequest:
+        """The request `location` asks for, as requests' `resolve_redirects` builds it."""
+        following = prepared.copy()
+        if location.startswith("//"):
+            location = f"{urlsplit(prepared.url or '').scheme}:{location}"
+        if urlsplit(location).netloc:
+            url = requote_uri(location)
+        else:
+            url = urljoin(prepared.url or "", requote_uri(location))
+        following.url = url
+        self.session.rebuild_method(following, response)
+        if response.status_code not in (307, 308):
+            for name in ("Content-Length", "Content-Type", "Transfer-Encoding"):
+                following.headers.pop(name, None)
+            following.body = None
+        following.headers.pop("Cookie", None)
+        if "Authorization" in following.headers and self.session.should_strip_auth(
+            prepared.url or "", url
+        ):
+            del following.headers["Authorization"]
+        return following
+
+    def close(self) -> None:
+        self.session.close()
 
 
 class HttpClient:
-    """A `requests.Session` with a base URL, timeouts, retries, rate limits and redaction.
+    """A `requests.Session`'s settings with a base URL, timeouts, retries, rate limits and
+    redaction; requests go out through `_Transport` (urllib3's pools, set up by requests).
 
     `secrets` are values (tokens) that must never appear in a message; the value of an
     `Authorization` header is always one. `token_env` names the variable an
@@ -717,13 +829,14 @@ class HttpClient:
         self.sleep, self.clock, self.jitter = sleep, clock, jitter
         self.limiter = host_limiter(self.base_url, limits)
         if session is None:
-            session = _Session()
+            session = requests.Session()
             # One pooled connection per request in flight, so none is opened and dropped.
             size = max(10, self.limiter.limits.max_in_flight)
             adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
+        self._transport = _Transport(session, timeout)
         self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
         found = [s for s in secrets if s]
         authorization = self.session.headers.get("Authorization")
@@ -908,7 +1021,7 @@ class HttpClient:
         return " ".join(text.split())
 
     def close(self) -> None:
-        self.session.close()
+        self._transport.close()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -955,9 +1068,7 @@ class HttpClient:
         failure: str | None = None
         started = time.monotonic()
         try:
-            response = self.session.request(
-                method, url, params=params, json=json, timeout=self.timeout, stream=True
-            )
+            response = self._transport.send(method, url, params, json)
         except requests.Timeout:
             return _Retry(f"timeout (limit {self._timeout_text()})")
         except requests.ConnectionError:

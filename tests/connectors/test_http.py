@@ -1144,3 +1144,71 @@ def test_the_environment_is_read_once_per_host_and_used_as_requests_uses_it(
     bearer = make_client(httpserver, sleeps)  # its own header, netrc having nothing
     bearer.request("GET", "/signed")
     assert seen[-1] == f"Bearer {TOKEN}"
+
+
+def test_redirects_are_followed_as_requests_follows_them(httpserver, client):
+    """A moved resource is read where it went; a 303 turns a POST into a GET without its
+    body; a 307 repeats the POST with its body; the token stays on its own host."""
+    seen: list[tuple[str, str, bytes, str | None]] = []
+
+    def landing(request: Request) -> Response:
+        seen.append(
+            (request.method, request.path, request.get_data(), request.headers.get("Authorization"))
+        )
+        return json_response({"at": request.path})
+
+    httpserver.expect_request("/moved").respond_with_response(
+        Response(status=301, headers={"Location": "/here"})
+    )
+    httpserver.expect_request("/search", method="POST").respond_with_response(
+        Response(status=303, headers={"Location": "/results?page=1"})
+    )
+    httpserver.expect_request("/retry-here", method="POST").respond_with_response(
+        Response(status=307, headers={"Location": "/kept"})
+    )
+    elsewhere = httpserver.url_for("/away").replace("localhost", "127.0.0.1")
+    httpserver.expect_request("/leave").respond_with_response(
+        Response(status=302, headers={"Location": elsewhere})
+    )
+    for path in ("/here", "/results", "/kept", "/away"):
+        httpserver.expect_request(path).respond_with_handler(landing)
+
+    assert client.request_json("GET", "/moved") == {"at": "/here"}
+    assert client.request_json("POST", "/search", json={"q": 1}) == {"at": "/results"}
+    assert client.request_json("POST", "/retry-here", json={"q": 2}) == {"at": "/kept"}
+    assert client.request_json("GET", "/leave") == {"at": "/away"}
+    bearer = f"Bearer {TOKEN}"
+    assert seen == [
+        ("GET", "/here", b"", bearer),
+        ("GET", "/results", b"", bearer),
+        ("POST", "/kept", b'{"q": 2}', bearer),
+        ("GET", "/away", b"", None),  # another host: never the token
+    ]
+
+
+def test_a_redirect_loop_fails_the_request_in_one_line(httpserver, client):
+    httpserver.expect_request("/loop").respond_with_response(
+        Response(status=302, headers={"Location": "/loop"})
+    )
+    with pytest.raises(SourceError) as caught:
+        client.request("GET", "/loop")
+    assert str(caught.value) == "github: request failed on GET /loop: TooManyRedirects"
+    assert len(httpserver.log) == 30
+
+
+def test_plain_http_goes_through_the_proxy_the_environment_names(httpserver, sleeps, monkeypatch):
+    """HTTP_PROXY carries every request to a plain-HTTP API, its whole URL on the request
+    line, as requests sends it; the API's own host is never looked up."""
+    monkeypatch.setenv("HTTP_PROXY", httpserver.url_for("/").rstrip("/"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    seen = []
+
+    def handler(request: Request) -> Response:
+        seen.append((request.host, request.path, request.args.get("page")))
+        return json_response({"ok": True})
+
+    httpserver.expect_request("/v1/things").respond_with_handler(handler)
+    client = HttpClient("github", "http://api.example.invalid/v1", max_attempts=1)
+    assert client.request_json("GET", "/things", params={"page": 2}) == {"ok": True}
+    assert seen == [("api.example.invalid", "/v1/things", "2")]
