@@ -660,7 +660,7 @@ class _Transport:
         prepared.prepare_url(url, params)
         prepared.prepare_headers(self.session.headers)
         prepared.prepare_body(None, None, json)
-        for _ in range(MAX_REDIRECTS):
+        for _ in range(MAX_REDIRECTS + 1):  # the request, then each redirect it gets
             response = self._send_once(prepared)
             location = self.session.get_redirect_target(response)
             if not location:
