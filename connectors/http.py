@@ -734,6 +734,10 @@ class _Transport:
         probe = requests.PreparedRequest()
         probe.prepare_url(url, None)
         adapter = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter):  # the only adapter requests itself mounts
+            raise requests.exceptions.InvalidSchema(
+                f"no HTTP adapter for {urlsplit(url).scheme}:// (got {type(adapter).__name__})"
+            )
         pool = adapter.get_connection_with_tls_context(probe, verify, proxies=proxies, cert=cert)
         adapter.cert_verify(pool, url, verify, cert)
         netrc = None
