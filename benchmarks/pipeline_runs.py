@@ -881,7 +881,21 @@ def write_page(
             for figure in missed
         ]
         lines += ["", *TARGETS_NOT_MET_NOTE]
-    else:
+    # A figure with a target but no verdict: the machine's noise outweighed it (a
+    # latency cost below zero), so this run cannot say whether it met its target.
+    unjudged = [
+        figure for figure in report.figures if figure.met is None and figure.target[:1] in "<>"
+    ]
+    if unjudged:
+        lines += [
+            *([""] if missed else []),
+            *(
+                f"- Not judged: {figure.name.strip()}: {figure.value}, against "
+                f"{figure.target}; this run's noise outweighed the figure."
+                for figure in unjudged
+            ),
+        ]
+    if not missed and not unjudged:
         lines.append("None: every figure with a target met it in this run.")
     lines += ["", "## Runs", ""]
     for table in report.tables:
