@@ -884,7 +884,9 @@ def write_page(
     # A figure with a target but no verdict: the machine's noise outweighed it (a
     # latency cost below zero), so this run cannot say whether it met its target.
     unjudged = [
-        figure for figure in report.figures if figure.met is None and figure.target[:1] in "<>"
+        figure
+        for figure in report.figures
+        if figure.met is None and figure.target.startswith(("<", ">"))
     ]
     if unjudged:
         lines += [
