@@ -12,6 +12,7 @@ sources are fetched (`prepare_in_background`).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -195,21 +196,24 @@ def _set_up():
     return asset.add_batch_definition_whole_dataframe("whole_series")
 
 
-def _expectation_class(name: str):
-    """`expect_column_values_to_be_between` -> ExpectColumnValuesToBeBetween."""
+@functools.cache
+def _expectation_classes() -> dict[str, Any]:
+    """GX's expectation classes by their lowercased names: GX spells some with capitals
+    a word of the snake name does not tell (expect_column_kl_divergence_... is
+    ExpectColumnKLDivergence...). Read once: every declared expectation of every series
+    looks its class up here."""
     import great_expectations.expectations as expectations
 
-    # Compared without case: GX spells some classes with capitals a word of the snake
-    # name does not tell (expect_column_kl_divergence_... is ExpectColumnKLDivergence...).
-    wanted = name.replace("_", "").lower()
-    found = next(
-        (
-            getattr(expectations, class_name)
-            for class_name in dir(expectations)
-            if class_name.lower() == wanted and class_name.startswith("Expect")
-        ),
-        None,
-    )
+    return {
+        class_name.lower(): getattr(expectations, class_name)
+        for class_name in dir(expectations)
+        if class_name.startswith("Expect")
+    }
+
+
+def _expectation_class(name: str):
+    """`expect_column_values_to_be_between` -> ExpectColumnValuesToBeBetween."""
+    found = _expectation_classes().get(name.replace("_", "").lower())
     if not name.startswith("expect_") or found is None:
         raise ValueError(f"unknown Great Expectations expectation {name!r}")
     return found
