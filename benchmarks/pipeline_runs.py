@@ -955,12 +955,12 @@ def write_page(
         "GA4 reports differing only in their metrics count as one query; other queries the "
         "run kept apart are not merged.",
         "- Floor: the slowest API's fewest pages x latency / the requests it may have in "
-        "flight; latency cost: wall at 50 ms minus wall at 0 ms, paired (the runs back to "
-        "back, so the machine's drift cancels out of each difference) and the median of the "
-        f"pairs' differences: the backfill's {scale.repeats} rounds; the nightly's "
-        f"{scale.nightly_pairs} pairs, its rounds' and more on their last warehouses, the "
-        "order swapped every other pair (its cost is a fraction of a second against walls of "
-        "seconds). The value shows the pairs' spread.",
+        "flight; latency cost: wall at 50 ms minus wall at 0 ms, paired (runs of the same "
+        "round, so the machine's drift over the rounds cancels out of each difference), the "
+        f"median of the pairs' differences: the backfill's {scale.repeats} rounds; the "
+        f"nightly's {scale.nightly_pairs} pairs, its rounds' and more run back to back on their "
+        "last warehouses, the order swapped every other pair (its cost is a fraction of a "
+        "second against walls of seconds). The value shows the pairs' spread.",
         "- dlt: `benchmarks/dlt_github.py`, one `rest_api` resource per repository "
         "(parallelized, header-link paging, an incremental `updated_at` cursor that stops "
         "the newest-first list at the window), loaded to `jsonl` files, against "
