@@ -64,6 +64,7 @@ from okr_metrics.connectors.sandbox import SandboxData  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 QUARTER = "2026-Q3"
 START, BACKFILL_END, NIGHTLY_AS_OF = date(2026, 7, 1), date(2026, 9, 29), date(2026, 9, 30)
+NIGHTLY_START = NIGHTLY_AS_OF - timedelta(days=2)  # a nightly run's 3 trailing days
 # The morning after the nightly run's day: nothing later exists. The data starts a month
 # before the quarter (what the runs read, and it keeps thousands of keys small).
 HORIZON = datetime(2026, 10, 1, 1, 0, tzinfo=timezone.utc)
@@ -329,8 +330,12 @@ def _allowed_text(allowed: Mapping[str, int]) -> str:
 # --- the cases --------------------------------------------------------------------------------
 
 
+def run_nightly(sandbox: ApiSandboxes, env: Mapping[str, str]) -> Run:
+    return run_okr(sandbox, okr("run", "--date", str(NIGHTLY_AS_OF)), env, NIGHTLY_START)
+
+
 def extra_nightly_pairs(
-    sandbox: ApiSandboxes, last_round: Mapping[float, tuple[dict[str, str], date]], pairs: int
+    sandbox: ApiSandboxes, last_round: Mapping[float, Mapping[str, str]], pairs: int
 ) -> list[float]:
     """`pairs` more nightly runs at the lowest and the highest latency, each pair back to
     back on the last round's warehouses (a nightly run replaces its days' rows, so each
@@ -341,11 +346,8 @@ def extra_nightly_pairs(
     for pair in range(pairs):
         walls = {}
         for latency in (low, high) if pair % 2 == 0 else (high, low):
-            env, window_start = last_round[latency]
             sandbox.latency_seconds = latency
-            walls[latency] = run_okr(
-                sandbox, okr("run", "--date", str(NIGHTLY_AS_OF)), env, window_start
-            ).wall
+            walls[latency] = run_nightly(sandbox, last_round[latency]).wall
             sandbox.latency_seconds = 0.0
         differences.append(walls[high] - walls[low])
     if pairs > 0:
@@ -359,10 +361,11 @@ def latency_cost(kind: str, latency: float, differences: Sequence[float], least:
     the spread of the pairs shows."""
     cost = statistics.median(differences)
     ratio = cost / least if least else float("inf")
+    pairs = f"{len(differences)} pair{'s' * (len(differences) > 1)}"
     spread = f"{min(differences):+.2f}..{max(differences):+.2f} s"
     return Figure(
         f"20 KRs, {kind}: latency cost at {latency * 1000:.0f} ms / floor",
-        f"{cost:.2f} s / {least:.2f} s (median of {len(differences)} pair{'s' * (len(differences) > 1)}: {spread})",
+        f"{cost:.2f} s / {least:.2f} s (median of {pairs}: {spread})",
         ratio,
         "<= 1.5x",
         ratio <= 1.5,
@@ -384,7 +387,7 @@ def quarter_runs(scale: Scale, report: Report, allowed: Mapping[str, int], work:
         volumes = describe_volume(sandbox, scale.keys)
         print(f"  data in the quarter: {volumes}")
         rounds: dict[float, list[tuple[Run, Run]]] = {latency: [] for latency in scale.latencies}
-        last_round: dict[float, tuple[dict[str, str], date]] = {}
+        last_round: dict[float, dict[str, str]] = {}
         floors = []
         for round_number in range(scale.repeats):
             floors.append(import_floor())
@@ -399,23 +402,25 @@ def quarter_runs(scale: Scale, report: Report, allowed: Mapping[str, int], work:
                     env,
                     START,
                 )
-                nightly_start = NIGHTLY_AS_OF.replace(day=NIGHTLY_AS_OF.day - 2)
-                nightly = run_okr(
-                    sandbox, okr("run", "--date", str(NIGHTLY_AS_OF)), env, nightly_start
-                )
+                nightly = run_nightly(sandbox, env)
                 sandbox.latency_seconds = 0.0
-                last_round[latency] = (env, nightly_start)
+                last_round[latency] = env
                 rounds[latency].append((backfill, nightly))
                 print(
                     f"  round {round_number + 1}, {latency * 1000:.0f} ms: backfill "
                     f"{backfill.wall:.2f} s, nightly {nightly.wall:.2f} s (floor {floors[-1]:.2f} s)"
                 )
-        nightly_differences = [
-            slow[1].wall - fast[1].wall
-            for slow, fast in zip(rounds[max(rounds)], rounds[min(rounds)], strict=True)
-        ]
+        # Paired within each round (the runs minutes apart, not a round apart): the
+        # machine's drift over the rounds cancels out of each difference.
+        differences = {
+            kind: [
+                slow[index].wall - fast[index].wall
+                for slow, fast in zip(rounds[max(rounds)], rounds[min(rounds)], strict=True)
+            ]
+            for index, kind in enumerate(("backfill", "nightly"))
+        }
         if len(rounds) > 1:
-            nightly_differences += extra_nightly_pairs(
+            differences["nightly"] += extra_nightly_pairs(
                 sandbox, last_round, scale.nightly_pairs - scale.repeats
             )
         floor = statistics.median(floors)
@@ -444,19 +449,8 @@ def quarter_runs(scale: Scale, report: Report, allowed: Mapping[str, int], work:
             )
         if high > low:
             slow = results[high][index]
-            # Paired within each round (the runs minutes apart, not a round apart): the
-            # machine's drift over the rounds cancels out of each difference.
-            differences = (
-                nightly_differences
-                if kind == "nightly"
-                else [
-                    slow_runs[index].wall - fast_runs[index].wall
-                    for slow_runs, fast_runs in zip(rounds[high], rounds[low], strict=True)
-                ]
-            )
-            report.add(
-                latency_cost(kind, high, differences, latency_floor(slow.minimum, high, allowed))
-            )
+            least = latency_floor(slow.minimum, high, allowed)
+            report.add(latency_cost(kind, high, differences[kind], least))
         run = results[low][index]
         limit = 2.0 if kind == "backfill" else 1.5
         report.add(
